@@ -1,0 +1,61 @@
+/**
+ * The usage dispatcher's activity: one bulk read of status changes since the watermark per cycle.
+ * New launched instances get their integration; instances that reached a final status wake theirs.
+ */
+import { Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import type { Knex } from 'knex';
+import type { Config } from '../../lib/config.js';
+import { readChangedInstances, readWatermark, recordOutcome, writeWatermark, isFinal, type ChangedInstance } from '../../lib/db/usage-store.js';
+import { startIntegration, wakeIntegration } from '../../lib/usage/start-integration.js';
+
+export const USAGE_WATERMARK = 'usage-dispatch';
+
+export interface DispatchResult { scanned: number; started: number; woken: number; watermark: string; cycles: number }
+
+function toDbTime(d: Date): string {
+  return d.toISOString().replace('T', ' ').slice(0, 19);
+}
+
+async function inParallel<T>(items: T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+export interface DispatchActivityDeps { db: Knex; config: Config; client: Client }
+
+export function createDispatchActivities({ db, config, client }: DispatchActivityDeps) {
+  async function dispatchUsageIntegrations(opts: { maxBatches?: number } = {}): Promise<DispatchResult> {
+    let wm = (await readWatermark(db, USAGE_WATERMARK)) ?? { statusDate: toDbTime(config.usage.dispatchSince), taskInstanceId: 0 };
+    const result: DispatchResult = { scanned: 0, started: 0, woken: 0, watermark: wm.statusDate, cycles: 0 };
+    const maxBatches = opts.maxBatches ?? 50;
+    for (let i = 0; i < maxBatches; i++) {
+      const batch = await readChangedInstances(db, wm, config.usage.dispatchBatchSize);
+      if (batch.length === 0) break;
+      await inParallel(batch, 16, async (ti: ChangedInstance) => {
+        if (ti.integration === null) {
+          const { started } = await startIntegration(client, config, { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId });
+          await recordOutcome(db, ti.id, 'started', null);
+          if (started) result.started++;
+        } else if (ti.integration === 'started' && isFinal(ti.status)) {
+          if (await wakeIntegration(client, config, ti.id)) result.woken++;
+        }
+      });
+      const last = batch[batch.length - 1]!;
+      wm = { statusDate: last.statusDate, taskInstanceId: last.id };
+      // Persist per batch: a retried activity resumes where this one stopped.
+      await writeWatermark(db, USAGE_WATERMARK, wm);
+      result.scanned += batch.length;
+      result.cycles++;
+      Context.current().heartbeat(wm);
+      if (batch.length < config.usage.dispatchBatchSize) break;
+    }
+    result.watermark = wm.statusDate;
+    return result;
+  }
+  return { dispatchUsageIntegrations };
+}
+
+export type DispatchActivities = ReturnType<typeof createDispatchActivities>;

@@ -1,0 +1,72 @@
+/**
+ * The fetch-usage activity. Each attempt consults the Jobmon database, then the job's accounting;
+ * "not yet" is a retryable failure whose message says what is missing, so Temporal's retry policy
+ * spaces the attempts without writing them to history.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import type { Knex } from 'knex';
+import type { Config } from '../../lib/config.js';
+import { readTaskInstanceForUsage, recordOutcome, writeUsage, type IntegrationOutcome } from '../../lib/db/usage-store.js';
+import { LOOKUP_ROWS, TASK_INSTANCE_FAILED, TaskInstanceStatus } from '../../lib/jobmon/status.js';
+import type { UsageSource } from '../../lib/usage/sources.js';
+import { classifyUsageError } from './errors.js';
+
+export interface FetchUsageInput {
+  taskInstanceId: number;
+  /** 'job' until the job has finished; 'accounting' once the workflow knows it waits for accounting only. */
+  phase: 'job' | 'accounting';
+}
+
+export type FetchUsageResult =
+  | { outcome: 'integrated'; values: Record<string, string | null>; summary: string }
+  | { outcome: 'dropped'; status: string; reason: string }
+  /** The job finished a while ago but its accounting is still missing: the workflow changes phase. */
+  | { outcome: 'waiting_for_accounting'; reason: string };
+
+/** After the job finished, accounting normally lags seconds: retry quickly this long before saying so. */
+const ACCOUNTING_LAG_SECONDS = 120;
+const QUICK_RETRY = '10s';
+
+const TI_LABEL = Object.fromEntries(LOOKUP_ROWS.task_instance_status.map(([id, label]) => [id, label]));
+
+export interface UsageActivityDeps { db: Knex; config: Config; source: UsageSource }
+
+export function createUsageActivities({ db, config, source }: UsageActivityDeps) {
+  async function fetchUsage({ taskInstanceId, phase }: FetchUsageInput): Promise<FetchUsageResult> {
+    const ti = await readTaskInstanceForUsage(db, taskInstanceId);
+    if (!ti) throw ApplicationFailure.nonRetryable(`task instance ${taskInstanceId} does not exist in the Jobmon database`, 'TaskInstanceNotFound');
+    if (!ti.distributorId) throw ApplicationFailure.nonRetryable(`task instance ${taskInstanceId} has no distributor id: it was never launched`, 'NoDistributorId');
+    const job = `task instance ${ti.id} (job ${ti.distributorId}${ti.clusterName ? ` on ${ti.clusterName}` : ''})`;
+    const failed = TASK_INSTANCE_FAILED.includes(ti.status);
+    if (failed && !config.usage.integrateFailedJobs) {
+      const reason = `${job} ended ${ti.status} (${TI_LABEL[ti.status]}) in Jobmon; INTEGRATE_FAILED_JOBS is off`;
+      await recordOutcome(db, ti.id, 'dropped', reason);
+      return { outcome: 'dropped', status: ti.status, reason };
+    }
+    if (!failed && ti.status !== TaskInstanceStatus.DONE) {
+      throw ApplicationFailure.retryable(`${job} is ${ti.status} (${TI_LABEL[ti.status] ?? 'unknown'}) in Jobmon: waiting for the job to finish`, 'WaitingForJob');
+    }
+    let lookup;
+    try {
+      lookup = await source.lookup(ti.clusterType, ti.clusterName, ti.distributorId);
+    } catch (e) {
+      throw classifyUsageError(e, job);
+    }
+    if (lookup.kind === 'found') {
+      const values = await writeUsage(db, ti.id, lookup.values, lookup.summary);
+      return { outcome: 'integrated', values, summary: lookup.summary };
+    }
+    const reason = `${lookup.what} (${job} is ${ti.status} in Jobmon since ${ti.statusDate}): waiting for accounting`;
+    if (phase === 'job' && ti.secondsSinceStatus > ACCOUNTING_LAG_SECONDS) return { outcome: 'waiting_for_accounting', reason };
+    throw ApplicationFailure.create({ message: reason, type: 'WaitingForAccounting', nextRetryDelay: phase === 'job' ? QUICK_RETRY : undefined });
+  }
+
+  /** Records how an integration ended when the workflow, not fetchUsage, decided it (deadline, bad input). */
+  async function recordIntegrationOutcome(input: { taskInstanceId: number; outcome: IntegrationOutcome; reason: string }): Promise<void> {
+    await recordOutcome(db, input.taskInstanceId, input.outcome, input.reason);
+  }
+
+  return { fetchUsage, recordIntegrationOutcome };
+}
+
+export type UsageActivities = ReturnType<typeof createUsageActivities>;

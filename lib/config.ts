@@ -1,0 +1,237 @@
+/**
+ * The one validated configuration of jobmon-temporal, read from environment variables.
+ * Start-up fails with every bad or missing variable named, and what it expects.
+ */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface TemporalConfig {
+  address: string;
+  namespace: string;
+  taskQueuePrefix: string;
+}
+
+export interface SlurmConfig {
+  restUrl?: string;
+  restApiVersion?: string;
+  /** A token given inline. Never logged; prefer jwtFile, which is re-read on 401. */
+  jwt?: string;
+  jwtFile?: string;
+  userName?: string;
+  sacctPath: string;
+  maxRequestsPerSecond: number;
+  requestTimeoutMs: number;
+}
+
+export interface UsageConfig {
+  retryInitialMs: number;
+  retryCoefficient: number;
+  retryMaxMs: number;
+  deadlineMs: number;
+  dispatchIntervalMs: number;
+  dispatchSince: Date;
+  dispatchBatchSize: number;
+  integrateFailedJobs: boolean;
+  rssAggregation: 'sum' | 'max';
+  coalesceWindowMs: number;
+  coalesceMaxBatch: number;
+  backfillPerSecond: number;
+}
+
+export interface ReaperConfig {
+  intervalMs: number;
+  graceMs: number;
+  maxFraction: number;
+  breakerMinRuns: number;
+  batchSize: number;
+  reapLiveRunInstances: boolean;
+  slackWebhookUrl?: string;
+}
+
+export interface Config {
+  cacheDir: string;
+  temporal: TemporalConfig;
+  dbUrl: string;
+  slurm: SlurmConfig;
+  qpidUrl?: string;
+  usage: UsageConfig;
+  reaper: ReaperConfig;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `500ms`, `30s`, `5m`, `2h`, `7d`; a bare number is seconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * (UNITS[m[2] ?? 's'] ?? 1000));
+}
+
+type Env = Record<string, string | undefined>;
+
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  str(name: string, fallback?: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v === '' ? fallback : v;
+  }
+
+  duration(name: string, fallback: string): number {
+    const raw = this.str(name, fallback)!;
+    const ms = parseDuration(raw);
+    if (ms === undefined || ms <= 0) {
+      this.problems.push(`${name}=${JSON.stringify(raw)}: expected a positive duration such as 30s, 5m, 2h or 7d`);
+      return parseDuration(fallback)!;
+    }
+    return ms;
+  }
+
+  number(name: string, fallback: number, check: (n: number) => boolean, expects: string): number {
+    const raw = this.str(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isFinite(n) || !check(n)) {
+      this.problems.push(`${name}=${JSON.stringify(raw)}: expected ${expects}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const raw = this.str(name);
+    if (raw === undefined) return fallback;
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    this.problems.push(`${name}=${JSON.stringify(raw)}: expected true or false`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    const raw = this.str(name);
+    if (raw === undefined) return fallback;
+    if ((allowed as readonly string[]).includes(raw)) return raw as T;
+    this.problems.push(`${name}=${JSON.stringify(raw)}: expected one of ${allowed.join(', ')}`);
+    return fallback;
+  }
+
+  url(name: string, protocols: string[]): string | undefined {
+    const raw = this.str(name);
+    if (raw === undefined) return undefined;
+    try {
+      const u = new URL(raw);
+      if (!protocols.includes(u.protocol)) throw new Error('protocol');
+      return raw.replace(/\/+$/, '');
+    } catch {
+      this.problems.push(`${name}: expected a ${protocols.join(' or ')} URL (value not shown)`);
+      return undefined;
+    }
+  }
+}
+
+export function defaultCacheDir(env: Env = process.env): string {
+  return env.JOBMON_TEMPORAL_CACHE || join(homedir(), '.cache', 'jobmon-temporal');
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const r = new Reader(env);
+  const cacheDir = defaultCacheDir(env);
+
+  const address = r.str('TEMPORAL_ADDRESS', 'localhost:7233')!;
+  if (!/^[^\s:/]+:\d{1,5}$/.test(address)) r.problems.push(`TEMPORAL_ADDRESS=${JSON.stringify(address)}: expected host:port`);
+  const taskQueuePrefix = r.str('TEMPORAL_TASK_QUEUE_PREFIX', '')!;
+  if (!/^[A-Za-z0-9._-]*$/.test(taskQueuePrefix)) {
+    r.problems.push(`TEMPORAL_TASK_QUEUE_PREFIX=${JSON.stringify(taskQueuePrefix)}: expected letters, digits, '.', '_' or '-'`);
+  }
+
+  const dbUrl = r.str('JOBMON_DB_URL', `sqlite:${join(cacheDir, 'jobmon.sqlite3')}`)!;
+  if (!/^(postgres(ql)?:\/\/|mysql:\/\/|mariadb:\/\/|sqlite:)/.test(dbUrl)) {
+    r.problems.push('JOBMON_DB_URL: expected postgres://…, mysql://… or sqlite:PATH (value not shown)');
+  }
+
+  const restApiVersion = r.str('SLURM_REST_API_VERSION');
+  if (restApiVersion !== undefined && !/^v0\.0\.\d{2}$/.test(restApiVersion)) {
+    r.problems.push(`SLURM_REST_API_VERSION=${JSON.stringify(restApiVersion)}: expected a version such as v0.0.38 or v0.0.42`);
+  }
+  const restUrl = r.url('SLURM_REST_URL', ['http:', 'https:']);
+  const jwt = r.str('SLURM_JWT');
+  const jwtFile = r.str('SLURM_JWT_FILE');
+  const userName = r.str('SLURM_USER_NAME');
+  if (restUrl && !jwt && !jwtFile) r.problems.push('SLURM_JWT or SLURM_JWT_FILE: required when SLURM_REST_URL is set');
+  if (restUrl && !userName) r.problems.push('SLURM_USER_NAME: required when SLURM_REST_URL is set (sent as X-SLURM-USER-NAME)');
+
+  const sinceRaw = r.str('USAGE_DISPATCH_SINCE');
+  let dispatchSince = new Date(Date.now() - 86_400_000);
+  if (sinceRaw !== undefined) {
+    const d = new Date(sinceRaw);
+    if (Number.isNaN(d.getTime())) r.problems.push(`USAGE_DISPATCH_SINCE=${JSON.stringify(sinceRaw)}: expected an ISO date such as 2026-11-01T00:00:00Z`);
+    else dispatchSince = d;
+  }
+
+  const config: Config = {
+    cacheDir,
+    temporal: { address, namespace: r.str('TEMPORAL_NAMESPACE', 'default')!, taskQueuePrefix },
+    dbUrl,
+    slurm: {
+      restUrl,
+      restApiVersion,
+      jwt,
+      jwtFile,
+      userName,
+      sacctPath: r.str('SACCT_PATH', 'sacct')!,
+      maxRequestsPerSecond: r.number('SLURM_MAX_REQUESTS_PER_SECOND', 5, (n) => n > 0, 'a positive number'),
+      requestTimeoutMs: r.duration('SLURM_REQUEST_TIMEOUT', '30s'),
+    },
+    qpidUrl: r.url('QPID_URL', ['http:', 'https:']),
+    usage: {
+      retryInitialMs: r.duration('USAGE_RETRY_INITIAL', '30s'),
+      retryCoefficient: r.number('USAGE_RETRY_COEFFICIENT', 2, (n) => n >= 1, 'a number >= 1'),
+      retryMaxMs: r.duration('USAGE_RETRY_MAX', '30m'),
+      deadlineMs: r.duration('USAGE_DEADLINE', '7d'),
+      dispatchIntervalMs: r.duration('USAGE_DISPATCH_INTERVAL', '30s'),
+      dispatchSince,
+      dispatchBatchSize: r.number('USAGE_DISPATCH_BATCH_SIZE', 500, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+      integrateFailedJobs: r.bool('INTEGRATE_FAILED_JOBS', false),
+      rssAggregation: r.oneOf('RSS_AGGREGATION', 'sum', ['sum', 'max'] as const),
+      coalesceWindowMs: r.duration('USAGE_COALESCE_WINDOW', '250ms'),
+      coalesceMaxBatch: r.number('USAGE_COALESCE_MAX_BATCH', 200, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+      backfillPerSecond: r.number('BACKFILL_PER_SECOND', 50, (n) => n > 0, 'a positive number'),
+    },
+    reaper: {
+      intervalMs: r.duration('REAPER_INTERVAL', '5m'),
+      graceMs: r.duration('REAPER_GRACE', '60s'),
+      maxFraction: r.number('REAPER_MAX_FRACTION', 0.5, (n) => n > 0 && n <= 1, 'a fraction in (0, 1]'),
+      breakerMinRuns: r.number('REAPER_BREAKER_MIN_RUNS', 10, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
+      batchSize: r.number('REAPER_BATCH_SIZE', 500, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+      reapLiveRunInstances: r.bool('REAP_LIVE_RUN_INSTANCES', false),
+      slackWebhookUrl: r.url('SLACK_WEBHOOK_URL', ['http:', 'https:']),
+    },
+  };
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}
+
+/** Names of this deployment's task queues and schedules; the prefix keeps two deployments apart. */
+export function names(temporal: TemporalConfig) {
+  const p = temporal.taskQueuePrefix;
+  return {
+    usageTaskQueue: `${p}jobmon-usage-integration`,
+    reaperTaskQueue: `${p}jobmon-reaper`,
+    usageDispatchScheduleId: `${p}jobmon-usage-dispatch`,
+    reaperScheduleId: `${p}jobmon-reaper`,
+    usageWorkflowId: (taskInstanceId: number) => `${p}usage-integration-${taskInstanceId}`,
+  };
+}
+
+/** Hides credentials in a connection URL for logs and status output. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):([^@]*)@/, '//$1:***@');
+}

@@ -1,0 +1,32 @@
+/**
+ * The database's clock. Every deadline comparison and status_date write goes through here,
+ * so no worker's clock ever decides whether a heartbeat was missed.
+ */
+import type { Knex } from 'knex';
+import { dialectOf } from './connection.js';
+
+/** The database's current time as an SQL expression. */
+export function dbNow(db: Knex): Knex.Raw {
+  return db.raw('CURRENT_TIMESTAMP');
+}
+
+/** The database's current time plus `seconds` (negative for the past). */
+export function dbNowPlus(db: Knex, seconds: number): Knex.Raw {
+  const s = Math.trunc(seconds);
+  switch (dialectOf(db)) {
+    case 'pg':
+      return db.raw(`CAST(CURRENT_TIMESTAMP + (? * INTERVAL '1 second') AS TIMESTAMP)`, [s]);
+    case 'mysql':
+      return db.raw('DATE_ADD(CURRENT_TIMESTAMP, INTERVAL ? SECOND)', [s]);
+    case 'sqlite':
+      return db.raw(`datetime('now', ?)`, [`${s >= 0 ? '+' : ''}${s} seconds`]);
+  }
+}
+
+/** Reads the database clock, e.g. to report what "now" was for a sweep. */
+export async function readDbNow(db: Knex): Promise<string> {
+  const sql = dialectOf(db) === 'sqlite' ? `SELECT datetime('now') AS now` : 'SELECT CAST(CURRENT_TIMESTAMP AS CHAR(32)) AS now';
+  const rows = (await db.raw(dialectOf(db) === 'pg' ? 'SELECT CAST(LOCALTIMESTAMP AS TEXT) AS now' : sql)) as unknown;
+  const list = Array.isArray(rows) ? (Array.isArray(rows[0]) ? rows[0] : rows) : (rows as { rows: unknown[] }).rows;
+  return String((list[0] as { now: unknown }).now);
+}

@@ -1,0 +1,98 @@
+/**
+ * Test-data factory: Jobmon workflows, runs, tasks and task instances in any status, with deadlines
+ * given relative to the database's clock (seconds; negative = already passed).
+ */
+import type { Knex } from 'knex';
+import { dbNowPlus } from './clock.js';
+import type { TaskInstanceStatusCode, TaskStatusCode, WorkflowRunStatusCode, WorkflowStatusCode } from '../jobmon/status.js';
+
+async function insertId(db: Knex, table: string, row: Record<string, unknown>): Promise<number> {
+  const [res] = (await db(table).insert(row).returning('id')) as ({ id: number } | number)[];
+  return typeof res === 'object' ? Number(res.id) : Number(res);
+}
+
+export interface ClusterSpec { clusterType?: string; clusterName?: string; queueName?: string }
+
+/** Ensures cluster type → cluster → queue → task_resources exists; returns the task_resources id. */
+export async function ensureTaskResources(db: Knex, spec: ClusterSpec = {}): Promise<number> {
+  const typeName = spec.clusterType ?? 'slurm';
+  const clusterName = spec.clusterName ?? typeName;
+  const queueName = spec.queueName ?? 'all.q';
+  const type = (await db('cluster_type').where({ name: typeName }).first()) as { id: number } | undefined;
+  const typeId = type?.id ?? (await insertId(db, 'cluster_type', { name: typeName }));
+  const cluster = (await db('cluster').where({ name: clusterName }).first()) as { id: number } | undefined;
+  const clusterId = cluster?.id ?? (await insertId(db, 'cluster', { name: clusterName, cluster_type_id: typeId, connection_parameters: '{}' }));
+  const queue = (await db('queue').where({ name: queueName, cluster_id: clusterId }).first()) as { id: number } | undefined;
+  const queueId = queue?.id ?? (await insertId(db, 'queue', { name: queueName, cluster_id: clusterId, parameters: '{}' }));
+  return insertId(db, 'task_resources', { queue_id: queueId, task_resources_type_id: 'O', requested_resources: '{}' });
+}
+
+export interface WorkflowSpec { status?: WorkflowStatusCode; name?: string }
+export async function createWorkflow(db: Knex, spec: WorkflowSpec = {}): Promise<number> {
+  return insertId(db, 'workflow', { name: spec.name ?? 'factory-workflow', status: spec.status ?? 'R', created_date: dbNowPlus(db, 0), status_date: dbNowPlus(db, 0), max_concurrently_running: 10_000 });
+}
+
+export interface WorkflowRunSpec { workflowId?: number; status?: WorkflowRunStatusCode; heartbeatInSeconds?: number; workflowStatus?: WorkflowStatusCode }
+export async function createWorkflowRun(db: Knex, spec: WorkflowRunSpec = {}): Promise<{ workflowId: number; workflowRunId: number }> {
+  const workflowId = spec.workflowId ?? (await createWorkflow(db, { status: spec.workflowStatus ?? 'R' }));
+  const workflowRunId = await insertId(db, 'workflow_run', {
+    workflow_id: workflowId,
+    user: 'factory',
+    status: spec.status ?? 'R',
+    status_date: dbNowPlus(db, 0),
+    heartbeat_date: dbNowPlus(db, spec.heartbeatInSeconds ?? 93),
+  });
+  return { workflowId, workflowRunId };
+}
+
+export interface TaskSpec { workflowId: number; status?: TaskStatusCode; numAttempts?: number; maxAttempts?: number; taskResourcesId?: number; name?: string }
+export async function createTask(db: Knex, spec: TaskSpec): Promise<number> {
+  return insertId(db, 'task', {
+    workflow_id: spec.workflowId,
+    name: spec.name ?? 'factory-task',
+    command: 'true',
+    task_resources_id: spec.taskResourcesId ?? null,
+    num_attempts: spec.numAttempts ?? 1,
+    max_attempts: spec.maxAttempts ?? 3,
+    status: spec.status ?? 'R',
+    status_date: dbNowPlus(db, 0),
+  });
+}
+
+export interface TaskInstanceSpec {
+  workflowRunId: number;
+  taskId: number;
+  status?: TaskInstanceStatusCode;
+  distributorId?: string | null;
+  taskResourcesId?: number;
+  reportByInSeconds?: number;
+  statusDateInSeconds?: number;
+  usage?: { maxrss?: string | null; wallclock?: string | null; cpu?: string | null; maxpss?: string | null };
+}
+export async function createTaskInstance(db: Knex, spec: TaskInstanceSpec): Promise<number> {
+  return insertId(db, 'task_instance', {
+    workflow_run_id: spec.workflowRunId,
+    task_id: spec.taskId,
+    status: spec.status ?? 'R',
+    distributor_id: spec.distributorId ?? null,
+    task_resources_id: spec.taskResourcesId ?? null,
+    submitted_date: dbNowPlus(db, 0),
+    status_date: dbNowPlus(db, spec.statusDateInSeconds ?? 0),
+    report_by_date: dbNowPlus(db, spec.reportByInSeconds ?? 279),
+    ...(spec.usage ?? {}),
+  });
+}
+
+/** One run with one task and one instance: the common case in tests. */
+export async function createLaunchedInstance(
+  db: Knex,
+  spec: { status?: TaskInstanceStatusCode; distributorId?: string | null; cluster?: ClusterSpec; runStatus?: WorkflowRunStatusCode; heartbeatInSeconds?: number; reportByInSeconds?: number; taskStatus?: TaskStatusCode; numAttempts?: number; maxAttempts?: number } = {},
+): Promise<{ workflowId: number; workflowRunId: number; taskId: number; taskInstanceId: number; taskResourcesId: number }> {
+  const taskResourcesId = await ensureTaskResources(db, spec.cluster);
+  const { workflowId, workflowRunId } = await createWorkflowRun(db, { status: spec.runStatus ?? 'R', heartbeatInSeconds: spec.heartbeatInSeconds });
+  const taskId = await createTask(db, { workflowId, taskResourcesId, status: spec.taskStatus ?? 'R', numAttempts: spec.numAttempts, maxAttempts: spec.maxAttempts });
+  const taskInstanceId = await createTaskInstance(db, {
+    workflowRunId, taskId, taskResourcesId, status: spec.status ?? 'R', distributorId: spec.distributorId, reportByInSeconds: spec.reportByInSeconds,
+  });
+  return { workflowId, workflowRunId, taskId, taskInstanceId, taskResourcesId };
+}

@@ -1,0 +1,76 @@
+/**
+ * Batches concurrent lookups: every get(key) arriving within `windowMs` of the first pending one (up to
+ * `maxBatchSize` keys) is answered by ONE fetchMany call. One Slurm request costs about the same for one job
+ * as for a hundred, and slurmdbd is shared, so usage lookups of one worker become one accounting request.
+ */
+
+export interface CoalescerOptions<K, V> {
+  /** Answers a batch; keys absent from the map resolve to undefined. A rejection rejects every waiter of the batch. */
+  fetchMany: (keys: K[]) => Promise<Map<K, V | undefined>>;
+  /** How long the first key of a batch waits for company. */
+  windowMs: number;
+  /** A batch this full is sent at once. */
+  maxBatchSize: number;
+  /**
+   * Identity of a key, for de-duplication (default: the key itself). Needed for object keys such as
+   * DistributorId; fetchMany receives the first key object seen for each identity and must key its map by it.
+   */
+  keyOf?: (key: K) => unknown;
+}
+
+interface Pending<K, V> {
+  key: K;
+  waiters: { resolve: (v: V | undefined) => void; reject: (e: unknown) => void }[];
+}
+
+export class Coalescer<K, V> {
+  private batch = new Map<unknown, Pending<K, V>>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: CoalescerOptions<K, V>) {
+    if (!(opts.maxBatchSize >= 1)) throw new RangeError(`maxBatchSize must be >= 1, got ${opts.maxBatchSize}`);
+    if (!(opts.windowMs >= 0)) throw new RangeError(`windowMs must be >= 0, got ${opts.windowMs}`);
+  }
+
+  get(key: K): Promise<V | undefined> {
+    return new Promise<V | undefined>((resolve, reject) => {
+      const id = this.opts.keyOf ? this.opts.keyOf(key) : key;
+      let pending = this.batch.get(id);
+      if (!pending) {
+        pending = { key, waiters: [] };
+        this.batch.set(id, pending);
+      }
+      pending.waiters.push({ resolve, reject });
+      if (this.batch.size >= this.opts.maxBatchSize) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), this.opts.windowMs);
+    });
+  }
+
+  /** Sends the pending batch now (e.g. at shutdown). */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const entries = [...this.batch.values()];
+    this.batch = new Map();
+    if (entries.length === 0) return;
+
+    void this.run(entries);
+  }
+
+  private async run(entries: Pending<K, V>[]): Promise<void> {
+    let results: Map<K, V | undefined>;
+    try {
+      results = await this.opts.fetchMany(entries.map((e) => e.key));
+      if (!(results instanceof Map)) throw new TypeError('Coalescer: fetchMany must resolve to a Map');
+    } catch (error) {
+      for (const e of entries) for (const w of e.waiters) w.reject(error);
+      return;
+    }
+    for (const e of entries) for (const w of e.waiters) w.resolve(results.get(e.key));
+  }
+
+  /** Keys waiting for the next batch. */
+  get pendingCount(): number {
+    return this.batch.size;
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Job accounting through the `sacct` binary: one process per batch of ids (`-j a,b,c`), no shell.
+ * `--json` where it works (22.05+ with the JSON serializer), else `-P -n --format=...` lines.
+ * With `-j`, sacct already searches from the Unix epoch and across all users, so no `-S`/`-a` is needed;
+ * without `-D` it returns the latest record of a requeued job id, which is the one we want.
+ */
+import { execFile } from 'node:child_process';
+import { formatDistributorId } from './distributor-id.js';
+import { SlurmUnavailableError } from './errors.js';
+import { parseSacctJson, parseSacctParsable, SACCT_FORMAT } from './parse-sacct.js';
+import { TokenBucket } from './rate-limiter.js';
+import { MalformedAccountingError, type DistributorId, type JobAccounting } from './types.js';
+
+export interface SacctClientOptions {
+  /** e.g. `/usr/bin/sacct` or just `sacct` (looked up in PATH). */
+  sacctPath: string;
+  maxRequestsPerSecond: number;
+  /** Kill sacct after this long (default 60 s): a hung slurmdbd must not hang the worker. */
+  timeoutMs?: number;
+}
+
+type Mode = 'json' | 'parsable';
+
+export class SacctClient {
+  private readonly limiter: TokenBucket;
+  private mode: Mode | undefined;
+
+  constructor(private readonly opts: SacctClientOptions) {
+    this.limiter = new TokenBucket(opts.maxRequestsPerSecond);
+  }
+
+  /** Accounting records for all `ids` with one sacct run. Ids without a record are simply absent. */
+  async fetchJobs(ids: readonly DistributorId[]): Promise<JobAccounting[]> {
+    const list = [...new Set(ids.map(formatDistributorId))].join(',');
+    if (list === '') return [];
+    if (this.mode === 'json') return this.runJson(list);
+    if (this.mode === 'parsable') return this.runParsable(list);
+
+    // First call: try --json; if sacct refuses it (or prints no JSON) but -P works, stay with -P from now on.
+    try {
+      const jobs = await this.runJson(list);
+      this.mode = 'json';
+      return jobs;
+    } catch (jsonError) {
+      // Only "sacct could not do --json" is a reason to switch; a missing binary or Slurm's own error is not.
+      const refused = (jsonError instanceof SacctRunError && !jsonError.notFound) || jsonError instanceof MalformedAccountingError;
+      if (!refused) throw jsonError;
+      const jobs = await this.runParsable(list);
+      this.mode = 'parsable';
+      return jobs;
+    }
+  }
+
+  /** Which output format the client settled on (undefined until the first successful call). */
+  get outputMode(): Mode | undefined {
+    return this.mode;
+  }
+
+  private async runJson(list: string): Promise<JobAccounting[]> {
+    return parseSacctJson(await this.run(['--json', '-j', list]));
+  }
+
+  private async runParsable(list: string): Promise<JobAccounting[]> {
+    // %s makes sacct print epoch seconds, so times do not depend on this machine's time zone.
+    const out = await this.run(['-P', '-n', `--format=${SACCT_FORMAT.join(',')}`, '-j', list], { SLURM_TIME_FORMAT: '%s' });
+    return parseSacctParsable(out, SACCT_FORMAT);
+  }
+
+  private async run(args: string[], env: Record<string, string> = {}): Promise<string> {
+    await this.limiter.take();
+    const timeout = this.opts.timeoutMs ?? 60_000;
+    return new Promise((resolve, reject) => {
+      execFile(
+        this.opts.sacctPath,
+        args,
+        { env: { ...process.env, ...env }, timeout, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8', windowsHide: true },
+        (error, stdout, stderr) => {
+          if (!error) return resolve(stdout);
+          const e = error as NodeJS.ErrnoException & { killed?: boolean; signal?: string | null; code?: string | number | null };
+          const cmd = `${this.opts.sacctPath} ${args.join(' ')}`;
+          if (e.code === 'ENOENT' || e.code === 'EACCES') {
+            return reject(new SacctRunError(`sacct not runnable at ${JSON.stringify(this.opts.sacctPath)} (${e.code}): install slurm-client or set the sacct path`, true));
+          }
+          if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') return reject(new MalformedAccountingError(`${cmd}: output larger than the buffer`));
+          if (e.killed) return reject(new SacctRunError(`${cmd}: no answer within ${timeout} ms (killed)`));
+          const said = String(stderr).trim().split('\n').slice(-3).join(' | ').slice(0, 300);
+          reject(new SacctRunError(`${cmd} exited with ${e.code ?? e.signal}${said ? `: ${said}` : ''}`));
+        },
+      );
+    });
+  }
+}
+
+/** sacct failed or could not run; `notFound` marks a missing binary (no point trying another output format). */
+class SacctRunError extends SlurmUnavailableError {
+  constructor(
+    message: string,
+    readonly notFound = false,
+  ) {
+    super(message);
+  }
+}

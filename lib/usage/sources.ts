@@ -1,0 +1,104 @@
+/**
+ * Where a task instance's usage comes from, chosen by its cluster type (task_resources → queue →
+ * cluster → cluster_type): Slurm accounting (slurmrestd, else sacct), qpid for UGE-style clusters,
+ * or a fixed value for Jobmon's dummy cluster. Concurrent Slurm lookups in one worker coalesce.
+ */
+import type { Config } from '../config.js';
+import { Coalescer } from '../slurm/coalescer.js';
+import { parseDistributorId } from '../slurm/distributor-id.js';
+import { QpidClient } from '../slurm/qpid-client.js';
+import { SacctClient } from '../slurm/sacct-client.js';
+import { SlurmRestClient } from '../slurm/rest-client.js';
+import { selectRecord, summarizeUsage } from '../slurm/select.js';
+import { isJobFinished, type DistributorId, type JobAccounting } from '../slurm/types.js';
+import { readTokenFile } from '../slurm/token.js';
+import type { UsageValues } from '../db/usage-store.js';
+
+export type UsageLookup =
+  | { kind: 'found'; values: UsageValues; summary: string }
+  | { kind: 'missing'; what: string }
+  | { kind: 'unfinished'; what: string };
+
+export class NoUsageSourceError extends Error {
+  constructor(message: string) { super(message); this.name = 'NoUsageSourceError'; }
+}
+
+/** Jobmon's dummy cluster records this fixed usage, so tests can see a write without a cluster. */
+export const DUMMY_USAGE: UsageValues = { maxrss: '1314', wallclock: '0', cpu: '0', usageStr: 'dummy cluster: fixed usage' };
+
+const QPID_CLUSTER_TYPES = /^(uge|sge|buster)$/i;
+const DUMMY_CLUSTER_TYPES = /^(dummy|sequential|multiprocess)$/i;
+
+interface JobsClient { fetchJobs(ids: DistributorId[]): Promise<JobAccounting[]> }
+type Outcome = { record: JobAccounting | undefined } | { error: Error };
+
+export interface UsageSource {
+  lookup(clusterType: string | null, clusterName: string | null, distributorId: string): Promise<UsageLookup>;
+  /** Accounting requests sent so far (benchmarks and tests read it). */
+  readonly requests: number;
+}
+
+export function createUsageSource(config: Config): UsageSource {
+  let slurm: JobsClient;
+  let sourceName = 'sacct';
+  if (config.slurm.restUrl) {
+    const { jwt, jwtFile } = config.slurm;
+    slurm = new SlurmRestClient({
+      baseUrl: config.slurm.restUrl,
+      apiVersion: config.slurm.restApiVersion,
+      userName: config.slurm.userName!,
+      // Re-read on every call so a rotated token file is picked up after a 401.
+      token: () => (jwtFile ? readTokenFile(jwtFile) : jwt!),
+      maxRequestsPerSecond: config.slurm.maxRequestsPerSecond,
+      timeoutMs: config.slurm.requestTimeoutMs,
+    });
+    sourceName = 'slurmrestd';
+  } else {
+    slurm = new SacctClient({ sacctPath: config.slurm.sacctPath, maxRequestsPerSecond: config.slurm.maxRequestsPerSecond });
+  }
+  const qpid = config.qpidUrl ? new QpidClient({ baseUrl: config.qpidUrl }) : undefined;
+  let requests = 0;
+
+  const coalescer = new Coalescer<string, Outcome>({
+    windowMs: config.usage.coalesceWindowMs,
+    maxBatchSize: config.usage.coalesceMaxBatch,
+    fetchMany: async (raws: string[]) => {
+      const ids = raws.map((r) => parseDistributorId(r));
+      requests++;
+      const records = await slurm.fetchJobs(ids);
+      const out = new Map<string, Outcome>();
+      for (const id of ids) {
+        try {
+          out.set(id.raw, { record: selectRecord(records, id) });
+        } catch (e) {
+          out.set(id.raw, { error: e as Error });
+        }
+      }
+      return out;
+    },
+  });
+
+  return {
+    get requests() { return requests; },
+    async lookup(clusterType, clusterName, distributorId) {
+      const type = clusterType ?? '';
+      if (DUMMY_CLUSTER_TYPES.test(type)) return { kind: 'found', values: DUMMY_USAGE, summary: 'dummy cluster' };
+      if (QPID_CLUSTER_TYPES.test(type)) {
+        if (!qpid) throw new NoUsageSourceError(`cluster type ${type} needs QPID_URL, which is not set`);
+        requests++;
+        const pss = await qpid.fetchMaxPss(clusterName ?? type, distributorId);
+        if (pss === null) return { kind: 'missing', what: `qpid has no max_pss for job ${distributorId} on ${clusterName}` };
+        return { kind: 'found', values: { maxpss: String(pss), usageStr: `qpid maxpss=${pss}` }, summary: `qpid maxpss=${pss}` };
+      }
+      if (type.toLowerCase() !== 'slurm') throw new NoUsageSourceError(`no usage source for cluster type ${JSON.stringify(type || null)}`);
+      const id = parseDistributorId(distributorId);
+      const got = (await coalescer.get(id.raw)) ?? { record: undefined };
+      if ('error' in got) throw got.error;
+      const job = got.record;
+      if (!job) return { kind: 'missing', what: `Slurm job ${id.raw} is not in ${sourceName} accounting yet` };
+      if (!isJobFinished(job)) return { kind: 'unfinished', what: `Slurm job ${id.raw} is ${job.state} in accounting; its usage is not final` };
+      const u = summarizeUsage(job, { rssAggregation: config.usage.rssAggregation });
+      return { kind: 'found', values: { maxrss: u.maxrss, wallclock: u.wallclock, cpu: u.cpu, usageStr: u.usageStr }, summary: u.usageStr };
+    },
+  };
+}

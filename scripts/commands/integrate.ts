@@ -1,0 +1,71 @@
+/** `jobmon-temporal integrate` and `backfill`: start (or join) usage integrations by hand. */
+import type { Client } from '@temporalio/client';
+import type { Knex } from 'knex';
+import type { Config } from '../../lib/config.js';
+import { readBackfillCandidates, recordOutcome, restartOutcome } from '../../lib/db/usage-store.js';
+import { startIntegration } from '../../lib/usage/start-integration.js';
+import type { UsageIntegrationResult } from '../../workflows/usage-integration.js';
+
+export function formatResult(r: UsageIntegrationResult): string {
+  switch (r.outcome) {
+    case 'integrated':
+      return `task instance ${r.taskInstanceId}: integrated ${Object.entries(r.values).map(([k, v]) => `${k}=${v ?? 'null'}`).join(' ')}`;
+    case 'dropped':
+      return `task instance ${r.taskInstanceId}: dropped (status ${r.status}): ${r.reason}`;
+    case 'unavailable':
+      return `task instance ${r.taskInstanceId}: unavailable: ${r.reason}`;
+  }
+}
+
+export async function integrate(client: Client, db: Knex, config: Config, ids: number[], opts: { wait: boolean; force: boolean }): Promise<boolean> {
+  let ok = true;
+  const handles = [];
+  for (const id of ids) {
+    const ti = (await db('task_instance').where({ id }).first('id', 'workflow_run_id', 'distributor_id')) as { workflow_run_id: number | null; distributor_id: string | null } | undefined;
+    if (!ti) {
+      console.error(`task instance ${id}: not found in the Jobmon database`);
+      ok = false;
+      continue;
+    }
+    const { handle, started } = await startIntegration(client, config, { taskInstanceId: id, workflowRunId: ti.workflow_run_id, distributorId: ti.distributor_id }, { force: opts.force });
+    if (started && opts.force) await restartOutcome(db, id);
+    else await recordOutcome(db, id, 'started', null);
+    const desc = await handle.describe();
+    console.log(`task instance ${id}: ${started ? 'started' : `joined existing integration (${desc.status.name})`} ${handle.workflowId} run ${desc.runId}`);
+    handles.push({ id, handle });
+  }
+  if (opts.wait) {
+    for (const { id, handle } of handles) {
+      try {
+        console.log(formatResult(await handle.result()));
+      } catch (e) {
+        const cause = (e as { cause?: Error }).cause;
+        console.error(`task instance ${id}: failed: ${cause?.message ?? (e as Error).message}`);
+        ok = false;
+      }
+    }
+  }
+  return ok;
+}
+
+export async function backfill(client: Client, db: Knex, config: Config, since: string, until: string | undefined): Promise<number> {
+  const perSecond = config.usage.backfillPerSecond;
+  let afterId = 0;
+  let started = 0;
+  for (;;) {
+    const batch = await readBackfillCandidates(db, since, until, afterId, 500);
+    if (batch.length === 0) break;
+    for (const ti of batch) {
+      const t0 = Date.now();
+      const r = await startIntegration(client, config, { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId });
+      await recordOutcome(db, ti.id, 'started', null);
+      if (r.started) started++;
+      // Rate limit: history is started gently so Slurm and the workers see a steady trickle.
+      const wait = 1000 / perSecond - (Date.now() - t0);
+      if (wait > 0) await new Promise((res) => setTimeout(res, wait));
+    }
+    afterId = batch[batch.length - 1]!.id;
+    console.log(`backfill: ${started} started so far (up to task instance ${afterId})`);
+  }
+  return started;
+}

@@ -1,0 +1,45 @@
+/** Configuration: defaults, and a start-up error that names every bad variable. */
+import test from 'ava';
+import { ConfigError, loadConfig, names, parseDuration, redactUrl } from '../lib/config.js';
+
+test('defaults need no environment at all', (t) => {
+  const c = loadConfig({});
+  t.is(c.temporal.address, 'localhost:7233');
+  t.is(c.temporal.namespace, 'default');
+  t.true(c.dbUrl.startsWith('sqlite:'));
+  t.is(c.usage.retryInitialMs, 30_000);
+  t.is(c.usage.retryMaxMs, 30 * 60_000);
+  t.is(c.usage.deadlineMs, 7 * 86_400_000);
+  t.is(c.reaper.intervalMs, 5 * 60_000);
+  t.is(c.reaper.maxFraction, 0.5);
+  t.is(names(c.temporal).reaperScheduleId, 'jobmon-reaper');
+  t.is(names(c.temporal).usageWorkflowId(42), 'usage-integration-42');
+});
+
+test('every bad variable is named with what it expects', (t) => {
+  const err = t.throws(() => loadConfig({
+    TEMPORAL_ADDRESS: 'nope',
+    JOBMON_DB_URL: 'oracle://u:secret@h/db',
+    SLURM_REST_URL: 'http://127.0.0.1:6820',
+    SLURM_REST_API_VERSION: '0.0.38',
+    USAGE_RETRY_INITIAL: 'soon',
+    REAPER_MAX_FRACTION: '2',
+    INTEGRATE_FAILED_JOBS: 'maybe',
+    RSS_AGGREGATION: 'avg',
+  }), { instanceOf: ConfigError });
+  const text = err!.message;
+  for (const name of ['TEMPORAL_ADDRESS', 'JOBMON_DB_URL', 'SLURM_REST_API_VERSION', 'SLURM_JWT or SLURM_JWT_FILE', 'SLURM_USER_NAME', 'USAGE_RETRY_INITIAL', 'REAPER_MAX_FRACTION', 'INTEGRATE_FAILED_JOBS', 'RSS_AGGREGATION']) {
+    t.true(text.includes(name), `${name} is named`);
+  }
+  t.false(text.includes('secret'), 'a password in a URL is never echoed');
+  t.is((err as ConfigError).problems.length, 9);
+});
+
+test('durations and redaction', (t) => {
+  t.is(parseDuration('250ms'), 250);
+  t.is(parseDuration('30'), 30_000);
+  t.is(parseDuration('7d'), 604_800_000);
+  t.is(parseDuration('-1s'), undefined);
+  t.is(redactUrl('mysql://root:hunter2@db:3306/jobmon'), 'mysql://root:***@db:3306/jobmon');
+  t.is(names(loadConfig({ TEMPORAL_TASK_QUEUE_PREFIX: 'blue-' }).temporal).usageTaskQueue, 'blue-jobmon-usage-integration');
+});

@@ -1,0 +1,40 @@
+/**
+ * Tests run against the real Temporal dev server that `jobmon-temporal stack up` started.
+ * Each test gets its own task-queue prefix, so tests never pick up each other's work.
+ */
+import { randomBytes } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import type { Knex } from 'knex';
+import { loadConfig, type Config } from '../../lib/config.js';
+import { createWorkers } from '../../workers/create-workers.js';
+import type { UsageSource } from '../../lib/usage/sources.js';
+
+export const TEMPORAL_ADDRESS = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
+
+export function testConfig(dbUrl: string, env: Record<string, string | undefined> = {}): Config {
+  return loadConfig({
+    TEMPORAL_ADDRESS,
+    TEMPORAL_TASK_QUEUE_PREFIX: `t${randomBytes(4).toString('hex')}-`,
+    JOBMON_DB_URL: dbUrl,
+    ...env,
+  });
+}
+
+export async function connectTestClient(): Promise<Client> {
+  const connection = await Connection.connect({ address: TEMPORAL_ADDRESS });
+  return new Client({ connection });
+}
+
+/** Runs `fn` while real workers of both services poll this test's task queues. */
+export async function withWorkers<T>(config: Config, db: Knex, client: Client, fn: (source: UsageSource) => Promise<T>, source?: UsageSource): Promise<T> {
+  const connection = await NativeConnection.connect({ address: TEMPORAL_ADDRESS });
+  try {
+    const { workers, source: src } = await createWorkers({ config, connection, client, db, source, overrides: { shutdownGraceTime: '1s' } });
+    const [first, ...rest] = workers;
+    const run = rest.reduceRight<() => Promise<T>>((inner, w) => () => w.runUntil(inner), () => fn(src));
+    return await first!.runUntil(run);
+  } finally {
+    await connection.close();
+  }
+}

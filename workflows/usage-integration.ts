@@ -1,0 +1,87 @@
+/**
+ * One usage integration per launched task instance (workflow id `usage-integration-<id>`).
+ * The fetch-usage activity retries with backoff inside Temporal, so a job that runs for hours costs
+ * a handful of attempts and about a dozen history events; the dispatcher wakes the pending attempt
+ * when the instance reaches a final status, so usage lands within about a minute of appearing.
+ */
+import { ActivityFailure, ApplicationFailure, TimeoutFailure, proxyActivities, setHandler, defineQuery, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { UsageActivities, FetchUsageResult } from '../activities/usage/fetch-usage.js';
+import { UsagePhase, UsagePhaseKey, type UsagePhaseName } from '../lib/temporal/search-attributes.js';
+
+export interface UsageRetryPolicy {
+  initialMs: number;
+  coefficient: number;
+  maxMs: number;
+  /** Overall deadline from the workflow's start; then the integration ends `unavailable`. */
+  deadlineMs: number;
+}
+
+export interface UsageIntegrationInput {
+  taskInstanceId: number;
+  policy: UsageRetryPolicy;
+}
+
+export type UsageIntegrationResult =
+  | { outcome: 'integrated'; taskInstanceId: number; values: Record<string, string | null>; summary: string }
+  | { outcome: 'dropped'; taskInstanceId: number; status: string; reason: string }
+  | { outcome: 'unavailable'; taskInstanceId: number; reason: string };
+
+export const usagePhaseQuery = defineQuery<UsagePhaseName>('usagePhase');
+
+/** Once the job has finished, accounting shows up within seconds: poll it on a shorter leash. */
+const ACCOUNTING_MAX_INTERVAL_MS = 5 * 60_000;
+
+export async function usageIntegration(input: UsageIntegrationInput): Promise<UsageIntegrationResult> {
+  const { taskInstanceId, policy } = input;
+  let phase: UsagePhaseName = UsagePhase.WAITING_FOR_JOB;
+  setHandler(usagePhaseQuery, () => phase);
+  const setPhase = (p: UsagePhaseName) => {
+    phase = p;
+    upsertSearchAttributes([{ key: UsagePhaseKey, value: p }]);
+  };
+  const deadlineAt = workflowInfo().startTime.getTime() + policy.deadlineMs;
+  let fetchPhase: 'job' | 'accounting' = 'job';
+
+  for (;;) {
+    const remainingMs = deadlineAt - Date.now();
+    const { fetchUsage, recordIntegrationOutcome } = proxyActivities<UsageActivities>({
+      startToCloseTimeout: '2 minutes',
+      scheduleToCloseTimeout: Math.max(remainingMs, 1000),
+      retry: {
+        initialInterval: policy.initialMs,
+        backoffCoefficient: policy.coefficient,
+        maximumInterval: fetchPhase === 'job' ? policy.maxMs : Math.min(policy.maxMs, ACCOUNTING_MAX_INTERVAL_MS),
+      },
+    });
+    let result: FetchUsageResult;
+    try {
+      result = await fetchUsage({ taskInstanceId, phase: fetchPhase });
+    } catch (err) {
+      if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) {
+        const last = err.cause.cause?.message ?? 'no attempt completed';
+        const reason = `usage not available within the deadline of ${Math.round(policy.deadlineMs / 1000)} s; last: ${last}`;
+        await recordIntegrationOutcome({ taskInstanceId, outcome: 'unavailable', reason });
+        setPhase(UsagePhase.UNAVAILABLE);
+        return { outcome: 'unavailable', taskInstanceId, reason };
+      }
+      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable) {
+        const reason = err.cause.message;
+        await recordIntegrationOutcome({ taskInstanceId, outcome: 'failed', reason });
+        setPhase(UsagePhase.FAILED);
+        throw ApplicationFailure.nonRetryable(reason, err.cause.type ?? 'UsageIntegrationFailed');
+      }
+      throw err;
+    }
+    if (result.outcome === 'waiting_for_accounting') {
+      fetchPhase = 'accounting';
+      setPhase(UsagePhase.WAITING_FOR_ACCOUNTING);
+      continue;
+    }
+    if (result.outcome === 'dropped') {
+      setPhase(UsagePhase.DROPPED);
+      return { outcome: 'dropped', taskInstanceId, status: result.status, reason: result.reason };
+    }
+    setPhase(UsagePhase.INTEGRATED);
+    return { outcome: 'integrated', taskInstanceId, values: result.values, summary: result.summary };
+  }
+}
