@@ -34,6 +34,10 @@ export interface UsageConfig {
   retryInitialMs: number;
   retryCoefficient: number;
   retryMaxMs: number;
+  /** Longest a single fetch-usage attempt may take (a worker killed mid-attempt is noticed after this). */
+  attemptTimeoutMs: number;
+  /** Retry delay once the job has finished and only its accounting is missing (it lags by seconds). */
+  accountingRetryMs: number;
   deadlineMs: number;
   dispatchIntervalMs: number;
   dispatchSince: Date;
@@ -195,6 +199,8 @@ export function loadConfig(env: Env = process.env): Config {
       retryInitialMs: r.duration('USAGE_RETRY_INITIAL', '30s'),
       retryCoefficient: r.number('USAGE_RETRY_COEFFICIENT', 2, (n) => n >= 1, 'a number >= 1'),
       retryMaxMs: r.duration('USAGE_RETRY_MAX', '30m'),
+      attemptTimeoutMs: r.duration('USAGE_ATTEMPT_TIMEOUT', '60s'),
+      accountingRetryMs: r.duration('USAGE_ACCOUNTING_RETRY', '10s'),
       deadlineMs: r.duration('USAGE_DEADLINE', '7d'),
       dispatchIntervalMs: r.duration('USAGE_DISPATCH_INTERVAL', '30s'),
       dispatchSince,

@@ -7,16 +7,14 @@ set -euo pipefail
 [[ $(id -u) -eq 0 ]] || { echo "slurm-down: must run as root" >&2; exit 1; }
 
 # pid_of NAME PIDFILE: pid of the running daemon; a stale pid file (after kill -9) is
-# ignored because the pid must belong to that program. Falls back to an exact name match.
+# ignored because the pid must belong to that program. No name matching: another
+# slurmrestd (other port) must not count as ours.
 pid_of() {
   local name=$1 pidfile=$2 pid
   if [[ -s $pidfile ]]; then
     pid=$(tr -dc '0-9' <"$pidfile" 2>/dev/null || true)
     if [[ -n $pid ]] && running "$pid" "$name"; then echo "$pid"; return 0; fi
   fi
-  for pid in $(pgrep -x "$name" || true); do
-    if running "$pid" "$name"; then echo "$pid"; return 0; fi
-  done
   return 1
 }
 # running PID NAME: PID exists, is program NAME and is not a zombie (just killed).

@@ -14,9 +14,6 @@ pid_of() {
     pid=$(tr -dc '0-9' <"$pidfile" 2>/dev/null || true)
     if [[ -n $pid ]] && running "$pid" "$name"; then echo "$pid"; return 0; fi
   fi
-  for pid in $(pgrep -x "$name" || true); do
-    if running "$pid" "$name"; then echo "$pid"; return 0; fi
-  done
   return 1
 }
 # running PID NAME: PID exists, is program NAME and is not a zombie (just killed).

@@ -35,22 +35,22 @@ die() { echo "slurm-up: ERROR: $*" >&2; exit 1; }
 [[ $(id -u) -eq 0 ]] || die "must run as root"
 
 # Parallel callers (e.g. several test workers) must not start daemons twice.
-exec 9>/run/jobmon-slurm-up.lock
-flock -w 300 9 || die "another slurm-up.sh holds /run/jobmon-slurm-up.lock"
+# Every daemon below is started with 9>&- so it does not inherit (and keep) this lock.
+LOCK=/run/lock/jobmon-slurm-up.lock
+mkdir -p /run/lock
+exec 9>"$LOCK"
+flock -w 300 9 || die "another slurm-up.sh holds $LOCK"
 
 # --- helpers -----------------------------------------------------------------
 
 # pid_of NAME PIDFILE: print the pid of a running daemon NAME, using its pid file
-# (ignoring stale ones: the pid must exist and be that program) or else an exact name match.
+# (ignoring stale ones: the pid must exist and be that program, not a zombie).
 pid_of() {
   local name=$1 pidfile=$2 pid
   if [[ -s $pidfile ]]; then
     pid=$(tr -dc '0-9' <"$pidfile" 2>/dev/null || true)
     if [[ -n $pid ]] && running "$pid" "$name"; then echo "$pid"; return 0; fi
   fi
-  for pid in $(pgrep -x "$name" || true); do
-    if running "$pid" "$name"; then echo "$pid"; return 0; fi
-  done
   return 1
 }
 # running PID NAME: PID exists, is program NAME and is not a zombie (just killed).
@@ -146,7 +146,7 @@ fi
 if ! pid_of munged /run/munge/munged.pid >/dev/null || ! munge_ok 2>/dev/null; then
   stop_daemon munged /run/munge/munged.pid   # alive but not answering: restart it
   log "starting munged"
-  runuser -u munge -- /usr/sbin/munged --force   # --force: ignore a stale socket after kill -9
+  runuser -u munge -- /usr/sbin/munged --force 9>&-   # --force: ignore a stale socket after kill -9
 fi
 wait_until munged /var/log/munge/munged.log munge_ok
 
@@ -156,7 +156,7 @@ if ! mariadb_ok >/dev/null 2>&1; then
   [[ -x /usr/sbin/mariadbd ]] || die "MariaDB is not reachable and /usr/sbin/mariadbd is not installed (apt-get install mariadb-server)"
   log "starting MariaDB"
   install -d -o mysql -g mysql -m 0755 /run/mysqld
-  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd 9>&-
 fi
 wait_until MariaDB /var/log/mysql/error.log mariadb_ok
 
@@ -274,7 +274,7 @@ fi
 
 if ! pid_of slurmdbd /run/slurmdbd.pid >/dev/null; then
   log "starting slurmdbd"
-  /usr/sbin/slurmdbd   # daemonizes; drops to SlurmUser itself
+  /usr/sbin/slurmdbd 9>&-   # daemonizes; drops to SlurmUser itself
 fi
 wait_until slurmdbd $LOGS/slurmdbd.log slurmdbd_ok
 
@@ -292,7 +292,7 @@ done
 
 if ! pid_of slurmctld /run/slurmctld.pid >/dev/null; then
   log "starting slurmctld"
-  /usr/sbin/slurmctld
+  /usr/sbin/slurmctld 9>&-
 fi
 wait_until slurmctld $LOGS/slurmctld.log slurmctld_ok
 
@@ -300,7 +300,7 @@ wait_until slurmctld $LOGS/slurmctld.log slurmctld_ok
 
 if ! pid_of slurmd /run/slurmd.pid >/dev/null; then
   log "starting slurmd"
-  /usr/sbin/slurmd
+  /usr/sbin/slurmd 9>&-
 fi
 # Node must be usable: resume it when it is down/drained while slurmd answers (no '*').
 node_ready_or_resume() {
@@ -323,7 +323,7 @@ if ! pid_of slurmrestd /run/slurmrestd.pid >/dev/null; then
   SLURM_JWT=daemon start-stop-daemon --start --background --make-pidfile \
     --pidfile /run/slurmrestd.pid --chuid "$REST_LINUX_USER" \
     --output $LOGS/slurmrestd.log --exec /usr/sbin/slurmrestd -- \
-    -a rest_auth/jwt -s openapi/dbv0.0.38,openapi/v0.0.38 "127.0.0.1:$REST_PORT"
+    -a rest_auth/jwt -s openapi/dbv0.0.38,openapi/v0.0.38 "127.0.0.1:$REST_PORT" 9>&-
 fi
 wait_until slurmrestd $LOGS/slurmrestd.log rest_ok
 

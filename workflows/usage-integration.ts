@@ -4,6 +4,7 @@
  * a handful of attempts and about a dozen history events; the dispatcher wakes the pending attempt
  * when the instance reaches a final status, so usage lands within about a minute of appearing.
  */
+import { RetryState } from '@temporalio/common';
 import { ActivityFailure, ApplicationFailure, TimeoutFailure, proxyActivities, setHandler, defineQuery, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { UsageActivities, FetchUsageResult } from '../activities/usage/fetch-usage.js';
 import { UsagePhase, UsagePhaseKey, type UsagePhaseName } from '../lib/temporal/search-attributes.js';
@@ -14,6 +15,8 @@ export interface UsageRetryPolicy {
   maxMs: number;
   /** Overall deadline from the workflow's start; then the integration ends `unavailable`. */
   deadlineMs: number;
+  /** Start-to-close of one attempt; absent in histories from before it existed. */
+  attemptTimeoutMs?: number;
 }
 
 export interface UsageIntegrationInput {
@@ -45,7 +48,7 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
   for (;;) {
     const remainingMs = deadlineAt - Date.now();
     const { fetchUsage, recordIntegrationOutcome } = proxyActivities<UsageActivities>({
-      startToCloseTimeout: '2 minutes',
+      startToCloseTimeout: policy.attemptTimeoutMs ?? 60_000,
       scheduleToCloseTimeout: Math.max(remainingMs, 1000),
       retry: {
         initialInterval: policy.initialMs,
@@ -57,8 +60,9 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
     try {
       result = await fetchUsage({ taskInstanceId, phase: fetchPhase });
     } catch (err) {
-      if (err instanceof ActivityFailure && err.cause instanceof TimeoutFailure) {
-        const last = err.cause.cause?.message ?? 'no attempt completed';
+      // The overall deadline ends the retries: retryState TIMEOUT, the cause being the last attempt's failure.
+      if (err instanceof ActivityFailure && (err.retryState === RetryState.TIMEOUT || err.cause instanceof TimeoutFailure)) {
+        const last = (err.cause instanceof TimeoutFailure ? err.cause.cause?.message : err.cause?.message) ?? 'no attempt completed';
         const reason = `usage not available within the deadline of ${Math.round(policy.deadlineMs / 1000)} s; last: ${last}`;
         await recordIntegrationOutcome({ taskInstanceId, outcome: 'unavailable', reason });
         setPhase(UsagePhase.UNAVAILABLE);

@@ -25,7 +25,6 @@ export type FetchUsageResult =
 
 /** After the job finished, accounting normally lags seconds: retry quickly this long before saying so. */
 const ACCOUNTING_LAG_SECONDS = 120;
-const QUICK_RETRY = '10s';
 
 const TI_LABEL = Object.fromEntries(LOOKUP_ROWS.task_instance_status.map(([id, label]) => [id, label]));
 
@@ -58,7 +57,7 @@ export function createUsageActivities({ db, config, source }: UsageActivityDeps)
     }
     const reason = `${lookup.what} (${job} is ${ti.status} in Jobmon since ${ti.statusDate}): waiting for accounting`;
     if (phase === 'job' && ti.secondsSinceStatus > ACCOUNTING_LAG_SECONDS) return { outcome: 'waiting_for_accounting', reason };
-    throw ApplicationFailure.create({ message: reason, type: 'WaitingForAccounting', nextRetryDelay: phase === 'job' ? QUICK_RETRY : undefined });
+    throw ApplicationFailure.create({ message: reason, type: 'WaitingForAccounting', nextRetryDelay: phase === 'job' ? config.usage.accountingRetryMs : undefined });
   }
 
   /** Records how an integration ended when the workflow, not fetchUsage, decided it (deadline, bad input). */

@@ -34,10 +34,19 @@ export class SlurmQueryError extends Error {
 
 /**
  * Slurm error numbers that mean "could not reach a daemon / the database right now" (slurm_errno.h):
- * communication errors 1001-1099 and 1800-1899 (slurmctld), socket errors 5003-5005,
- * ESLURM_DB_CONNECTION (7000) and ESLURM_DB_CONNECTION_INVALID (7008). These are worth a retry.
+ * SLURM_COMMUNICATIONS_* 1001-1004 and 1013-1025 (missing socket ... timeouts, shutting down),
+ * SLURMCTLD_COMMUNICATIONS_* 1800-1805, socket errors 5003-5005, ESLURM_DB_CONNECTION (7000) and
+ * ESLURM_DB_CONNECTION_INVALID (7008). Worth a retry. 1007 is authentication, not transient.
  */
 export function isTransientSlurmErrorNumber(n: number | undefined): boolean {
   if (n === undefined) return false;
-  return (n >= 1001 && n <= 1099) || (n >= 1800 && n <= 1899) || (n >= 5003 && n <= 5005) || n === 7000 || n === 7008;
+  return (n >= 1001 && n <= 1004) || (n >= 1013 && n <= 1025) || (n >= 1800 && n <= 1805) || (n >= 5003 && n <= 5005) || n === 7000 || n === 7008;
+}
+
+/**
+ * SLURM_PROTOCOL_AUTHENTICATION_ERROR (1007) and ESLURM_AUTH_* (6000-6099). slurmrestd 22.05 answers an
+ * expired or invalid token with HTTP 200 and error 1007 (only missing headers get HTTP 401).
+ */
+export function isAuthSlurmErrorNumber(n: number | undefined): boolean {
+  return n === 1007 || (n !== undefined && n >= 6000 && n <= 6099);
 }

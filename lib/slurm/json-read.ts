@@ -13,12 +13,13 @@ export function isObject(v: unknown): v is JsonObject {
 /** Short, safe rendering of an offending value for error messages. */
 export function describeValue(v: unknown): string {
   if (v === undefined) return 'missing';
-  let text: string;
+  let text: string | undefined;
   try {
-    text = JSON.stringify(v) ?? String(v);
+    text = JSON.stringify(v);
   } catch {
-    text = String(v);
+    // cyclic or BigInt: only a JSON document's values reach here, so this is a last resort
   }
+  text ??= typeof v === 'function' || typeof v === 'symbol' ? typeof v : 'an unprintable value';
   return text.length > 60 ? `${text.slice(0, 60)}...` : text;
 }
 

@@ -47,7 +47,13 @@ function slurmErrors(doc: JsonObject, where: string): SlurmErrorEntry[] {
   if (doc.errors === undefined || doc.errors === null) return [];
   return readArray(doc.errors, where, 'errors').map((e, i) => {
     if (!isObject(e)) throw malformed(where, `errors[${i}]`, e, 'an object');
-    return e as SlurmErrorEntry;
+    const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+    return {
+      error_number: typeof e.error_number === 'number' ? e.error_number : undefined,
+      error: text(e.error),
+      description: text(e.description),
+      source: text(e.source),
+    };
   });
 }
 

@@ -6,7 +6,7 @@
 import got, { type Response } from 'got';
 import { formatApiVersion, MIN_SUPPORTED_API_MINOR, parseApiVersion, slurmdbJobsPath } from './api-version.js';
 import { formatDistributorId } from './distributor-id.js';
-import { isTransientSlurmErrorNumber, SlurmAuthError, SlurmQueryError, SlurmUnavailableError } from './errors.js';
+import { isAuthSlurmErrorNumber, isTransientSlurmErrorNumber, SlurmAuthError, SlurmQueryError, SlurmUnavailableError } from './errors.js';
 import { isObject } from './json-read.js';
 import { parseSlurmdbJobs } from './parse-rest.js';
 import { TokenBucket } from './rate-limiter.js';
@@ -20,7 +20,7 @@ export interface SlurmRestClientOptions {
   /** `v0.0.38` ...; detected from slurmrestd's OpenAPI document when absent. */
   apiVersion?: string;
   userName: string;
-  /** Called once, and again once after an HTTP 401 (tokens expire; the file may have been renewed). */
+  /** Called once, and again once when slurmrestd rejects it (HTTP 401, or error 1007 in an HTTP 200): tokens expire and the file may have been renewed. */
   token: () => Promise<string> | string;
   maxRequestsPerSecond: number;
   timeoutMs: number;
@@ -107,13 +107,18 @@ export class SlurmRestClient {
     throw new SlurmQueryError(`slurmrestd serves none of ${OPENAPI_PATHS.join(', ')} (HTTP 404): cannot detect the API version; set apiVersion`);
   }
 
-  /** One rate-limited GET; on 401 the token is read again and the request retried once. */
+  /**
+   * One rate-limited GET. When slurmrestd rejects the token (HTTP 401, or HTTP 200 with Slurm's
+   * authentication error, which is how 22.05 answers an expired token) the token is read again and the
+   * request retried once.
+   */
   private async get(path: string): Promise<Response<string>> {
     let response = await this.send(path, await this.token(false));
-    if (response.statusCode === 401) {
+    if (tokenRejected(response)) {
       response = await this.send(path, await this.token(true));
-      if (response.statusCode === 401) {
-        throw new SlurmAuthError(`slurmrestd GET ${path}: HTTP 401 for user ${JSON.stringify(this.opts.userName)} even with a freshly read token`);
+      if (tokenRejected(response)) {
+        const why = response.statusCode === 401 ? 'HTTP 401' : `Slurm said${slurmSaid(response.body)}`;
+        throw new SlurmAuthError(`slurmrestd GET ${path}: ${why} for user ${JSON.stringify(this.opts.userName)}, even with a freshly read token`);
       }
     }
     if (response.statusCode === 403) throw new SlurmAuthError(`slurmrestd GET ${path}: HTTP 403 for user ${JSON.stringify(this.opts.userName)}`);
@@ -163,6 +168,18 @@ export class SlurmRestClient {
       });
     }
     return this.tokenValue;
+  }
+}
+
+function tokenRejected(response: Response<string>): boolean {
+  if (response.statusCode === 401) return true;
+  // Cheap guard first: a successful answer carries `"errors": []` and no error_number at all.
+  if (response.statusCode !== 200 || !response.body.includes('error_number')) return false;
+  try {
+    const doc: unknown = JSON.parse(response.body);
+    return isObject(doc) && Array.isArray(doc.errors) && doc.errors.some((e) => isObject(e) && typeof e.error_number === 'number' && isAuthSlurmErrorNumber(e.error_number));
+  } catch {
+    return false;
   }
 }
 

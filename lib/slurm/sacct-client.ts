@@ -1,8 +1,9 @@
 /**
  * Job accounting through the `sacct` binary: one process per batch of ids (`-j a,b,c`), no shell.
  * `--json` where it works (22.05+ with the JSON serializer), else `-P -n --format=...` lines.
- * With `-j`, sacct already searches from the Unix epoch and across all users, so no `-S`/`-a` is needed;
- * without `-D` it returns the latest record of a requeued job id, which is the one we want.
+ * With `-j`, sacct already searches from the Unix epoch and across all users, so no `-S`/`-a` is needed.
+ * Requeued jobs: `-P` without `-D` prints only the latest record, but `--json` (like REST) prints every
+ * record of the id (checked on 22.05); selectRecord picks the latest either way.
  */
 import { execFile } from 'node:child_process';
 import { formatDistributorId } from './distributor-id.js';
@@ -43,7 +44,7 @@ export class SacctClient {
       return jobs;
     } catch (jsonError) {
       // Only "sacct could not do --json" is a reason to switch; a missing binary or Slurm's own error is not.
-      const refused = (jsonError instanceof SacctRunError && !jsonError.notFound) || jsonError instanceof MalformedAccountingError;
+      const refused = (jsonError instanceof SacctRunError && jsonError.kind === 'exit') || jsonError instanceof MalformedAccountingError;
       if (!refused) throw jsonError;
       const jobs = await this.runParsable(list);
       this.mode = 'parsable';
@@ -62,7 +63,8 @@ export class SacctClient {
 
   private async runParsable(list: string): Promise<JobAccounting[]> {
     // %s makes sacct print epoch seconds, so times do not depend on this machine's time zone.
-    const out = await this.run(['-P', '-n', `--format=${SACCT_FORMAT.join(',')}`, '-j', list], { SLURM_TIME_FORMAT: '%s' });
+    // --noconvert prints MaxRSS in bytes; otherwise sacct may round it (a real step printed `34.50M`).
+    const out = await this.run(['-P', '-n', '--noconvert', `--format=${SACCT_FORMAT.join(',')}`, '-j', list], { SLURM_TIME_FORMAT: '%s' });
     return parseSacctParsable(out, SACCT_FORMAT);
   }
 
@@ -79,23 +81,23 @@ export class SacctClient {
           const e = error as NodeJS.ErrnoException & { killed?: boolean; signal?: string | null; code?: string | number | null };
           const cmd = `${this.opts.sacctPath} ${args.join(' ')}`;
           if (e.code === 'ENOENT' || e.code === 'EACCES') {
-            return reject(new SacctRunError(`sacct not runnable at ${JSON.stringify(this.opts.sacctPath)} (${e.code}): install slurm-client or set the sacct path`, true));
+            return reject(new SacctRunError(`sacct not runnable at ${JSON.stringify(this.opts.sacctPath)} (${e.code}): install slurm-client or set the sacct path`, 'not-found'));
           }
           if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') return reject(new MalformedAccountingError(`${cmd}: output larger than the buffer`));
-          if (e.killed) return reject(new SacctRunError(`${cmd}: no answer within ${timeout} ms (killed)`));
+          if (e.killed) return reject(new SacctRunError(`${cmd}: no answer within ${timeout} ms (killed)`, 'timeout'));
           const said = String(stderr).trim().split('\n').slice(-3).join(' | ').slice(0, 300);
-          reject(new SacctRunError(`${cmd} exited with ${e.code ?? e.signal}${said ? `: ${said}` : ''}`));
+          reject(new SacctRunError(`${cmd} exited with ${e.code ?? e.signal}${said ? `: ${said}` : ''}`, 'exit'));
         },
       );
     });
   }
 }
 
-/** sacct failed or could not run; `notFound` marks a missing binary (no point trying another output format). */
+/** sacct failed (`exit`), hung (`timeout`) or could not be started (`not-found`). Only `exit` may mean "no --json here". */
 class SacctRunError extends SlurmUnavailableError {
   constructor(
     message: string,
-    readonly notFound = false,
+    readonly kind: 'exit' | 'timeout' | 'not-found',
   ) {
     super(message);
   }

@@ -13,7 +13,7 @@ export interface IntegrationTarget { taskInstanceId: number; workflowRunId: numb
 
 export function integrationInput(config: Config, taskInstanceId: number): UsageIntegrationInput {
   const u = config.usage;
-  return { taskInstanceId, policy: { initialMs: u.retryInitialMs, coefficient: u.retryCoefficient, maxMs: u.retryMaxMs, deadlineMs: u.deadlineMs } };
+  return { taskInstanceId, policy: { initialMs: u.retryInitialMs, coefficient: u.retryCoefficient, maxMs: u.retryMaxMs, deadlineMs: u.deadlineMs, attemptTimeoutMs: u.attemptTimeoutMs } };
 }
 
 /**

@@ -4,11 +4,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { Knex } from 'knex';
 import { loadConfig, type Config } from '../../lib/config.js';
 import { createWorkers } from '../../workers/create-workers.js';
 import type { UsageSource } from '../../lib/usage/sources.js';
+
+// Workers log state changes at INFO; tests only want warnings.
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 export const TEMPORAL_ADDRESS = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
 

@@ -1,0 +1,66 @@
+/** The plan activity: the database clock, the circuit breaker's verdict and this reap's repair windows. */
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Knex } from 'knex';
+import type { Config } from '../../lib/config.js';
+import { maxWorkflowId, readBreakerCounts, readDbNow } from '../../lib/db/reaper-store.js';
+import { evaluateBreaker } from '../../lib/reaper/breaker.js';
+import { BREAKER_FAILURE_TYPE, REAP_IDS_CAP, type BreakerReport } from '../../lib/reaper/summary.js';
+import type { ReaperActivityDeps } from './context.js';
+import { logError, logInfo } from './progress.js';
+
+/** Jobmon's reaper repairs F→D in windows of 100 workflow ids, five windows per cycle. */
+export const REPAIR_WINDOW = 100;
+export const REPAIR_WINDOWS_PER_REAP = 5;
+
+export interface ReapPlan {
+  dbNow: string;
+  breaker: BreakerReport;
+  repairWindows: [number, number][];
+  slackEnabled: boolean;
+}
+
+export async function breakerReport(db: Knex, config: Config): Promise<BreakerReport> {
+  const counts = await readBreakerCounts(db, REAP_IDS_CAP);
+  return evaluateBreaker(counts, { maxFraction: config.reaper.maxFraction, minRuns: config.reaper.breakerMinRuns });
+}
+
+/** Throws the breaker's non-retryable failure when it is open (sweeps re-check before changing anything). */
+export async function assertBreakerClosed(db: Knex, config: Config, ignore: boolean | undefined): Promise<void> {
+  if (ignore) return;
+  const report = await breakerReport(db, config);
+  if (report.tripped) {
+    logError(report.reason, { breaker: report });
+    throw ApplicationFailure.nonRetryable(report.reason, BREAKER_FAILURE_TYPE, report);
+  }
+}
+
+/**
+ * Which windows of (from, to] workflow ids the repair looks at in this reap. Stateless: the windows
+ * rotate with the database clock in steps of the reap interval, so successive scheduled reaps walk
+ * the whole id range (Jobmon keeps the same cursor in process memory and restarts it on restart).
+ */
+export function repairWindows(dbNowText: string, intervalMs: number, maxId: number): [number, number][] {
+  const total = Math.max(1, Math.ceil(maxId / REPAIR_WINDOW));
+  const per = Math.min(REPAIR_WINDOWS_PER_REAP, total);
+  const t = Date.parse(`${dbNowText.replace(' ', 'T').slice(0, 19)}Z`);
+  const slot = Number.isFinite(t) ? Math.floor(t / Math.max(1000, intervalMs)) : 0;
+  const first = (slot * per) % total;
+  const out: [number, number][] = [];
+  for (let i = 0; i < per; i++) {
+    const w = (first + i) % total;
+    out.push([w * REPAIR_WINDOW, (w + 1) * REPAIR_WINDOW]);
+  }
+  return out.sort((a, b) => a[0] - b[0]);
+}
+
+export function createBreakerActivities({ db, config }: ReaperActivityDeps) {
+  async function planReap(): Promise<ReapPlan> {
+    const dbNow = await readDbNow(db);
+    const breaker = await breakerReport(db, config);
+    const windows = repairWindows(dbNow, config.reaper.intervalMs, await maxWorkflowId(db));
+    if (breaker.tripped) logError(breaker.reason, { breaker });
+    else logInfo('reap planned', { dbNow, aliveRuns: breaker.aliveRuns, lostRuns: breaker.lostRuns });
+    return { dbNow, breaker, repairWindows: windows, slackEnabled: Boolean(config.reaper.slackWebhookUrl) };
+  }
+  return { planReap };
+}

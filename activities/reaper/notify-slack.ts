@@ -1,0 +1,47 @@
+/**
+ * One Slack message per reaped run (Jobmon's messages), to SLACK_WEBHOOK_URL. A failed message is
+ * logged and counted, never raised: notifications must not fail a reap.
+ */
+import { workflowName } from '../../lib/db/reaper-store.js';
+import type { ReapedRun } from '../../lib/reaper/summary.js';
+import type { ReaperActivityDeps } from './context.js';
+import { heartbeat, logWarn } from './progress.js';
+
+const WHAT: Record<string, string> = {
+  E: 'transitioned a Workflow to FAILED state and associated Workflow Run to ERROR state',
+  A: 'transitioned a Workflow to ABORTED state and associated Workflow Run to ABORTED state',
+  T: 'transitioned a Workflow to HALTED state and associated Workflow Run to TERMINATED state',
+};
+
+export function slackMessage(run: ReapedRun, name: string | null): string {
+  return `jobmon-temporal Workflow Reaper ${WHAT[run.to] ?? `moved a Workflow Run ${run.from} → ${run.to}`}.\n`
+    + `Workflow ID: ${run.workflowId ?? '?'}\nWorkflow Name: ${name ?? '?'}\nWorkflowRun ID: ${run.workflowRunId}`;
+}
+
+export function createNotifyActivities({ db, config }: ReaperActivityDeps) {
+  async function notifyReapedRuns(input: { runs: ReapedRun[] }): Promise<{ sent: number; failed: number }> {
+    const url = config.reaper.slackWebhookUrl;
+    if (!url) return { sent: 0, failed: 0 };
+    let sent = 0;
+    let failed = 0;
+    for (const run of input.runs) {
+      try {
+        const name = run.workflowId === null ? null : await workflowName(db, run.workflowId);
+        const res = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ text: slackMessage(run, name) }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        if (!res.ok) throw new Error(`HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+        sent += 1;
+      } catch (e) {
+        failed += 1;
+        logWarn(`Slack notification for workflow_run ${run.workflowRunId} failed: ${(e as Error).message}`, { jobmonWorkflowRunId: run.workflowRunId });
+      }
+      heartbeat({ sent, failed });
+    }
+    return { sent, failed };
+  }
+  return { notifyReapedRuns };
+}

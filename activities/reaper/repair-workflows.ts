@@ -1,0 +1,25 @@
+/** Jobmon's inconsistency repair: workflows in F whose tasks are all D → D, window by window. */
+import { newTxStats, repairInconsistentWorkflows, scanInconsistentWorkflows } from '../../lib/db/reaper-store.js';
+import { mergeTallies, tally, type SweepPart, type TransitionTally } from '../../lib/reaper/summary.js';
+import type { ReaperActivityDeps } from './context.js';
+import { heartbeat, logInfo } from './progress.js';
+
+export function createRepairActivities({ db, hooks }: ReaperActivityDeps) {
+  async function repairWorkflows(input: { dryRun: boolean; windows: [number, number][] }): Promise<SweepPart> {
+    const stats = newTxStats();
+    const tallies: TransitionTally[] = [];
+    let raced = 0;
+    for (const [fromId, toId] of input.windows) {
+      const ids = await scanInconsistentWorkflows(db, fromId, toId);
+      if (ids.length === 0) continue;
+      await hooks?.afterScan?.('repair', ids);
+      const step = await repairInconsistentWorkflows(db, ids, input.dryRun, stats);
+      mergeTallies(tallies, tally(step.transitions));
+      raced += step.raced;
+      heartbeat({ window: [fromId, toId] });
+      if (step.transitions.length > 0) logInfo(`${input.dryRun ? 'would fix' : 'fixed'} F→D inconsistency of workflow(s) ${step.transitions.map((t) => t.id).join(', ')}`);
+    }
+    return { transitions: tallies, raced: { workflows: raced }, transactions: stats.transactions, maxTransactionMs: stats.maxTransactionMs };
+  }
+  return { repairWorkflows };
+}

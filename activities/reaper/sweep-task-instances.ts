@@ -1,0 +1,54 @@
+/**
+ * Orphaned task instances (what Jobmon leaves undone): O/R/T instances whose report_by_date passed
+ * more than the grace ago and whose run no longer protects them (see lib/db/reaper-store.ts) → U,
+ * task → E → G or F; instances whose task is already D or F → F. One transaction per batch.
+ */
+import { applyOrphanedInstances, newTxStats, scanOrphanedInstances, type DryRunTaskOverlay } from '../../lib/db/reaper-store.js';
+import type { TaskStatusCode } from '../../lib/jobmon/status.js';
+import { mergeTallies, tally, type TransitionTally } from '../../lib/reaper/summary.js';
+import { assertBreakerClosed } from './breaker.js';
+import { storeOptions, type ReaperActivityDeps, type SweepInput } from './context.js';
+import { heartbeat, logInfo, logWarn } from './progress.js';
+import type { SweepResult } from './sweep-workflow-runs.js';
+
+/** Batches per activity call, and a time budget, so one call stays well inside its timeouts. */
+export const TASK_INSTANCE_BATCHES_PER_CALL = 20;
+const CALL_BUDGET_MS = 60_000;
+
+export function createSweepTaskInstancesActivities({ db, config, hooks }: ReaperActivityDeps) {
+  const batchSize = config.reaper.batchSize;
+  const opts = storeOptions(config);
+
+  async function sweepTaskInstances(input: SweepInput & { maxBatches?: number }): Promise<SweepResult> {
+    await assertBreakerClosed(db, config, input.ignoreBreaker);
+    const stats = newTxStats();
+    const tallies: TransitionTally[] = [];
+    const maxBatches = input.maxBatches ?? TASK_INSTANCE_BATCHES_PER_CALL;
+    const started = Date.now();
+    let after = input.afterId;
+    let raced = 0;
+    let done = false;
+    const overlay: DryRunTaskOverlay = new Map((input.dryRunTaskOverlay ?? []).map(([id, st]) => [id, st as TaskStatusCode]));
+    for (let batch = 0; batch < maxBatches && Date.now() - started < CALL_BUDGET_MS; batch++) {
+      const ids = await scanOrphanedInstances(db, opts, after, batchSize);
+      if (ids.length === 0) { done = true; break; }
+      await hooks?.afterScan?.('task_instances', ids);
+      const step = await applyOrphanedInstances(db, opts, ids, input.dryRun, stats, overlay);
+      mergeTallies(tallies, tally(step.transitions));
+      raced += step.raced;
+      after = ids[ids.length - 1]!;
+      heartbeat({ after });
+      if (ids.length < batchSize) { done = true; break; }
+    }
+    const reaped = tallies.filter((t) => t.table === 'task_instance').reduce((n, t) => n + t.count, 0);
+    if (reaped > 0) logInfo(`${input.dryRun ? 'would reap' : 'reaped'} ${reaped} orphaned task instance(s)`, { transitions: tallies.map((t) => `${t.table} ${t.from}→${t.to} ${t.count}`) });
+    if (raced > 0) logWarn(`${raced} task instance(s) got a heartbeat or changed status between scan and update; left alone`);
+    return {
+      transitions: tallies, raced: { taskInstances: raced },
+      transactions: stats.transactions, maxTransactionMs: stats.maxTransactionMs,
+      nextAfterId: after, done,
+      ...(input.dryRun && overlay.size > 0 ? { dryRunTaskOverlay: [...overlay] } : {}),
+    };
+  }
+  return { sweepTaskInstances };
+}

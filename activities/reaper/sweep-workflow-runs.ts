@@ -1,0 +1,102 @@
+/**
+ * Lost workflow runs, as Jobmon's reaper handles them: R → E (workflow F), L → A (workflow A), and
+ * C/H: resume cleanup of their instances first (Q/I → F, O(/R) → K, with error-log rows), then,
+ * once no K instance remains, → T (workflow H). While K instances remain the run waits; a later
+ * reap finishes it.
+ */
+import {
+  applyResumeCleanup, countKillSelf, newTxStats, reapLostRun, scanLostRuns, scanResumeCleanup, terminateResumedRun,
+  type LostRun, type RunStepResult,
+} from '../../lib/db/reaper-store.js';
+import { mergeTallies, tally, type ReapedRun, type SweepPart, type TransitionTally } from '../../lib/reaper/summary.js';
+import { assertBreakerClosed } from './breaker.js';
+import type { ReaperActivityDeps, SweepInput } from './context.js';
+import { heartbeat, logInfo, logWarn } from './progress.js';
+
+export interface SweepResult extends SweepPart {
+  nextAfterId: number;
+  done: boolean;
+  /** Dry runs of the instance sweep: pass to the next call (see DryRunTaskOverlay). */
+  dryRunTaskOverlay?: [number, string][];
+}
+
+function reapedRun(run: LostRun, r: RunStepResult): ReapedRun | undefined {
+  const t = r.transitions.find((x) => x.table === 'workflow_run');
+  if (!t) return undefined;
+  const wf = r.transitions.find((x) => x.table === 'workflow');
+  return { workflowRunId: run.id, workflowId: run.workflowId, from: t.from, to: t.to, workflowTo: wf?.to ?? null };
+}
+
+export function createSweepWorkflowRunsActivities({ db, config, hooks }: ReaperActivityDeps) {
+  const batchSize = config.reaper.batchSize;
+
+  async function sweepWorkflowRuns(input: SweepInput): Promise<SweepResult> {
+    await assertBreakerClosed(db, config, input.ignoreBreaker);
+    const stats = newTxStats();
+    const tallies: TransitionTally[] = [];
+    const reapedRuns: ReapedRun[] = [];
+    const waitingRuns = { count: 0, ids: [] as number[], killSelfRemaining: 0 };
+    let raced = 0;
+
+    const runs = await scanLostRuns(db, input.afterId, batchSize);
+    await hooks?.afterScan?.('workflow_runs', runs.map((r) => r.id));
+    for (const run of runs) {
+      let result: RunStepResult;
+      if (run.status === 'R' || run.status === 'L') {
+        result = await reapLostRun(db, run, input.dryRun, stats);
+      } else {
+        // C/H: clean up the run's instances in bounded batches, then terminate it if no K remains.
+        let after = 0;
+        let plannedKillSelf = 0;
+        let lostRace = false;
+        for (;;) {
+          const ids = await scanResumeCleanup(db, run, after, batchSize);
+          if (ids.length === 0) break;
+          await hooks?.afterScan?.('resume_cleanup', ids);
+          const step = await applyResumeCleanup(db, run, ids, input.dryRun, stats);
+          if (step.raced) { lostRace = true; break; }
+          mergeTallies(tallies, tally(step.transitions));
+          plannedKillSelf += step.killSelf;
+          after = ids[ids.length - 1]!;
+          heartbeat({ run: run.id, after });
+          if (ids.length < batchSize) break;
+        }
+        if (lostRace) {
+          raced += 1;
+          logWarn(`workflow_run ${run.id} is no longer ${run.status} with a lost heartbeat; left alone`, { jobmonWorkflowRunId: run.id });
+          continue;
+        }
+        // A dry run has not written its K rows: count them as a real run would find them.
+        const killSelf = (await countKillSelf(db, run.id)) + (input.dryRun ? plannedKillSelf : 0);
+        if (killSelf > 0) {
+          waitingRuns.count += 1;
+          waitingRuns.killSelfRemaining += killSelf;
+          if (waitingRuns.ids.length < 100) waitingRuns.ids.push(run.id);
+          logInfo(`workflow_run ${run.id} (${run.status}) waits for ${killSelf} KILL_SELF instance(s) before it is terminated`, { jobmonWorkflowRunId: run.id, killSelf });
+          continue;
+        }
+        result = await terminateResumedRun(db, run, input.dryRun, stats);
+      }
+      if (result.raced) {
+        raced += 1;
+        logWarn(`workflow_run ${run.id}: a heartbeat or status change landed between scan and update; left alone`, { jobmonWorkflowRunId: run.id });
+        continue;
+      }
+      mergeTallies(tallies, tally(result.transitions));
+      const reaped = reapedRun(run, result);
+      if (reaped) {
+        reapedRuns.push(reaped);
+        logInfo(`${input.dryRun ? 'would reap' : 'reaped'} workflow_run ${run.id} ${reaped.from}→${reaped.to}${reaped.workflowTo ? `, workflow ${run.workflowId} → ${reaped.workflowTo}` : ''}`,
+          { jobmonWorkflowRunId: run.id, jobmonWorkflowId: run.workflowId, from: reaped.from, to: reaped.to });
+      }
+      heartbeat({ run: run.id });
+    }
+    return {
+      transitions: tallies, waitingRuns, reapedRuns, raced: { workflowRuns: raced },
+      transactions: stats.transactions, maxTransactionMs: stats.maxTransactionMs,
+      nextAfterId: runs.length > 0 ? runs[runs.length - 1]!.id : input.afterId,
+      done: runs.length < batchSize,
+    };
+  }
+  return { sweepWorkflowRuns };
+}

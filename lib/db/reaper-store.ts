@@ -1,0 +1,480 @@
+/**
+ * Every SQL statement of the reaper, written once with knex's builder for PostgreSQL, MariaDB/MySQL
+ * and SQLite. Dialect differences live in ./clock.ts (the database clock), plus one: SQLite has no
+ * row locks (its transactions are serial), so `FOR UPDATE` is left out there.
+ *
+ * The pattern of every change, so a heartbeat that lands between scan and update always wins:
+ *
+ *  1. scan (outside any transaction): candidate ids by status with the deadline predicate, on
+ *     Jobmon's status indexes (or the optional (status, deadline) ones), ordered by id, bounded;
+ *  2. one short transaction per batch: re-select the candidates by primary key *with the full
+ *     predicate repeated* (status, deadline against the database clock, run condition) and
+ *     `FOR UPDATE`; only the rows that still qualify are decided on;
+ *  3. UPDATE by primary-key list with the same predicate repeated (compare-and-set); its
+ *     affected-row count must equal the locked rows, else the transaction is rolled back;
+ *  4. the error-log rows for exactly those rows, in the same transaction.
+ *
+ * A second reaper running at the same time blocks on step 2's row locks and then sees the rows no
+ * longer qualify, so every row takes one transition and gets one error-log row.
+ *
+ * Dry runs run steps 1 and 2 without locks or writes and decide exactly as a real run would.
+ */
+import type { Knex } from 'knex';
+import { dbNow, dbNowPlus, readDbNow } from './clock.js';
+import { dialectOf } from './connection.js';
+import {
+  TaskInstanceStatus as TI, TaskStatus as TS, WorkflowRunStatus as WFR, WorkflowStatus as WF,
+  TASK_INSTANCE_REAPABLE, WORKFLOW_RUN_ALIVE,
+  assertTaskInstanceTransition, assertWorkflowRunTransition, taskStatusAfterInstanceError,
+  type TaskInstanceStatusCode, type TaskStatusCode, type WorkflowRunStatusCode, type WorkflowStatusCode,
+} from '../jobmon/status.js';
+import type { Transition } from '../reaper/summary.js';
+
+export { readDbNow };
+
+type Q = Knex | Knex.Transaction;
+
+export interface ReaperStoreOptions {
+  /** Seconds a task instance's report_by_date must be past before it is reaped. */
+  graceSeconds: number;
+  /** Also reap instances of live (L/B/R) runs whose own heartbeat is lost. */
+  reapLiveRunInstances: boolean;
+}
+
+/** Transaction count and the longest one, for the summary and the benchmark. */
+export interface TxStats { transactions: number; maxTransactionMs: number }
+
+export function newTxStats(): TxStats { return { transactions: 0, maxTransactionMs: 0 }; }
+
+/**
+ * Rows changed per transaction, whatever REAPER_BATCH_SIZE says: a scan page is applied in chunks
+ * of at most this many, which keeps each transaction's locks well under 200 ms at Jobmon scale.
+ */
+export const MAX_ROWS_PER_TRANSACTION = 200;
+
+function chunks<T>(list: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < list.length; i += size) out.push(list.slice(i, i + size));
+  return out;
+}
+
+/** Thrown when an UPDATE's affected rows differ from the rows locked for it; the transaction rolls back. */
+export class ReaperCasMismatchError extends Error {
+  constructor(what: string, expected: number, got: number) {
+    super(`${what}: compare-and-set updated ${got} row(s), expected ${expected}; rolled back`);
+    this.name = 'ReaperCasMismatchError';
+  }
+}
+
+const ALIVE = WORKFLOW_RUN_ALIVE as readonly string[];
+/** Alive run states in which a run's own heartbeat protects its instances. */
+const HEARTBEATING_RUN: readonly WorkflowRunStatusCode[] = [WFR.LINKING, WFR.BOUND, WFR.RUNNING];
+/** Resuming runs: their instances belong to the resume cleanup, never to the orphan sweep. */
+const RESUMING_RUN: readonly WorkflowRunStatusCode[] = [WFR.COLD_RESUME, WFR.HOT_RESUME];
+/** Run states the reaper acts on when their heartbeat is lost (Jobmon's reaper: L, R, C, H). */
+export const REAPED_RUN_STATES: readonly WorkflowRunStatusCode[] = [WFR.LINKING, WFR.RUNNING, WFR.COLD_RESUME, WFR.HOT_RESUME];
+/** Lost runs that count towards the circuit breaker: those the reaper would fail (see lib/reaper/breaker.ts). */
+export const BREAKER_RUN_STATES: readonly WorkflowRunStatusCode[] = [WFR.LINKING, WFR.RUNNING];
+
+/** Where a lost run goes, and its workflow with it (Jobmon's reaper). */
+export const LOST_RUN_TARGET: Partial<Record<WorkflowRunStatusCode, { run: WorkflowRunStatusCode; workflow: WorkflowStatusCode }>> = {
+  [WFR.RUNNING]: { run: WFR.ERROR, workflow: WF.FAILED },
+  [WFR.LINKING]: { run: WFR.ABORTED, workflow: WF.ABORTED },
+  [WFR.COLD_RESUME]: { run: WFR.TERMINATED, workflow: WF.HALTED },
+  [WFR.HOT_RESUME]: { run: WFR.TERMINATED, workflow: WF.HALTED },
+};
+
+/**
+ * Resume cleanup of a lost C/H run, as Jobmon 3.x's reaper route does it: Q/I → F (no job exists and
+ * no worker will ever clean them up), O → K, and for a cold resume also R → K (a hot resume lets its
+ * running instances finish; once the run is T they are ordinary orphans if their heartbeat stops).
+ */
+export function resumeCleanupTargets(runStatus: WorkflowRunStatusCode): Map<TaskInstanceStatusCode, TaskInstanceStatusCode> {
+  const m = new Map<TaskInstanceStatusCode, TaskInstanceStatusCode>([
+    [TI.QUEUED, TI.ERROR_FATAL], [TI.INSTANTIATED, TI.ERROR_FATAL], [TI.LAUNCHED, TI.KILL_SELF],
+  ]);
+  if (runStatus === WFR.COLD_RESUME) m.set(TI.RUNNING, TI.KILL_SELF);
+  return m;
+}
+
+/**
+ * Asserts an instance transition the reaper writes. Q/I → F and R → F are not edges of Jobmon's
+ * machine; Jobmon's reaper writes Q/I → F directly. Both are the legal path through KILL_SELF
+ * (Q/I/R → K → F) collapsed into one write, because no worker exists to take the second step:
+ * both edges of the path are asserted.
+ */
+export function assertReaperInstanceTransition(from: TaskInstanceStatusCode, to: TaskInstanceStatusCode): void {
+  if (to === TI.ERROR_FATAL && (from === TI.QUEUED || from === TI.INSTANTIATED || from === TI.RUNNING)) {
+    assertTaskInstanceTransition(from, TI.KILL_SELF);
+    assertTaskInstanceTransition(TI.KILL_SELF, TI.ERROR_FATAL);
+    return;
+  }
+  assertTaskInstanceTransition(from, to);
+}
+
+function lockIf<T extends Knex.QueryBuilder>(db: Q, q: T, lock: boolean): T {
+  return lock && dialectOf(db) !== 'sqlite' ? (q.forUpdate() as T) : q;
+}
+
+async function inTx<T>(db: Knex, stats: TxStats, fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await db.transaction(fn);
+  } finally {
+    stats.transactions += 1;
+    stats.maxTransactionMs = Math.max(stats.maxTransactionMs, performance.now() - t0);
+  }
+}
+
+/** Dry runs read without a transaction or locks; real runs read and write in one short transaction. */
+function runOp<T>(db: Knex, dryRun: boolean, stats: TxStats, fn: (q: Q, write: boolean) => Promise<T>): Promise<T> {
+  return dryRun ? fn(db, false) : inTx(db, stats, (trx) => fn(trx, true));
+}
+
+function num(v: unknown): number { return Number(v); }
+function str(v: unknown): string { return v === null || v === undefined ? '' : String(v); }
+
+function groupBy<T, K>(items: readonly T[], key: (t: T) => K): Map<K, T[]> {
+  const m = new Map<K, T[]>();
+  for (const it of items) {
+    const k = key(it);
+    const list = m.get(k);
+    if (list) list.push(it);
+    else m.set(k, [it]);
+  }
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Circuit breaker and planning
+
+export async function readBreakerCounts(db: Knex, idsCap: number): Promise<{ aliveRuns: number; lostRuns: number; lostRunIds: number[] }> {
+  // One read of the alive runs (status index): how many, and how many of them the reaper would fail now.
+  const row = (await db('workflow_run').whereIn('status', ALIVE)
+    .select(db.raw('COUNT(*) AS alive'))
+    .select(db.raw(`SUM(CASE WHEN status IN (${BREAKER_RUN_STATES.map(() => '?').join(', ')}) AND heartbeat_date <= ? THEN 1 ELSE 0 END) AS lost`, [...BREAKER_RUN_STATES, dbNow(db)]))
+    .first()) as { alive: unknown; lost: unknown };
+  const lostRuns = num(row.lost ?? 0);
+  const ids = lostRuns === 0 ? [] : ((await db('workflow_run').whereIn('status', BREAKER_RUN_STATES).where('heartbeat_date', '<=', dbNow(db))
+    .orderBy('id').limit(idsCap).select('id')) as { id: unknown }[]);
+  return { aliveRuns: num(row.alive), lostRuns, lostRunIds: ids.map((r) => num(r.id)) };
+}
+
+export async function maxWorkflowId(db: Knex): Promise<number> {
+  const row = (await db('workflow').max({ m: 'id' }).first()) as { m: unknown } | undefined;
+  return row?.m == null ? 0 : num(row.m);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workflow runs
+
+export interface LostRun { id: number; workflowId: number | null; status: WorkflowRunStatusCode }
+
+/** Runs in L, R, C or H whose heartbeat_date has passed by the database clock, by id. */
+export async function scanLostRuns(db: Knex, afterId: number, limit: number): Promise<LostRun[]> {
+  const rows = (await db('workflow_run')
+    .whereIn('status', REAPED_RUN_STATES)
+    .where('heartbeat_date', '<=', dbNow(db))
+    .where('id', '>', afterId)
+    .orderBy('id')
+    .limit(limit)
+    .select('id', 'workflow_id', 'status')) as Record<string, unknown>[];
+  return rows.map((r) => ({ id: num(r.id), workflowId: r.workflow_id == null ? null : num(r.workflow_id), status: str(r.status) as WorkflowRunStatusCode }));
+}
+
+/** Locks (real runs) and returns the run if it is still `status` with a passed heartbeat. */
+async function stillLost(q: Q, run: LostRun, lock: boolean): Promise<boolean> {
+  const row = await lockIf(q, q('workflow_run').where('id', run.id).where('status', run.status).where('heartbeat_date', '<=', dbNow(q)).select('id'), lock);
+  return (row as unknown[]).length > 0;
+}
+
+/**
+ * The workflow follows its run (Jobmon sets it unconditionally). One guard: a workflow that already
+ * has a newer run is that run's business, so it is left alone.
+ */
+async function moveWorkflow(q: Q, write: boolean, run: LostRun, to: WorkflowStatusCode, out: Transition[]): Promise<void> {
+  if (run.workflowId === null) return;
+  const newer = await q('workflow_run').where('workflow_id', run.workflowId).where('id', '>', run.id).first('id');
+  if (newer) return;
+  const wf = (await lockIf(q, q('workflow').where('id', run.workflowId).select('id', 'status'), write)) as { id: unknown; status: unknown }[];
+  const from = wf[0] ? str(wf[0].status) : undefined;
+  if (from === undefined || from === to) return;
+  if (write) {
+    const n = await q('workflow').where('id', run.workflowId).where('status', from).update({ status: to, status_date: dbNow(q) });
+    if (n !== 1) throw new ReaperCasMismatchError(`workflow ${run.workflowId}`, 1, n);
+  }
+  out.push({ table: 'workflow', id: run.workflowId, from, to });
+}
+
+export interface RunStepResult { transitions: Transition[]; raced: boolean }
+
+/** R → E (workflow F) or L → A (workflow A), compare-and-set on (status, heartbeat_date <= now). */
+export async function reapLostRun(db: Knex, run: LostRun, dryRun: boolean, stats: TxStats): Promise<RunStepResult> {
+  const target = LOST_RUN_TARGET[run.status];
+  if (!target || (run.status !== WFR.RUNNING && run.status !== WFR.LINKING)) throw new Error(`reapLostRun: run ${run.id} is ${run.status}, not R or L`);
+  assertWorkflowRunTransition(run.status, target.run);
+  return runOp(db, dryRun, stats, async (q, write) => {
+    if (!(await stillLost(q, run, write))) return { transitions: [], raced: true };
+    if (write) {
+      const n = await q('workflow_run').where('id', run.id).where('status', run.status).where('heartbeat_date', '<=', dbNow(q))
+        .update({ status: target.run, status_date: dbNow(q) });
+      if (n !== 1) throw new ReaperCasMismatchError(`workflow_run ${run.id}`, 1, n);
+    }
+    const out: Transition[] = [{ table: 'workflow_run', id: run.id, from: run.status, to: target.run }];
+    await moveWorkflow(q, write, run, target.workflow, out);
+    return { transitions: out, raced: false };
+  });
+}
+
+/** Instances of a lost C/H run that its resume cleanup still has to move, by id. */
+export async function scanResumeCleanup(db: Knex, run: LostRun, afterId: number, limit: number): Promise<number[]> {
+  const from = [...resumeCleanupTargets(run.status).keys()];
+  const rows = (await db('task_instance').where('workflow_run_id', run.id).whereIn('status', from).where('id', '>', afterId)
+    .orderBy('id').limit(limit).select('id')) as { id: unknown }[];
+  return rows.map((r) => num(r.id));
+}
+
+const FATAL_WORDS: Partial<Record<TaskInstanceStatusCode, string>> = { F: 'ERROR_FATAL', K: 'KILL_SELF' };
+
+/** One batch of a lost C/H run's cleanup: Q/I → F, O(/R) → K, each with an error-log row. */
+export async function applyResumeCleanup(db: Knex, run: LostRun, ids: readonly number[], dryRun: boolean, stats: TxStats): Promise<RunStepResult & { killSelf: number }> {
+  const out: RunStepResult & { killSelf: number } = { transitions: [], raced: false, killSelf: 0 };
+  for (const chunk of chunks(ids, MAX_ROWS_PER_TRANSACTION)) {
+    const r = await applyResumeCleanupChunk(db, run, chunk, dryRun, stats);
+    out.transitions.push(...r.transitions);
+    out.killSelf += r.killSelf;
+    if (r.raced) return { ...out, raced: true };
+  }
+  return out;
+}
+
+async function applyResumeCleanupChunk(db: Knex, run: LostRun, ids: readonly number[], dryRun: boolean, stats: TxStats): Promise<RunStepResult & { killSelf: number }> {
+  const targets = resumeCleanupTargets(run.status);
+  for (const [from, to] of targets) assertReaperInstanceTransition(from, to);
+  if (ids.length === 0) return { transitions: [], raced: false, killSelf: 0 };
+  return runOp(db, dryRun, stats, async (q, write) => {
+    if (!(await stillLost(q, run, write))) return { transitions: [], raced: true, killSelf: 0 };
+    const rows = (await lockIf(q, q('task_instance').whereIn('id', ids).where('workflow_run_id', run.id).whereIn('status', [...targets.keys()])
+      .orderBy('id').select('id', 'status'), write)) as { id: unknown; status: unknown }[];
+    const out: Transition[] = [];
+    const logs: { task_instance_id: number; error_time: Knex.Raw; description: string }[] = [];
+    for (const [from, group] of groupBy(rows, (r) => str(r.status) as TaskInstanceStatusCode)) {
+      const to = targets.get(from)!;
+      const groupIds = group.map((r) => num(r.id));
+      if (write) {
+        const n = await q('task_instance').whereIn('id', groupIds).where('workflow_run_id', run.id).where('status', from)
+          .update({ status: to, status_date: dbNow(q) });
+        if (n !== groupIds.length) throw new ReaperCasMismatchError(`resume cleanup of workflow_run ${run.id} ${from}→${to}`, groupIds.length, n);
+      }
+      const why = to === TI.ERROR_FATAL ? ' (no worker to clean up)' : '';
+      for (const id of groupIds) {
+        out.push({ table: 'task_instance', id, from, to });
+        logs.push({
+          task_instance_id: id,
+          error_time: dbNow(q),
+          description: `Reaper: Workflow resume cleanup. Setting to ${FATAL_WORDS[to] ?? to} from status: ${from}${why}. `
+            + `workflow_run ${run.id} is ${run.status} and lost its heartbeat (jobmon-temporal reaper)`,
+        });
+      }
+    }
+    if (write && logs.length > 0) await q('task_instance_error_log').insert(logs);
+    return { transitions: out, raced: false, killSelf: out.filter((t) => t.to === TI.KILL_SELF).length };
+  });
+}
+
+export async function countKillSelf(db: Knex, runId: number): Promise<number> {
+  const row = (await db('task_instance').where('workflow_run_id', runId).where('status', TI.KILL_SELF).count({ n: '*' }).first()) as { n: unknown };
+  return num(row.n);
+}
+
+/** C/H → T (workflow H) once no KILL_SELF instance of the run remains. */
+export async function terminateResumedRun(db: Knex, run: LostRun, dryRun: boolean, stats: TxStats): Promise<RunStepResult> {
+  const target = LOST_RUN_TARGET[run.status];
+  if (!target || target.run !== WFR.TERMINATED) throw new Error(`terminateResumedRun: run ${run.id} is ${run.status}, not C or H`);
+  assertWorkflowRunTransition(run.status, target.run);
+  return runOp(db, dryRun, stats, async (q, write) => {
+    if (!(await stillLost(q, run, write))) return { transitions: [], raced: true };
+    if (write) {
+      const n = await q('workflow_run').where('id', run.id).where('status', run.status).where('heartbeat_date', '<=', dbNow(q))
+        .whereNotExists((sub: Knex.QueryBuilder) => { void sub.select(1).from('task_instance as k').whereRaw('?? = ??', ['k.workflow_run_id', 'workflow_run.id']).where('k.status', TI.KILL_SELF); })
+        .update({ status: target.run, status_date: dbNow(q) });
+      if (n !== 1) return { transitions: [], raced: true };
+    }
+    const out: Transition[] = [{ table: 'workflow_run', id: run.id, from: run.status, to: target.run }];
+    await moveWorkflow(q, write, run, target.workflow, out);
+    return { transitions: out, raced: false };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orphaned task instances
+
+/**
+ * The instance's run protects it: the run is resuming (C/H: the resume cleanup owns its instances),
+ * or, unless reapLiveRunInstances, the run is L/B/R with a heartbeat that has not passed.
+ * Instances without a run, or whose run is in any other state, are unprotected.
+ */
+function protectedByRun(db: Q, opts: ReaperStoreOptions) {
+  return (sub: Knex.QueryBuilder): void => {
+    void sub.select(1).from('workflow_run as wfr').whereRaw('?? = ??', ['wfr.id', 'ti.workflow_run_id']).where((w: Knex.QueryBuilder) => {
+      void w.whereIn('wfr.status', RESUMING_RUN);
+      if (!opts.reapLiveRunInstances) {
+        void w.orWhere((live: Knex.QueryBuilder) => {
+          void live.whereIn('wfr.status', HEARTBEATING_RUN).where((hb: Knex.QueryBuilder) => {
+            void hb.whereNull('wfr.heartbeat_date').orWhere('wfr.heartbeat_date', '>', dbNow(db));
+          });
+        });
+      }
+    });
+  };
+}
+
+function orphanPredicate(db: Q, opts: ReaperStoreOptions) {
+  return (qb: Knex.QueryBuilder): void => {
+    void qb.whereIn('ti.status', TASK_INSTANCE_REAPABLE)
+      .where('ti.report_by_date', '<=', dbNowPlus(db, -opts.graceSeconds))
+      .whereNotExists(protectedByRun(db, opts));
+  };
+}
+
+/** Candidate orphans by id: instances in O/R/T past report_by_date + grace whose run does not protect them. */
+export async function scanOrphanedInstances(db: Knex, opts: ReaperStoreOptions, afterId: number, limit: number): Promise<number[]> {
+  const rows = (await db('task_instance as ti').where(orphanPredicate(db, opts)).where('ti.id', '>', afterId)
+    .orderBy('ti.id').limit(limit).select('ti.id')) as { id: unknown }[];
+  return rows.map((r) => num(r.id));
+}
+
+export interface OrphanStepResult { transitions: Transition[]; raced: number }
+
+/**
+ * Dry runs only: task statuses the plan has already changed (a real run would have committed them),
+ * for tasks that still have reapable instances further on. Two orphaned instances of one task: the
+ * first moves the task, the second sees the moved task, in a dry run exactly as in a real one.
+ */
+export type DryRunTaskOverlay = Map<number, TaskStatusCode>;
+
+/**
+ * Reaps one batch of orphans: O/R/T → U with Jobmon's task side effect (task → E, then F when its
+ * attempts are exhausted, else G); an instance whose task is already D or F → F, task unchanged.
+ * A task that has moved on (G/Q/A/E: another instance or a resume owns it) is left alone.
+ * Applied in chunks of MAX_ROWS_PER_TRANSACTION, one transaction each.
+ */
+export async function applyOrphanedInstances(
+  db: Knex, opts: ReaperStoreOptions, ids: readonly number[], dryRun: boolean, stats: TxStats, overlay: DryRunTaskOverlay = new Map(),
+): Promise<OrphanStepResult> {
+  const out: OrphanStepResult = { transitions: [], raced: 0 };
+  for (const chunk of chunks(ids, MAX_ROWS_PER_TRANSACTION)) {
+    const r = await applyOrphanChunk(db, opts, chunk, dryRun, stats, overlay);
+    out.transitions.push(...r.transitions);
+    out.raced += r.raced;
+    if (dryRun && overlay.size > 0) {
+      const later = (await db('task_instance').whereIn('task_id', [...overlay.keys()]).whereIn('status', TASK_INSTANCE_REAPABLE)
+        .where('id', '>', chunk[chunk.length - 1]!).distinct('task_id')) as { task_id: unknown }[];
+      const keep = new Set(later.map((r) => num(r.task_id)));
+      for (const id of [...overlay.keys()]) if (!keep.has(id)) overlay.delete(id);
+    }
+  }
+  return out;
+}
+
+async function applyOrphanChunk(db: Knex, opts: ReaperStoreOptions, ids: readonly number[], dryRun: boolean, stats: TxStats, overlay: DryRunTaskOverlay): Promise<OrphanStepResult> {
+  if (ids.length === 0) return { transitions: [], raced: 0 };
+  return runOp(db, dryRun, stats, async (q, write) => {
+    const tis = (await lockIf(q, q('task_instance as ti').whereIn('ti.id', ids).where(orphanPredicate(q, opts))
+      .orderBy('ti.id').select('ti.id', 'ti.status', 'ti.task_id', 'ti.workflow_run_id', 'ti.report_by_date'), write)) as Record<string, unknown>[];
+    if (tis.length === 0) return { transitions: [], raced: ids.length };
+    const taskIds = [...new Set(tis.map((r) => num(r.task_id)))].sort((a, b) => a - b);
+    const tasks = (await lockIf(q, q('task').whereIn('id', taskIds).orderBy('id').select('id', 'status', 'num_attempts', 'max_attempts'), write)) as Record<string, unknown>[];
+    const runIds = [...new Set(tis.filter((r) => r.workflow_run_id != null).map((r) => num(r.workflow_run_id)))];
+    const runs = runIds.length === 0 ? [] : (await q('workflow_run').whereIn('id', runIds).select('id', 'status', q.raw('CASE WHEN heartbeat_date <= ? THEN 1 ELSE 0 END AS lost', [dbNow(q)]))) as Record<string, unknown>[];
+    const runInfo = new Map(runs.map((r) => [num(r.id), { status: str(r.status), lost: num(r.lost) === 1 }]));
+    const task = new Map(tasks.map((t) => [num(t.id), { status: (dryRun ? overlay.get(num(t.id)) : undefined) ?? (str(t.status) as TaskStatusCode), num: num(t.num_attempts ?? 0), max: num(t.max_attempts ?? 1) }]));
+
+    const tiMoves: { id: number; from: TaskInstanceStatusCode; to: TaskInstanceStatusCode; description: string }[] = [];
+    const taskMoves: Transition[] = [];
+    for (const r of tis) {
+      const id = num(r.id);
+      const from = str(r.status) as TaskInstanceStatusCode;
+      const t = task.get(num(r.task_id));
+      const run = r.workflow_run_id == null ? undefined : runInfo.get(num(r.workflow_run_id));
+      const runText = run ? `workflow_run ${num(r.workflow_run_id)} is ${run.status}${run.lost && ALIVE.includes(run.status) ? ' with a lost heartbeat' : ''}` : 'no workflow_run';
+      let to: TaskInstanceStatusCode;
+      let taskText: string;
+      if (t && (t.status === TS.DONE || t.status === TS.ERROR_FATAL)) {
+        to = TI.ERROR_FATAL;
+        taskText = `task ${num(r.task_id)} already ${t.status}`;
+      } else {
+        to = TI.UNKNOWN_ERROR;
+        if (t && (t.status === TS.INSTANTIATING || t.status === TS.LAUNCHED || t.status === TS.RUNNING)) {
+          const taskTo = taskStatusAfterInstanceError(to, t.num, t.max);
+          taskMoves.push({ table: 'task', id: num(r.task_id), from: t.status, to: taskTo });
+          taskText = `task ${num(r.task_id)} ${t.status}→E→${taskTo} (attempt ${t.num} of ${t.max})`;
+          t.status = taskTo;
+        } else {
+          taskText = `task ${num(r.task_id)} is ${t?.status ?? 'missing'}, left alone`;
+        }
+      }
+      assertReaperInstanceTransition(from, to);
+      tiMoves.push({
+        id, from, to,
+        description: `Reaper: no heartbeat since report_by_date ${str(r.report_by_date)} passed (+${opts.graceSeconds}s grace); reaped ${from}→${to}; `
+          + `${runText}; ${taskText} (jobmon-temporal reaper)`,
+      });
+    }
+    if (write) {
+      const cutoff = dbNowPlus(q, -opts.graceSeconds);
+      for (const [key, group] of groupBy(tiMoves, (m) => `${m.from}${m.to}`)) {
+        const from = key[0]!;
+        const groupIds = group.map((m) => m.id);
+        const n = await q('task_instance').whereIn('id', groupIds).where('status', from).where('report_by_date', '<=', cutoff)
+          .update({ status: group[0]!.to, status_date: dbNow(q) });
+        if (n !== groupIds.length) throw new ReaperCasMismatchError(`orphaned task_instance ${key[0]}→${key[1]}`, groupIds.length, n);
+      }
+      for (const [key, group] of groupBy(taskMoves, (m) => `${m.from}${m.to}`)) {
+        const groupIds = group.map((m) => m.id);
+        const n = await q('task').whereIn('id', groupIds).where('status', key[0]!).update({ status: key[1]!, status_date: dbNow(q) });
+        if (n !== groupIds.length) throw new ReaperCasMismatchError(`task ${key[0]}→${key[1]}`, groupIds.length, n);
+      }
+      await q('task_instance_error_log').insert(tiMoves.map((m) => ({ task_instance_id: m.id, error_time: dbNow(q), description: m.description })));
+    }
+    if (!write) for (const m of taskMoves) overlay.set(m.id, m.to as TaskStatusCode);
+    const transitions: Transition[] = tiMoves.map((m) => ({ table: 'task_instance', id: m.id, from: m.from, to: m.to }));
+    transitions.push(...taskMoves);
+    return { transitions, raced: ids.length - tis.length };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// F → D inconsistency repair
+
+function allTasksDone(qb: Knex.QueryBuilder): void {
+  void qb.whereExists((sub: Knex.QueryBuilder) => { void sub.select(1).from('task as t').whereRaw('?? = ??', ['t.workflow_id', 'w.id']); })
+    .whereNotExists((sub: Knex.QueryBuilder) => { void sub.select(1).from('task as t2').whereRaw('?? = ??', ['t2.workflow_id', 'w.id']).whereNot('t2.status', TS.DONE); });
+}
+
+/** Workflows in F with at least one task and all tasks D, with ids in (fromId, toId]. */
+export async function scanInconsistentWorkflows(db: Knex, fromId: number, toId: number): Promise<number[]> {
+  const rows = (await db('workflow as w').where('w.id', '>', fromId).where('w.id', '<=', toId).where('w.status', WF.FAILED)
+    .where(allTasksDone).orderBy('w.id').select('w.id')) as { id: unknown }[];
+  return rows.map((r) => num(r.id));
+}
+
+/** F → D for those that still qualify (Jobmon's fix_status_inconsistency). */
+export async function repairInconsistentWorkflows(db: Knex, ids: readonly number[], dryRun: boolean, stats: TxStats): Promise<OrphanStepResult> {
+  if (ids.length === 0) return { transitions: [], raced: 0 };
+  return runOp(db, dryRun, stats, async (q, write) => {
+    const rows = (await lockIf(q, q('workflow as w').whereIn('w.id', ids).where('w.status', WF.FAILED).where(allTasksDone).orderBy('w.id').select('w.id'), write)) as { id: unknown }[];
+    const got = rows.map((r) => num(r.id));
+    if (write && got.length > 0) {
+      const n = await q('workflow').whereIn('id', got).where('status', WF.FAILED).update({ status: WF.DONE, status_date: dbNow(q) });
+      if (n !== got.length) throw new ReaperCasMismatchError('workflow F→D', got.length, n);
+    }
+    return { transitions: got.map((id) => ({ table: 'workflow' as const, id, from: WF.FAILED, to: WF.DONE })), raced: ids.length - got.length };
+  });
+}
+
+/** Workflow name for notifications. */
+export async function workflowName(db: Knex, workflowId: number): Promise<string | null> {
+  const row = (await db('workflow').where('id', workflowId).first('name')) as { name: unknown } | undefined;
+  return row?.name == null ? null : String(row.name);
+}

@@ -1,0 +1,377 @@
+/**
+ * The reaper's safety rules on PostgreSQL and MariaDB: a heartbeat landing between scan and update
+ * always wins; overlapping reaps never double a transition or an error-log row; activity retries are
+ * harmless; a dry run predicts a real run exactly and changes nothing; the circuit breaker stops
+ * everything when too many runs look lost at once; only Jobmon's legal edges are written.
+ */
+import test from 'ava';
+import { ApplicationFailure, WorkflowFailedError, type Client } from '@temporalio/client';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
+import type { Knex } from 'knex';
+import { names, type Config } from '../lib/config.js';
+import { dbNowPlus } from '../lib/db/clock.js';
+import { createTask, createTaskInstance, createWorkflow, createWorkflowRun } from '../lib/db/factory.js';
+import { assertReaperInstanceTransition, resumeCleanupTargets, LOST_RUN_TARGET } from '../lib/db/reaper-store.js';
+import { IllegalTransitionError, assertWorkflowRunTransition, type TaskInstanceStatusCode, type TaskStatusCode, type WorkflowRunStatusCode } from '../lib/jobmon/status.js';
+import { BREAKER_FAILURE_TYPE, countOf, type ReapSummary } from '../lib/reaper/summary.js';
+import { createReaperActivities, type ReaperHooks } from '../activities/reaper/index.js';
+import type { reaper as reaperWorkflow, ReaperInput } from '../workflows/reaper.js';
+import { WORKFLOWS_PATH } from '../workers/paths.js';
+import { createTestDb, SERVER_DBS, type DbKind } from './helpers/databases.js';
+import { connectTestClient, TEMPORAL_ADDRESS, testConfig } from './helpers/temporal.js';
+
+// ---- harness: a fresh database and a reaper worker (workflow code bundled once per file) ----
+
+let client: Client;
+let connection: NativeConnection;
+let bundle: { code: string };
+
+test.before(async () => {
+  client = await connectTestClient();
+  connection = await NativeConnection.connect({ address: TEMPORAL_ADDRESS });
+  bundle = { code: (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') })).code };
+});
+
+test.after.always(async () => {
+  await connection?.close();
+  await client?.connection.close();
+});
+
+interface Ctx {
+  db: Knex;
+  config: Config;
+  reap(input?: ReaperInput, workflowId?: string): Promise<ReapSummary>;
+  activities: ReturnType<typeof createReaperActivities>;
+}
+
+let seq = 0;
+async function withReaper(kind: DbKind, env: Record<string, string>, fn: (ctx: Ctx) => Promise<void>, hooks?: ReaperHooks): Promise<void> {
+  const tdb = await createTestDb(kind);
+  try {
+    const config = testConfig(tdb.url, env);
+    const taskQueue = names(config.temporal).reaperTaskQueue;
+    const activities = createReaperActivities({ db: tdb.db, config, hooks });
+    const worker = await Worker.create({ connection, taskQueue, workflowBundle: bundle, activities, shutdownGraceTime: '1s' });
+    const reap = (input: ReaperInput = {}, workflowId?: string) => client.workflow.execute<typeof reaperWorkflow>('reaper', {
+      taskQueue, workflowId: workflowId ?? `${config.temporal.taskQueuePrefix}reaper-${++seq}`, args: [input], workflowExecutionTimeout: '2 minutes',
+    });
+    await worker.runUntil(fn({ db: tdb.db, config, reap, activities }));
+  } finally {
+    await tdb.drop();
+  }
+}
+
+/** Runs an activity function in a mocked activity context, outside any worker. */
+function inActivity<R>(fn: () => Promise<R>): Promise<R> {
+  return new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') }).run(fn);
+}
+
+async function statusOf(db: Knex, table: string, id: number): Promise<string> {
+  const row = (await db(table).where('id', id).first('status')) as { status: string } | undefined;
+  return row?.status ?? '(missing)';
+}
+
+async function logCount(db: Knex, taskInstanceIds?: number[]): Promise<number> {
+  const q = db('task_instance_error_log');
+  if (taskInstanceIds) void q.whereIn('task_instance_id', taskInstanceIds);
+  const row = (await q.count({ n: '*' }).first()) as { n: unknown };
+  return Number(row.n);
+}
+
+/** Every row the reaper could touch, for "nothing changed" checks. */
+async function snapshot(db: Knex): Promise<unknown> {
+  return {
+    ti: await db('task_instance').orderBy('id').select('id', 'status', 'status_date', 'report_by_date'),
+    task: await db('task').orderBy('id').select('id', 'status', 'status_date'),
+    wfr: await db('workflow_run').orderBy('id').select('id', 'status', 'status_date', 'heartbeat_date'),
+    wf: await db('workflow').orderBy('id').select('id', 'status', 'status_date'),
+    logs: await logCount(db),
+  };
+}
+
+async function runWithInstances(
+  db: Knex,
+  run: { status: WorkflowRunStatusCode; heartbeatInSeconds: number },
+  instances: { status: TaskInstanceStatusCode; reportByInSeconds?: number; taskStatus?: TaskStatusCode; numAttempts?: number; maxAttempts?: number }[],
+): Promise<{ workflowId: number; workflowRunId: number; ti: number[]; tasks: number[] }> {
+  const { workflowId, workflowRunId } = await createWorkflowRun(db, { status: run.status, heartbeatInSeconds: run.heartbeatInSeconds });
+  const ti: number[] = [];
+  const tasks: number[] = [];
+  for (const i of instances) {
+    const taskId = await createTask(db, { workflowId, status: i.taskStatus ?? 'R', numAttempts: i.numAttempts, maxAttempts: i.maxAttempts });
+    tasks.push(taskId);
+    ti.push(await createTaskInstance(db, { workflowRunId, taskId, status: i.status, reportByInSeconds: i.reportByInSeconds ?? 279 }));
+  }
+  return { workflowId, workflowRunId, ti, tasks };
+}
+
+/** A mixed Jobmon database with something for every rule of the reaper. */
+async function seedEverything(db: Knex): Promise<void> {
+  await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
+  await createWorkflowRun(db, { status: 'L', heartbeatInSeconds: -5 });
+  for (let i = 0; i < 10; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 90 });
+  await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, [{ status: 'Q' }, { status: 'I' }, { status: 'O' }, { status: 'R' }]);
+  await runWithInstances(db, { status: 'H', heartbeatInSeconds: -5 }, [{ status: 'Q' }]);
+  await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [
+    { status: 'R', reportByInSeconds: -600 }, { status: 'O', reportByInSeconds: -600, numAttempts: 3, maxAttempts: 3 },
+    { status: 'T', reportByInSeconds: -600, taskStatus: 'D' }, { status: 'R', reportByInSeconds: -10 },
+  ]);
+  await runWithInstances(db, { status: 'R', heartbeatInSeconds: -5 }, [{ status: 'R', reportByInSeconds: -600 }]);
+  await runWithInstances(db, { status: 'R', heartbeatInSeconds: 90 }, [{ status: 'R', reportByInSeconds: -600 }]);
+  const wf = await createWorkflow(db, { status: 'F' });
+  await createTask(db, { workflowId: wf, status: 'D' });
+}
+
+/** Resets instances to R with a passed deadline (and their tasks to R) for the next iteration. */
+async function makeOrphans(db: Knex, ti: number[], tasks: number[]): Promise<void> {
+  await db('task_instance').whereIn('id', ti).update({ status: 'R', report_by_date: dbNowPlus(db, -600) });
+  await db('task').whereIn('id', tasks).update({ status: 'R' });
+}
+
+const ITERATIONS = 50;
+
+// ---- pure: legal edges ----
+
+test('only legal edges: the reaper\'s instance transitions are Jobmon edges, or the K path collapsed', (t) => {
+  for (const run of ['C', 'H'] as const) for (const [from, to] of resumeCleanupTargets(run)) t.notThrows(() => assertReaperInstanceTransition(from, to));
+  for (const from of ['O', 'R', 'T'] as const) t.notThrows(() => assertReaperInstanceTransition(from, 'U'));
+  for (const from of ['O', 'R', 'T'] as const) t.notThrows(() => assertReaperInstanceTransition(from, 'F'));
+  for (const [from, to] of [['D', 'U'], ['E', 'F'], ['K', 'U'], ['Q', 'U'], ['U', 'F']] as const) {
+    t.throws(() => assertReaperInstanceTransition(from, to), { instanceOf: IllegalTransitionError });
+  }
+  for (const [from, target] of Object.entries(LOST_RUN_TARGET)) t.notThrows(() => assertWorkflowRunTransition(from as WorkflowRunStatusCode, target.run));
+  t.deepEqual([...resumeCleanupTargets('C')], [['Q', 'F'], ['I', 'F'], ['O', 'K'], ['R', 'K']]);
+  t.deepEqual([...resumeCleanupTargets('H')], [['Q', 'F'], ['I', 'F'], ['O', 'K']]);
+});
+
+for (const kind of SERVER_DBS) {
+  // ---- heartbeat races ----
+
+  test(`${kind}: race: an instance heartbeat landing between scan and update always wins (${ITERATIONS} iterations)`, async (t) => {
+    let land: (() => Promise<void>) | undefined;
+    await withReaper(kind, {}, async ({ db, activities }) => {
+      const dead = await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [{ status: 'R', reportByInSeconds: -600 }, { status: 'R', reportByInSeconds: -600 }]);
+      const lostRun = await runWithInstances(db, { status: 'R', heartbeatInSeconds: -5 }, [{ status: 'R', reportByInSeconds: -600 }]);
+      const [beats, dies] = dead.ti as [number, number];
+      const protectedByRun = lostRun.ti[0]!;
+      for (let i = 0; i < ITERATIONS; i++) {
+        await makeOrphans(db, [...dead.ti, ...lostRun.ti], [...dead.tasks, ...lostRun.tasks]);
+        await db('workflow_run').where('id', lostRun.workflowRunId).update({ heartbeat_date: dbNowPlus(db, -5) });
+        let scanned: readonly number[] = [];
+        land = async () => {
+          // The instance's own heartbeat, and its run's heartbeat, land after the scan.
+          await db('task_instance').where('id', beats).update({ report_by_date: dbNowPlus(db, 279) });
+          await db('workflow_run').where('id', lostRun.workflowRunId).update({ heartbeat_date: dbNowPlus(db, 93) });
+        };
+        const r = await inActivity(() => activities.sweepTaskInstances({ dryRun: false, afterId: 0 }));
+        scanned = r.transitions.flatMap((x) => x.ids);
+        t.is(await statusOf(db, 'task_instance', beats), 'R', `iteration ${i}: heartbeat won`);
+        t.is(await statusOf(db, 'task_instance', protectedByRun), 'R', `iteration ${i}: run heartbeat won`);
+        t.is(await statusOf(db, 'task', dead.tasks[0]!), 'R');
+        t.is(await statusOf(db, 'task_instance', dies), 'U', `iteration ${i}: the silent one is reaped`);
+        t.is(countOf(r, 'task_instance', 'R', 'U'), 1);
+        t.is(r.raced?.taskInstances, 2);
+        t.false(scanned.includes(beats));
+      }
+      t.is(await logCount(db, [beats, protectedByRun]), 0, 'no error-log row for an instance that was not reaped');
+      t.is(await logCount(db, [dies]), ITERATIONS);
+    }, { afterScan: async (phase) => { if (phase === 'task_instances') await land?.(); } });
+  });
+
+  test(`${kind}: race: a run heartbeat landing between scan and update always wins (${ITERATIONS} iterations)`, async (t) => {
+    let land: ((phase: string) => Promise<void>) | undefined;
+    await withReaper(kind, {}, async ({ db, activities }) => {
+      const beats = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
+      const dies = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
+      const resuming = await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, [{ status: 'Q' }, { status: 'R' }]);
+      for (let i = 0; i < ITERATIONS; i++) {
+        await db('workflow_run').whereIn('id', [beats.workflowRunId, dies.workflowRunId]).update({ status: 'R', heartbeat_date: dbNowPlus(db, -5) });
+        await db('workflow_run').where('id', resuming.workflowRunId).update({ heartbeat_date: dbNowPlus(db, -5) });
+        await db('workflow').whereIn('id', [beats.workflowId, dies.workflowId]).update({ status: 'R' });
+        land = async (phase) => {
+          if (phase === 'workflow_runs') await db('workflow_run').where('id', beats.workflowRunId).update({ heartbeat_date: dbNowPlus(db, 93) });
+          if (phase === 'resume_cleanup') await db('workflow_run').where('id', resuming.workflowRunId).update({ heartbeat_date: dbNowPlus(db, 93) });
+        };
+        const r = await inActivity(() => activities.sweepWorkflowRuns({ dryRun: false, afterId: 0 }));
+        t.is(await statusOf(db, 'workflow_run', beats.workflowRunId), 'R', `iteration ${i}`);
+        t.is(await statusOf(db, 'workflow', beats.workflowId), 'R');
+        t.is(await statusOf(db, 'workflow_run', dies.workflowRunId), 'E');
+        t.is(await statusOf(db, 'workflow', dies.workflowId), 'F');
+        t.deepEqual(await Promise.all(resuming.ti.map((id) => statusOf(db, 'task_instance', id))), ['Q', 'R']);
+        t.is(await statusOf(db, 'workflow_run', resuming.workflowRunId), 'C');
+        t.is(countOf(r, 'workflow_run', 'R', 'E'), 1);
+        t.is(r.raced?.workflowRuns, 2);
+      }
+      t.is(await logCount(db), 0);
+    }, { afterScan: async (phase) => { await land?.(phase); } });
+  });
+
+  // ---- overlapping reaps and retries ----
+
+  test(`${kind}: overlapping reaps: two sweeps at once give one transition and one error-log row per instance`, async (t) => {
+    await withReaper(kind, { REAPER_BATCH_SIZE: '16' }, async ({ db, activities }) => {
+      const { workflowId, workflowRunId } = await createWorkflowRun(db, { status: 'E', heartbeatInSeconds: -3600 });
+      const ti: number[] = [];
+      const tasks: number[] = [];
+      // Two instances per task: the task's side effect must happen once, by whichever comes first.
+      for (let i = 0; i < 60; i++) {
+        const taskId = await createTask(db, { workflowId, status: 'R', numAttempts: 1, maxAttempts: 3 });
+        tasks.push(taskId);
+        ti.push(await createTaskInstance(db, { workflowRunId, taskId, status: 'R', reportByInSeconds: -600 }));
+        ti.push(await createTaskInstance(db, { workflowRunId, taskId, status: 'O', reportByInSeconds: -600 }));
+      }
+      for (let round = 0; round < 5; round++) {
+        await db('task_instance_error_log').delete();
+        await db('task_instance').whereIn('id', ti).update({ report_by_date: dbNowPlus(db, -600) });
+        for (let i = 0; i < ti.length; i++) await db('task_instance').where('id', ti[i]!).update({ status: i % 2 === 0 ? 'R' : 'O' });
+        await db('task').whereIn('id', tasks).update({ status: 'R' });
+        const [a, b] = await Promise.all([
+          inActivity(() => activities.sweepTaskInstances({ dryRun: false, afterId: 0 })),
+          inActivity(() => activities.sweepTaskInstances({ dryRun: false, afterId: 0 })),
+        ]);
+        const reaped = countOf(a, 'task_instance', '*', 'U') + countOf(b, 'task_instance', '*', 'U');
+        t.is(reaped, 120, `round ${round}: every instance reaped once in total`);
+        t.is(countOf(a, 'task', 'R', 'G') + countOf(b, 'task', 'R', 'G'), 60, 'every task moved once');
+        t.is(await logCount(db, ti), 120, 'one error-log row per instance');
+        const perInstance = (await db('task_instance_error_log').select('task_instance_id').count({ n: '*' }).groupBy('task_instance_id')) as { n: unknown }[];
+        t.true(perInstance.every((r) => Number(r.n) === 1));
+        t.deepEqual((await db('task_instance').whereIn('id', ti).distinct('status')).map((r: { status: string }) => r.status), ['U']);
+        t.deepEqual((await db('task').whereIn('id', tasks).distinct('status')).map((r: { status: string }) => r.status), ['G']);
+      }
+    }, { afterScan: () => new Promise((r) => setTimeout(r, Math.random() * 5)) });
+  });
+
+  test(`${kind}: overlapping reaper workflows: exactly one transition and one error-log row per row`, async (t) => {
+    await withReaper(kind, { REAPER_BATCH_SIZE: '8' }, async ({ db, reap, config }) => {
+      const orphans = [];
+      for (let i = 0; i < 5; i++) orphans.push(await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, Array.from({ length: 8 }, () => ({ status: 'R' as const, reportByInSeconds: -600 }))));
+      const resuming = await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, Array.from({ length: 20 }, (_, i) => ({ status: (['Q', 'I', 'O', 'R'] as const)[i % 4]! })));
+      const lost = [];
+      for (let i = 0; i < 4; i++) lost.push(await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 }));
+      for (let i = 0; i < 10; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 90 });
+      const p = config.temporal.taskQueuePrefix;
+      const [a, b] = await Promise.all([reap({}, `${p}overlap-a`), reap({}, `${p}overlap-b`)]);
+      const ti = orphans.flatMap((o) => o.ti);
+      t.is(countOf(a, 'task_instance', 'R', 'U') + countOf(b, 'task_instance', 'R', 'U'), 40);
+      t.is(countOf(a, 'workflow_run', 'R', 'E') + countOf(b, 'workflow_run', 'R', 'E'), 4);
+      const cleanup = (s: ReapSummary) => countOf(s, 'task_instance', 'Q', 'F') + countOf(s, 'task_instance', 'I', 'F') + countOf(s, 'task_instance', 'O', 'K') + countOf(s, 'task_instance', 'R', 'K');
+      t.is(cleanup(a) + cleanup(b), 20);
+      t.is(await logCount(db, ti), 40);
+      t.is(await logCount(db, resuming.ti), 20);
+      const perInstance = (await db('task_instance_error_log').select('task_instance_id').count({ n: '*' }).groupBy('task_instance_id')) as { n: unknown }[];
+      t.is(perInstance.length, 60);
+      t.true(perInstance.every((r) => Number(r.n) === 1));
+      for (const run of lost) t.is(await statusOf(db, 'workflow_run', run.workflowRunId), 'E');
+    });
+  });
+
+  test(`${kind}: a retried activity (failure after a committed batch) leaves exactly one transition and one log row each`, async (t) => {
+    let failures = 0;
+    let batches = 0;
+    await withReaper(kind, { REAPER_BATCH_SIZE: '5' }, async ({ db, reap }) => {
+      const o = await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, Array.from({ length: 17 }, () => ({ status: 'R' as const, reportByInSeconds: -600 })));
+      const s = await reap();
+      t.is(failures, 1, 'the activity failed once and was retried');
+      t.deepEqual((await db('task_instance').whereIn('id', o.ti).distinct('status')).map((r: { status: string }) => r.status), ['U']);
+      t.is(await logCount(db, o.ti), 17);
+      // The failed attempt's committed batches are not in the summary (its result never arrived).
+      t.is(countOf(s, 'task_instance', 'R', 'U'), 7);
+    }, {
+      afterScan: (phase) => {
+        if (phase !== 'task_instances') return;
+        batches += 1;
+        if (batches === 3 && failures === 0) { failures += 1; throw new Error('injected failure after two committed batches'); }
+      },
+    });
+  });
+
+  // ---- dry run ----
+
+  test(`${kind}: dry run reports exactly what the real reap then does, and changes nothing`, async (t) => {
+    await withReaper(kind, { REAPER_BATCH_SIZE: '3' }, async ({ db, reap }) => {
+      await seedEverything(db);
+      const before = await snapshot(db);
+      const dry = await reap({ dryRun: true });
+      t.deepEqual(await snapshot(db), before, 'nothing changed');
+      t.true(dry.dryRun);
+      t.true(dry.transitions.length >= 10, `a rich plan (${dry.transitions.length} kinds)`);
+      const real = await reap();
+      t.false(real.dryRun);
+      t.deepEqual(real.transitions, dry.transitions);
+      t.deepEqual(real.waitingRuns, dry.waitingRuns);
+      t.deepEqual(real.repairWindows, dry.repairWindows);
+      t.deepEqual(real.raced, { workflowRuns: 0, taskInstances: 0, workflows: 0 });
+      t.notDeepEqual(await snapshot(db), before);
+      // And again: the second dry run agrees with the second real reap.
+      const dry2 = await reap({ dryRun: true });
+      const real2 = await reap();
+      t.deepEqual(real2.transitions, dry2.transitions);
+      t.deepEqual(real2.waitingRuns, dry2.waitingRuns);
+    });
+  });
+
+  test(`${kind}: dry run stays exact when one task has orphaned instances in different batches and activity calls`, async (t) => {
+    await withReaper(kind, { REAPER_BATCH_SIZE: '2' }, async ({ db, reap }) => {
+      const dead = await createWorkflowRun(db, { status: 'E', heartbeatInSeconds: -3600 });
+      const exhausted = await createTask(db, { workflowId: dead.workflowId, status: 'R', numAttempts: 2, maxAttempts: 2 });
+      const retried = await createTask(db, { workflowId: dead.workflowId, status: 'R', numAttempts: 1, maxAttempts: 3 });
+      const orphan = (taskId: number, status: 'R' | 'O') => createTaskInstance(db, { workflowRunId: dead.workflowRunId, taskId, status, reportByInSeconds: -600 });
+      const first = [await orphan(exhausted, 'R'), await orphan(retried, 'R')];
+      for (let i = 0; i < 45; i++) await orphan(await createTask(db, { workflowId: dead.workflowId, status: 'R' }), 'R');
+      const second = [await orphan(exhausted, 'O'), await orphan(retried, 'O')];
+      const dry = await reap({ dryRun: true });
+      t.true(dry.stats.activities >= 4, 'the instance sweep took more than one activity call');
+      const real = await reap();
+      t.deepEqual(real.transitions, dry.transitions);
+      t.deepEqual(await Promise.all([...first, ...second].map((id) => statusOf(db, 'task_instance', id))), ['U', 'U', 'F', 'U']);
+      t.is(await statusOf(db, 'task', exhausted), 'F');
+      t.is(await statusOf(db, 'task', retried), 'G');
+      t.is(countOf(real, 'task', 'R', 'F'), 1);
+      t.is(countOf(real, 'task', 'R', 'G'), 46);
+    });
+  });
+
+  // ---- circuit breaker ----
+
+  test(`${kind}: circuit breaker: many lost runs at once → the reap fails loudly and reaps nothing`, async (t) => {
+    await withReaper(kind, { REAPER_MAX_FRACTION: '0.5', REAPER_BREAKER_MIN_RUNS: '10' }, async ({ db, reap, activities }) => {
+      await seedEverything(db); // 3 lost R/L runs of 16 alive: fine on its own
+      for (let i = 0; i < 20; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -30 });
+      const before = await snapshot(db);
+      for (const input of [{}, { dryRun: true }]) {
+        const err = await t.throwsAsync(reap(input), { instanceOf: WorkflowFailedError });
+        const cause = err?.cause;
+        t.true(cause instanceof ApplicationFailure);
+        t.is((cause as ApplicationFailure).type, BREAKER_FAILURE_TYPE);
+        t.regex(cause!.message, /circuit breaker open: 23 of 36 alive workflow runs \(63\.9%\) have missed their heartbeat at once/);
+        t.regex(cause!.message, /outage/);
+      }
+      t.deepEqual(await snapshot(db), before, 'nothing reaped');
+      // Sweeps re-check the breaker before they change anything.
+      const e2 = await t.throwsAsync(inActivity(() => activities.sweepTaskInstances({ dryRun: false, afterId: 0 })));
+      t.is((e2 as ApplicationFailure).type, BREAKER_FAILURE_TYPE);
+      t.deepEqual(await snapshot(db), before);
+      // The operator's override reaps.
+      const forced = await reap({ ignoreBreaker: true });
+      t.true(forced.breaker.tripped);
+      t.is(countOf(forced, 'workflow_run', 'R', 'E'), 22);
+    });
+  });
+
+  test(`${kind}: circuit breaker: below REAPER_BREAKER_MIN_RUNS a tiny deployment's one dead run is still reaped`, async (t) => {
+    await withReaper(kind, {}, async ({ db, reap }) => {
+      const only = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
+      const s = await reap();
+      t.false(s.breaker.tripped);
+      t.is(s.breaker.lostRuns, 1);
+      t.is(s.breaker.aliveRuns, 1);
+      t.is(await statusOf(db, 'workflow_run', only.workflowRunId), 'E');
+    });
+    await withReaper(kind, { REAPER_BREAKER_MIN_RUNS: '0' }, async ({ db, reap }) => {
+      const only = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
+      await t.throwsAsync(reap(), { instanceOf: WorkflowFailedError, message: /.*/ });
+      t.is(await statusOf(db, 'workflow_run', only.workflowRunId), 'R', 'with min 0 the fraction rule always applies');
+    });
+  });
+}

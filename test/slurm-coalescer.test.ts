@@ -1,0 +1,136 @@
+// Coalescing of concurrent accounting lookups into batched calls, and the token bucket that caps request rates.
+import test from 'ava';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Coalescer } from '../lib/slurm/coalescer.js';
+import { parseDistributorId } from '../lib/slurm/distributor-id.js';
+import { TokenBucket } from '../lib/slurm/rate-limiter.js';
+import type { DistributorId } from '../lib/slurm/types.js';
+
+function recorder<K, V>(answer: (k: K) => V | undefined) {
+  const calls: K[][] = [];
+  const fetchMany = async (keys: K[]) => {
+    calls.push([...keys]);
+    await sleep(5);
+    return new Map(keys.map((k) => [k, answer(k)] as const));
+  };
+  return { calls, fetchMany };
+}
+
+test('concurrent gets within the window become one fetchMany call', async (t) => {
+  const { calls, fetchMany } = recorder((k: number) => `v${k}`);
+  const c = new Coalescer<number, string>({ fetchMany, windowMs: 20, maxBatchSize: 100 });
+  const results = await Promise.all(Array.from({ length: 10 }, (_, i) => c.get(i)));
+  t.deepEqual(results, Array.from({ length: 10 }, (_, i) => `v${i}`));
+  t.is(calls.length, 1);
+  t.deepEqual(calls[0], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+});
+
+test('gets spread out over time start new batches', async (t) => {
+  const { calls, fetchMany } = recorder((k: number) => k * 2);
+  const c = new Coalescer<number, number>({ fetchMany, windowMs: 10, maxBatchSize: 100 });
+  const first = [c.get(1), c.get(2)];
+  await sleep(40);
+  const second = [c.get(3)];
+  t.deepEqual(await Promise.all([...first, ...second]), [2, 4, 6]);
+  t.deepEqual(calls, [[1, 2], [3]]);
+});
+
+test('a full batch is sent at once, without waiting for the window', async (t) => {
+  const { calls, fetchMany } = recorder((k: number) => k);
+  const c = new Coalescer<number, number>({ fetchMany, windowMs: 60_000, maxBatchSize: 3 });
+  const started = Date.now();
+  const all = Promise.all([1, 2, 3, 4, 5, 6].map((k) => c.get(k)));
+  const seventh = c.get(7); // would wait the (huge) window: flush by hand
+  t.is(c.pendingCount, 1);
+  c.flush();
+  t.deepEqual(await all, [1, 2, 3, 4, 5, 6]);
+  t.is(await seventh, 7);
+  t.true(Date.now() - started < 5_000);
+  t.deepEqual(calls, [[1, 2, 3], [4, 5, 6], [7]]);
+});
+
+test('the same key asked twice is fetched once and answers both', async (t) => {
+  const { calls, fetchMany } = recorder((k: string) => k.toUpperCase());
+  const c = new Coalescer<string, string>({ fetchMany, windowMs: 5, maxBatchSize: 10 });
+  t.deepEqual(await Promise.all([c.get('a'), c.get('b'), c.get('a')]), ['A', 'B', 'A']);
+  t.deepEqual(calls, [['a', 'b']]);
+});
+
+test('object keys (DistributorId) are de-duplicated by keyOf and looked up by the object passed to fetchMany', async (t) => {
+  const calls: DistributorId[][] = [];
+  const c = new Coalescer<DistributorId, number>({
+    windowMs: 5,
+    maxBatchSize: 10,
+    keyOf: (id) => id.raw,
+    fetchMany: (ids) => {
+      calls.push(ids);
+      return Promise.resolve(new Map(ids.filter((i) => i.jobId !== 3).map((i) => [i, i.jobId * 10] as const)));
+    },
+  });
+  const results = await Promise.all(['5_1', '5_1', '4', '3'].map((raw) => c.get(parseDistributorId(raw))));
+  t.deepEqual(results, [50, 50, 40, undefined]);
+  t.deepEqual(calls.map((b) => b.map((i) => i.raw)), [['5_1', '4', '3']]);
+});
+
+test('a failing batch rejects all its waiters, and the next batch works', async (t) => {
+  let fail = true;
+  let n = 0;
+  const c = new Coalescer<number, number>({
+    windowMs: 5,
+    maxBatchSize: 10,
+    fetchMany: async (keys) => {
+      n++;
+      await sleep(1);
+      if (fail) throw new Error('slurmrestd down');
+      return new Map(keys.map((k) => [k, k] as const));
+    },
+  });
+  const outcomes = await Promise.allSettled([c.get(1), c.get(2), c.get(3)]);
+  t.deepEqual(
+    outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).message : 'ok')),
+    ['slurmrestd down', 'slurmrestd down', 'slurmrestd down'],
+  );
+  fail = false;
+  t.deepEqual(await Promise.all([c.get(1), c.get(4)]), [1, 4]);
+  t.is(n, 2);
+});
+
+test('fetchMany throwing synchronously or answering something else than a Map rejects the batch', async (t) => {
+  const sync = new Coalescer<number, number>({
+    windowMs: 1,
+    maxBatchSize: 10,
+    fetchMany: () => {
+      throw new Error('sync boom');
+    },
+  });
+  await t.throwsAsync(sync.get(1), { message: 'sync boom' });
+  const wrong = new Coalescer<number, number>({ windowMs: 1, maxBatchSize: 10, fetchMany: () => Promise.resolve({} as Map<number, number>) });
+  await t.throwsAsync(wrong.get(1), { instanceOf: TypeError });
+});
+
+test('bad options are refused', (t) => {
+  const fetchMany = () => Promise.resolve(new Map<number, number>());
+  t.throws(() => new Coalescer({ fetchMany, windowMs: 1, maxBatchSize: 0 }), { instanceOf: RangeError });
+  t.throws(() => new Coalescer({ fetchMany, windowMs: -1, maxBatchSize: 1 }), { instanceOf: RangeError });
+});
+
+test('TokenBucket: no more than the rate once the burst is used', async (t) => {
+  const bucket = new TokenBucket(20, 1); // one token every 50 ms
+  const started = performance.now();
+  await Promise.all(Array.from({ length: 5 }, () => bucket.take()));
+  const elapsed = performance.now() - started;
+  t.true(elapsed >= 190, `5 takes at 20/s with burst 1 took ${elapsed.toFixed(0)} ms, expected >= 200`);
+  t.true(elapsed < 1_000, `took ${elapsed.toFixed(0)} ms`);
+  t.throws(() => new TokenBucket(0), { instanceOf: RangeError });
+});
+
+test('TokenBucket: a burst passes at once, with an injected clock', async (t) => {
+  let now = 0;
+  const bucket = new TokenBucket(2, 3, () => now);
+  const started = performance.now();
+  await Promise.all([bucket.take(), bucket.take(), bucket.take()]);
+  t.true(performance.now() - started < 50);
+  now = 1000; // two tokens refilled
+  await Promise.all([bucket.take(), bucket.take()]);
+  t.true(performance.now() - started < 50);
+});

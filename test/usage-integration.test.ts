@@ -1,0 +1,127 @@
+/**
+ * The usage-integration workflow on the real Temporal server, PostgreSQL and MariaDB, with
+ * Jobmon's dummy cluster type (fixed usage, as Jobmon does for tests). Slurm sources: usage-slurm.test.ts.
+ */
+import test from 'ava';
+import { WorkflowFailedError } from '@temporalio/client';
+import { createLaunchedInstance } from '../lib/db/factory.js';
+import { dbNowPlus } from '../lib/db/clock.js';
+import { DUMMY_USAGE } from '../lib/usage/sources.js';
+import { startIntegration } from '../lib/usage/start-integration.js';
+import type { DispatchResult } from '../activities/usage/dispatch.js';
+import { names } from '../lib/config.js';
+import { UsagePhaseKey } from '../lib/temporal/search-attributes.js';
+import { connectTestClient, testConfig, withWorkers } from './helpers/temporal.js';
+import { createTestDb, SERVER_DBS } from './helpers/databases.js';
+
+const FAST = { USAGE_RETRY_INITIAL: '1s', USAGE_RETRY_MAX: '2s', USAGE_DEADLINE: '60s' };
+
+for (const kind of SERVER_DBS) {
+  test(`${kind}: a done instance on the dummy cluster is integrated once; a forced re-run overwrites nothing`, async (t) => {
+    const tdb = await createTestDb(kind);
+    const client = await connectTestClient();
+    const config = testConfig(tdb.url, FAST);
+    try {
+      const { taskInstanceId, workflowRunId } = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '101', cluster: { clusterType: 'dummy', clusterName: 'dummy' } });
+      await withWorkers(config, tdb.db, client, async () => {
+        const { handle, started } = await startIntegration(client, config, { taskInstanceId, workflowRunId, distributorId: '101' });
+        t.true(started);
+        const r = await handle.result();
+        t.is(r.outcome, 'integrated');
+        const row = await tdb.db('task_instance').where({ id: taskInstanceId }).first();
+        t.is(row.maxrss, DUMMY_USAGE.maxrss);
+        t.is(row.usage_str, DUMMY_USAGE.usageStr);
+        const outcome = await tdb.db('jt_usage_integration').where({ task_instance_id: taskInstanceId }).first();
+        t.is(outcome.outcome, 'integrated');
+        const desc = await handle.describe();
+        t.deepEqual(desc.typedSearchAttributes.get(UsagePhaseKey), 'integrated');
+        t.true(desc.historyLength <= 15, `history has ${desc.historyLength} events`);
+
+        // Joining: a second start while finished is refused without force; with force it runs but writes nothing new.
+        const again = await startIntegration(client, config, { taskInstanceId, workflowRunId, distributorId: '101' });
+        t.false(again.started);
+        await tdb.db('task_instance').where({ id: taskInstanceId }).update({ maxrss: '777' });
+        const forced = await startIntegration(client, config, { taskInstanceId, workflowRunId, distributorId: '101' }, { force: true });
+        t.true(forced.started);
+        t.is((await forced.handle.result()).outcome, 'integrated');
+        t.is((await tdb.db('task_instance').where({ id: taskInstanceId }).first()).maxrss, '777', 'real data is never overwritten');
+      });
+    } finally {
+      await client.connection.close();
+      await tdb.drop();
+    }
+  });
+
+  test(`${kind}: failed jobs are dropped with their status; missing instances fail with a clear reason`, async (t) => {
+    const tdb = await createTestDb(kind);
+    const client = await connectTestClient();
+    const config = testConfig(tdb.url, FAST);
+    try {
+      const failed = await createLaunchedInstance(tdb.db, { status: 'Z', distributorId: '102', cluster: { clusterType: 'dummy', clusterName: 'dummy' } });
+      const badId = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '12_[1-3]', cluster: { clusterType: 'slurm', clusterName: 'jobmon' } });
+      await withWorkers(config, tdb.db, client, async () => {
+        const dropped = await (await startIntegration(client, config, { taskInstanceId: failed.taskInstanceId, workflowRunId: null, distributorId: '102' })).handle.result();
+        t.like(dropped, { outcome: 'dropped', status: 'Z' });
+        t.is((await tdb.db('task_instance').where({ id: failed.taskInstanceId }).first()).maxrss, null, 'nothing written for a dropped job');
+
+        const gone = await startIntegration(client, config, { taskInstanceId: 987654, workflowRunId: null, distributorId: null });
+        const err = await t.throwsAsync(gone.handle.result(), { instanceOf: WorkflowFailedError });
+        t.regex(String(err?.cause?.message), /task instance 987654 does not exist/);
+
+        const bad = await startIntegration(client, config, { taskInstanceId: badId.taskInstanceId, workflowRunId: null, distributorId: '12_[1-3]' });
+        const err2 = await t.throwsAsync(bad.handle.result(), { instanceOf: WorkflowFailedError });
+        t.regex(String(err2?.cause?.message), /invalid Slurm distributor id/);
+        t.like(await tdb.db('jt_usage_integration').where({ task_instance_id: badId.taskInstanceId }).first(), { outcome: 'failed' });
+      });
+    } finally {
+      await client.connection.close();
+      await tdb.drop();
+    }
+  });
+
+  test(`${kind}: the dispatcher starts integrations in bulk and wakes a waiting one when its job finishes`, async (t) => {
+    const tdb = await createTestDb(kind);
+    const client = await connectTestClient();
+    // A long backoff: without the wake the running instance would not be retried within this test.
+    const config = testConfig(tdb.url, { USAGE_RETRY_INITIAL: '1h', USAGE_RETRY_MAX: '2h', USAGE_DEADLINE: '1d', USAGE_DISPATCH_SINCE: '2000-01-01T00:00:00Z' });
+    try {
+      const running = await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '201', cluster: { clusterType: 'dummy', clusterName: 'dummy' } });
+      const done = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '202', cluster: { clusterType: 'dummy', clusterName: 'dummy' } });
+      await createLaunchedInstance(tdb.db, { status: 'R', distributorId: null, cluster: { clusterType: 'dummy', clusterName: 'dummy' } });
+      const n = names(config.temporal);
+      let cycle = 0;
+      // One dispatcher cycle, as the jobmon-usage-dispatch Schedule runs it.
+      const dispatchUsageIntegrations = (_: object) => client.workflow.execute('usageDispatch', { taskQueue: n.usageTaskQueue, workflowId: `${n.usageDispatchScheduleId}-${cycle++}` }) as Promise<DispatchResult>;
+      await withWorkers(config, tdb.db, client, async () => {
+        const first = await dispatchUsageIntegrations({});
+        t.is(first.started, 2, 'one integration per launched instance, none for an instance without distributor id');
+        const second = await dispatchUsageIntegrations({});
+        t.is(second.scanned, 0, 'the watermark means nothing is read twice');
+        t.is(second.started, 0);
+
+        const doneHandle = client.workflow.getHandle(`${config.temporal.taskQueuePrefix}usage-integration-${done.taskInstanceId}`);
+        t.is((await doneHandle.result()).outcome, 'integrated');
+
+        const runningHandle = client.workflow.getHandle(`${config.temporal.taskQueuePrefix}usage-integration-${running.taskInstanceId}`);
+        // Wait until its first attempt has failed ("waiting for the job") and it sits in a 1 h backoff.
+        for (let i = 0; i < 100; i++) {
+          const d = await runningHandle.describe();
+          const pending = d.raw.pendingActivities?.[0];
+          if (pending && Number(pending.attempt) >= 2) {
+            t.regex(String(pending.lastFailure?.message), /is R \(RUNNING\) in Jobmon: waiting for the job to finish/);
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        await tdb.db('task_instance').where({ id: running.taskInstanceId }).update({ status: 'D', status_date: dbNowPlus(tdb.db, 1) });
+        const third = await dispatchUsageIntegrations({});
+        t.is(third.woken, 1, 'the finished instance\'s integration is woken');
+        const r = await runningHandle.result();
+        t.is(r.outcome, 'integrated');
+      });
+    } finally {
+      await client.connection.close();
+      await tdb.drop();
+    }
+  });
+}

@@ -1,0 +1,110 @@
+/**
+ * One reap, started by the `jobmon-reaper` Schedule (overlap Skip), `temporal schedule trigger` or
+ * `jobmon-temporal reap`. Order, chosen so a dry run predicts a real run exactly:
+ *
+ *   1. planReap: database clock, circuit breaker, repair windows. An open breaker fails the reap
+ *      with its reason and nothing is changed (dry runs fail the same way: that is what a real reap
+ *      would do). Every sweep re-checks the breaker before it changes anything.
+ *   2. repairWorkflows: F→D inconsistency repair (before the run sweep, whose workflow → F it
+ *      would otherwise depend on).
+ *   3. sweepWorkflowRuns: lost runs, paged by id.
+ *   4. sweepTaskInstances: orphaned instances, paged by id, one short transaction per batch.
+ *   5. notifyReapedRuns: Slack, when configured; never fails the reap.
+ *
+ * The result (also the `reaperProgress` query while running, and a one-line memo) is a ReapSummary.
+ */
+import { ActivityFailure, ApplicationFailure, defineQuery, log, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
+import type { ReaperActivities, SweepResult } from '../activities/reaper/index.js';
+import { BREAKER_FAILURE_TYPE, emptySummary, mergePart, oneLine, type ReapedRun, type ReapSummary } from '../lib/reaper/summary.js';
+
+export { formatReapSummary, oneLine, countOf, BREAKER_FAILURE_TYPE } from '../lib/reaper/summary.js';
+export type { ReapSummary, TransitionTally, BreakerReport, ReapedRun } from '../lib/reaper/summary.js';
+
+export interface ReaperInput {
+  /** Report exactly what a reap would do and change nothing. */
+  dryRun?: boolean;
+  /** Operator override: reap even when the circuit breaker is open (the runs really are dead). */
+  ignoreBreaker?: boolean;
+}
+
+/** The summary so far, while a reap runs. */
+export const reaperProgressQuery = defineQuery<ReapSummary>('reaperProgress');
+
+/** Activity calls per sweep in one reap; beyond that the reap reports `truncated` and the next one continues. */
+const MAX_CALLS_PER_SWEEP = 50;
+
+const { planReap, repairWorkflows, sweepWorkflowRuns, sweepTaskInstances } = proxyActivities<ReaperActivities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [BREAKER_FAILURE_TYPE, 'IllegalTransitionError'],
+  },
+});
+
+const { notifyReapedRuns } = proxyActivities<ReaperActivities>({
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { maximumAttempts: 1 },
+});
+
+function breakerFailure(summary: ReapSummary, reason: string): ApplicationFailure {
+  upsertMemo({ reaper: `circuit breaker open: ${summary.breaker.lostRuns} of ${summary.breaker.aliveRuns} alive runs lost; nothing reaped` });
+  log.error(reason);
+  return ApplicationFailure.nonRetryable(reason, BREAKER_FAILURE_TYPE, summary);
+}
+
+export async function reaper(input: ReaperInput = {}): Promise<ReapSummary> {
+  const dryRun = input.dryRun === true;
+  const ignoreBreaker = input.ignoreBreaker === true;
+  const summary = emptySummary(dryRun);
+  setHandler(reaperProgressQuery, () => summary);
+
+  const plan = await planReap();
+  summary.dbNow = plan.dbNow;
+  summary.breaker = plan.breaker;
+  summary.repairWindows = plan.repairWindows;
+  if (plan.breaker.tripped && !ignoreBreaker) throw breakerFailure(summary, plan.breaker.reason);
+
+  const reapedRuns: ReapedRun[] = [];
+  try {
+    mergePart(summary, await repairWorkflows({ dryRun, windows: plan.repairWindows }));
+
+    const sweep = async (fn: typeof sweepWorkflowRuns): Promise<void> => {
+      let afterId = 0;
+      let dryRunTaskOverlay: [number, string][] | undefined;
+      for (let call = 0; ; call++) {
+        if (call >= MAX_CALLS_PER_SWEEP) { summary.truncated = true; return; }
+        const part: SweepResult = await fn({ dryRun, afterId, ignoreBreaker, ...(dryRunTaskOverlay ? { dryRunTaskOverlay } : {}) });
+        mergePart(summary, part);
+        reapedRuns.push(...(part.reapedRuns ?? []));
+        if (part.done) return;
+        afterId = part.nextAfterId;
+        dryRunTaskOverlay = part.dryRunTaskOverlay;
+      }
+    };
+    await sweep(sweepWorkflowRuns);
+    await sweep(sweepTaskInstances);
+  } catch (err) {
+    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === BREAKER_FAILURE_TYPE) {
+      throw breakerFailure(summary, err.cause.message);
+    }
+    throw err;
+  }
+
+  if (!dryRun && plan.slackEnabled && reapedRuns.length > 0) {
+    try {
+      summary.notifications = await notifyReapedRuns({ runs: reapedRuns });
+    } catch (err) {
+      summary.notifications.failed += reapedRuns.length;
+      log.warn('Slack notifications failed; the reap itself succeeded', { error: String(err) });
+    }
+  }
+
+  upsertMemo({ reaper: oneLine(summary) });
+  log.info(`reap finished: ${oneLine(summary)}`);
+  return summary;
+}
