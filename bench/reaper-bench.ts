@@ -7,7 +7,7 @@
  *  - reaping 10,000 orphans (R instances of dead runs) through the sweep activity, median of N,
  *    and the longest single transaction.
  *
- * Usage: node dist/bench/reaper-bench.js [--db pg|mysql] [--runs N] [--explain]
+ * Usage: node dist/bench/reaper-bench.js [--db pg|mysql] [--runs N] [--explain] [--profile] [--keep]
  */
 import { performance } from 'node:perf_hooks';
 import type { Knex } from 'knex';
@@ -225,7 +225,12 @@ async function main(): Promise<void> {
     console.log(`| … transactions | ${reapPlain.transactions} | ${reapIdx.transactions} | |`);
     console.log(`| longest single transaction (ms) | ${f(reapPlain.maxTx)} | ${f(reapIdx.maxTx)} | ≤ 200 |`);
   } finally {
-    await tdb.drop();
+    if (process.argv.includes('--keep')) {
+      console.log(`\nkept database ${tdb.url}`);
+      await tdb.db.destroy();
+    } else {
+      await tdb.drop();
+    }
   }
 }
 

@@ -40,7 +40,7 @@ for (const kind of ['pg', 'mysql', 'sqlite'] as DbKind[]) {
       t.false(tiIdx.includes('ix_jt_ti_status_report_by'), 'no report_by_date index unless asked');
 
       // Inserting a status that is not one of Jobmon's codes is refused by the lookup foreign key.
-      const refused = await db('workflow').insert({ name: 'bad', status: '?' }).then(() => false, (e: { code?: unknown }) => String(e.code ?? e));
+      const refused = await db('workflow').insert({ name: 'bad', status: '?' }).then(() => false, (e: { code?: string; message?: string }) => e.code ?? e.message ?? 'error');
       t.truthy(refused, 'insert refused');
       t.regex(String(refused), /FOREIGN|23503|NO_REFERENCED_ROW/i);
 

@@ -12,7 +12,7 @@ import { redactUrl } from '../config.js';
 export type Dialect = 'pg' | 'mysql' | 'sqlite';
 
 export function dialectOf(db: Knex): Dialect {
-  const client = String(db.client.config.client);
+  const client = String((db.client as { config: Knex.Config }).config.client);
   if (client === 'pg') return 'pg';
   if (client === 'mysql2') return 'mysql';
   return 'sqlite';

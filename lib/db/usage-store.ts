@@ -3,6 +3,7 @@
  */
 import type { Knex } from 'knex';
 import { dbNow } from './clock.js';
+import { dialectOf } from './connection.js';
 import { TASK_INSTANCE_FINAL, type TaskInstanceStatusCode } from '../jobmon/status.js';
 
 /** Usage values Jobmon treats as "not there yet". */
@@ -21,9 +22,9 @@ export interface TaskInstanceForUsage {
 }
 
 function secondsSince(db: Knex, column: string): Knex.Raw {
-  const c = db.client.config.client as string;
+  const c = dialectOf(db);
   if (c === 'pg') return db.raw(`EXTRACT(EPOCH FROM (LOCALTIMESTAMP - ??))`, [column]);
-  if (c === 'mysql2') return db.raw('TIMESTAMPDIFF(SECOND, ??, CURRENT_TIMESTAMP)', [column]);
+  if (c === 'mysql') return db.raw('TIMESTAMPDIFF(SECOND, ??, CURRENT_TIMESTAMP)', [column]);
   return db.raw(`(julianday('now') - julianday(??)) * 86400`, [column]);
 }
 

@@ -14,7 +14,7 @@ export function slurmRestEnv(): Record<string, string> {
   const env = localSlurmEnv(defaultCacheDir());
   if (!env.SLURM_REST_URL) throw new Error('local Slurm is not up: run `jobmon-temporal stack up` (no slurm.env in the cache)');
   const { SLURM_REST_URL, SLURM_USER_NAME, SLURM_JWT_FILE } = env;
-  return { SLURM_REST_URL: SLURM_REST_URL!, SLURM_USER_NAME: SLURM_USER_NAME!, SLURM_JWT_FILE: SLURM_JWT_FILE! };
+  return { SLURM_REST_URL: SLURM_REST_URL, SLURM_USER_NAME: SLURM_USER_NAME!, SLURM_JWT_FILE: SLURM_JWT_FILE! };
 }
 
 export const SLURM_CLUSTER = 'jobmon';
