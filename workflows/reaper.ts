@@ -30,8 +30,12 @@ export interface ReaperInput {
 /** The summary so far, while a reap runs. */
 export const reaperProgressQuery = defineQuery<ReapSummary>('reaperProgress');
 
-/** Activity calls per sweep in one reap; beyond that the reap reports `truncated` and the next one continues. */
+/**
+ * Bounds of one reap: activity calls per sweep, and time for all sweeps (the Schedule gives a reap
+ * 30 minutes). Beyond them the reap reports `truncated` and the next reap continues where it left.
+ */
 const MAX_CALLS_PER_SWEEP = 50;
+const SWEEP_BUDGET_MS = 10 * 60_000;
 
 const { planReap, repairWorkflows, sweepWorkflowRuns, sweepTaskInstances } = proxyActivities<ReaperActivities>({
   startToCloseTimeout: '5 minutes',
@@ -70,6 +74,7 @@ export async function reaper(input: ReaperInput = {}): Promise<ReapSummary> {
   if (plan.breaker.tripped && !ignoreBreaker) throw breakerFailure(summary, plan.breaker.reason);
 
   const reapedRuns: ReapedRun[] = [];
+  const sweepDeadline = Date.now() + SWEEP_BUDGET_MS; // workflow time: deterministic on replay
   try {
     mergePart(summary, await repairWorkflows({ dryRun, windows: plan.repairWindows }));
 
@@ -77,7 +82,7 @@ export async function reaper(input: ReaperInput = {}): Promise<ReapSummary> {
       let afterId = 0;
       let dryRunTaskOverlay: [number, string][] | undefined;
       for (let call = 0; ; call++) {
-        if (call >= MAX_CALLS_PER_SWEEP) { summary.truncated = true; return; }
+        if (call >= MAX_CALLS_PER_SWEEP || Date.now() > sweepDeadline) { summary.truncated = true; return; }
         const part: SweepResult = await fn({ dryRun, afterId, ignoreBreaker, ...(dryRunTaskOverlay ? { dryRunTaskOverlay } : {}) });
         mergePart(summary, part);
         reapedRuns.push(...(part.reapedRuns ?? []));

@@ -1,6 +1,8 @@
 /** Registers this project's search attributes where they are missing (dev server or a real cluster). */
 import type { Client } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
+
+const { temporal } = proto;
 import { SEARCH_ATTRIBUTES } from './search-attributes.js';
 
 const TYPES = temporal.api.enums.v1.IndexedValueType;
