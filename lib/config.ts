@@ -41,6 +41,8 @@ export interface UsageConfig {
   deadlineMs: number;
   dispatchIntervalMs: number;
   dispatchSince: Date;
+  /** Rows younger than this are left for the next cycle, so a transaction that commits late is not skipped. */
+  dispatchSettleMs: number;
   dispatchBatchSize: number;
   integrateFailedJobs: boolean;
   rssAggregation: 'sum' | 'max';
@@ -89,11 +91,11 @@ class Reader {
     return v === undefined || v === '' ? fallback : v;
   }
 
-  duration(name: string, fallback: string): number {
+  duration(name: string, fallback: string, allowZero = false): number {
     const raw = this.str(name, fallback)!;
     const ms = parseDuration(raw);
-    if (ms === undefined || ms <= 0) {
-      this.problems.push(`${name}=${JSON.stringify(raw)}: expected a positive duration such as 30s, 5m, 2h or 7d`);
+    if (ms === undefined || ms < 0 || (ms === 0 && !allowZero)) {
+      this.problems.push(`${name}=${JSON.stringify(raw)}: expected a ${allowZero ? 'non-negative' : 'positive'} duration such as 30s, 5m, 2h or 7d`);
       return parseDuration(fallback)!;
     }
     return ms;
@@ -204,6 +206,7 @@ export function loadConfig(env: Env = process.env): Config {
       deadlineMs: r.duration('USAGE_DEADLINE', '7d'),
       dispatchIntervalMs: r.duration('USAGE_DISPATCH_INTERVAL', '30s'),
       dispatchSince,
+      dispatchSettleMs: r.duration('USAGE_DISPATCH_SETTLE', '2s', true),
       dispatchBatchSize: r.number('USAGE_DISPATCH_BATCH_SIZE', 500, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
       integrateFailedJobs: r.bool('INTEGRATE_FAILED_JOBS', false),
       rssAggregation: r.oneOf('RSS_AGGREGATION', 'sum', ['sum', 'max'] as const),

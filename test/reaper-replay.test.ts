@@ -78,7 +78,7 @@ async function record(): Promise<void> {
       // Rich: lost R/L runs over two pages, a C run to clean up, orphans over several batches, a repair, Slack.
       for (let i = 0; i < 4; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
       await createWorkflowRun(db, { status: 'L', heartbeatInSeconds: -5 });
-      for (let i = 0; i < 6; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 90 });
+      for (let i = 0; i < 6; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 3600 });
       const c = await createWorkflowRun(db, { status: 'C', heartbeatInSeconds: -5 });
       const dead = await createWorkflowRun(db, { status: 'E', heartbeatInSeconds: -3600 });
       for (const [run, status, n] of [[c, 'Q', 2], [c, 'O', 2], [dead, 'R', 7]] as const) {

@@ -110,15 +110,15 @@ async function runWithInstances(
 async function seedEverything(db: Knex): Promise<void> {
   await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
   await createWorkflowRun(db, { status: 'L', heartbeatInSeconds: -5 });
-  for (let i = 0; i < 10; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 90 });
+  for (let i = 0; i < 10; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 3600 });
   await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, [{ status: 'Q' }, { status: 'I' }, { status: 'O' }, { status: 'R' }]);
   await runWithInstances(db, { status: 'H', heartbeatInSeconds: -5 }, [{ status: 'Q' }]);
   await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [
     { status: 'R', reportByInSeconds: -600 }, { status: 'O', reportByInSeconds: -600, numAttempts: 3, maxAttempts: 3 },
-    { status: 'T', reportByInSeconds: -600, taskStatus: 'D' }, { status: 'R', reportByInSeconds: -10 },
+    { status: 'T', reportByInSeconds: -600, taskStatus: 'D' }, { status: 'R', reportByInSeconds: 279 },
   ]);
   await runWithInstances(db, { status: 'R', heartbeatInSeconds: -5 }, [{ status: 'R', reportByInSeconds: -600 }]);
-  await runWithInstances(db, { status: 'R', heartbeatInSeconds: 90 }, [{ status: 'R', reportByInSeconds: -600 }]);
+  await runWithInstances(db, { status: 'R', heartbeatInSeconds: 3600 }, [{ status: 'R', reportByInSeconds: -600 }]);
   const wf = await createWorkflow(db, { status: 'F' });
   await createTask(db, { workflowId: wf, status: 'D' });
 }
@@ -249,7 +249,7 @@ for (const kind of SERVER_DBS) {
       const resuming = await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, Array.from({ length: 20 }, (_, i) => ({ status: (['Q', 'I', 'O', 'R'] as const)[i % 4]! })));
       const lost = [];
       for (let i = 0; i < 4; i++) lost.push(await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 }));
-      for (let i = 0; i < 10; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 90 });
+      for (let i = 0; i < 10; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 3600 });
       const p = config.temporal.taskQueuePrefix;
       const [a, b] = await Promise.all([reap({}, `${p}overlap-a`), reap({}, `${p}overlap-b`)]);
       const ti = orphans.flatMap((o) => o.ti);

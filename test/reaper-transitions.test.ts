@@ -13,6 +13,7 @@ import { createTask, createTaskInstance, createWorkflow, createWorkflowRun, crea
 import { countOf, type ReapSummary } from '../lib/reaper/summary.js';
 import type { TaskInstanceStatusCode, TaskStatusCode, WorkflowRunStatusCode, WorkflowStatusCode } from '../lib/jobmon/status.js';
 import { createReaperActivities } from '../activities/reaper/index.js';
+import { repairWindows } from '../activities/reaper/breaker.js';
 import type { reaper as reaperWorkflow, ReaperInput } from '../workflows/reaper.js';
 import { WORKFLOWS_PATH } from '../workers/paths.js';
 import { createTestDb, SERVER_DBS, type DbKind } from './helpers/databases.js';
@@ -87,7 +88,7 @@ for (const kind of SERVER_DBS) {
   test(`${kind}: a run in R with a passed heartbeat → E and its workflow → F; healthy, done and B runs untouched`, async (t) => {
     await withReaper(kind, {}, async ({ db, reap }) => {
       const lost = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
-      const healthy = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 90 });
+      const healthy = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 3600 });
       const done = await createWorkflowRun(db, { status: 'D', heartbeatInSeconds: -3600, workflowStatus: 'D' });
       const bound = await createWorkflowRun(db, { status: 'B', heartbeatInSeconds: -3600 });
       const s = await reap();
@@ -106,7 +107,7 @@ for (const kind of SERVER_DBS) {
   test(`${kind}: a run in L with a passed heartbeat → A and its workflow → A`, async (t) => {
     await withReaper(kind, {}, async ({ db, reap }) => {
       const lost = await createWorkflowRun(db, { status: 'L', heartbeatInSeconds: -5, workflowStatus: 'G' });
-      const linking = await createWorkflowRun(db, { status: 'L', heartbeatInSeconds: 60, workflowStatus: 'G' });
+      const linking = await createWorkflowRun(db, { status: 'L', heartbeatInSeconds: 3600, workflowStatus: 'G' });
       const s = await reap();
       t.is(await statusOf(db, 'workflow_run', lost.workflowRunId), 'A');
       t.is(await statusOf(db, 'workflow', lost.workflowId), 'A');
@@ -161,7 +162,7 @@ for (const kind of SERVER_DBS) {
     await withReaper(kind, {}, async ({ db, reap }) => {
       const h = await runWithInstances(db, { status: 'H', heartbeatInSeconds: -5 }, [{ status: 'Q' }, { status: 'O' }, { status: 'R' }]);
       const c = await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, [{ status: 'Q' }, { status: 'I' }]);
-      const live = await runWithInstances(db, { status: 'C', heartbeatInSeconds: 60 }, [{ status: 'Q' }, { status: 'R' }]);
+      const live = await runWithInstances(db, { status: 'C', heartbeatInSeconds: 3600 }, [{ status: 'Q' }, { status: 'R' }]);
       const s = await reap();
       t.deepEqual(await Promise.all(h.ti.map((id) => statusOf(db, 'task_instance', id))), ['F', 'K', 'R']);
       t.is(await statusOf(db, 'workflow_run', h.workflowRunId), 'H');
@@ -226,27 +227,29 @@ for (const kind of SERVER_DBS) {
   });
 
   test(`${kind}: the grace is respected (REAPER_GRACE)`, async (t) => {
-    await withReaper(kind, { REAPER_GRACE: '60s' }, async ({ db, reap }) => {
-      const recent = await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [{ status: 'R', reportByInSeconds: -20 }]);
-      const old = await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [{ status: 'R', reportByInSeconds: -120 }]);
-      const future = await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [{ status: 'R', reportByInSeconds: 200 }]);
-      await reap();
+    await withReaper(kind, { REAPER_GRACE: '10m' }, async ({ db, reap }) => {
+      const recent = await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [{ status: 'R', reportByInSeconds: -300 }]);
+      const old = await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [{ status: 'R', reportByInSeconds: -900 }]);
+      const future = await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [{ status: 'R', reportByInSeconds: 279 }]);
+      const s = await reap();
       t.is(await statusOf(db, 'task_instance', recent.ti[0]!), 'R', 'passed by less than the grace');
       t.is(await statusOf(db, 'task_instance', old.ti[0]!), 'U');
       t.is(await statusOf(db, 'task_instance', future.ti[0]!), 'R');
+      t.deepEqual(s.transitions.filter((x) => x.table === 'task_instance'), [{ table: 'task_instance', from: 'R', to: 'U', count: 1, ids: [old.ti[0]!] }]);
     });
-    await withReaper(kind, { REAPER_GRACE: '5m' }, async ({ db, reap }) => {
-      const old = await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [{ status: 'R', reportByInSeconds: -120 }, { status: 'R', reportByInSeconds: -400 }]);
+    await withReaper(kind, {}, async ({ db, reap }) => {
+      // The default grace (60 s): the same 5-minute-old deadline is reaped.
+      const recent = await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [{ status: 'R', reportByInSeconds: -300 }, { status: 'R', reportByInSeconds: 279 }]);
       await reap();
-      t.deepEqual(await Promise.all(old.ti.map((id) => statusOf(db, 'task_instance', id))), ['R', 'U']);
+      t.deepEqual(await Promise.all(recent.ti.map((id) => statusOf(db, 'task_instance', id))), ['U', 'R']);
     });
   });
 
   test(`${kind}: instances of live runs are untouched unless REAP_LIVE_RUN_INSTANCES`, async (t) => {
     const seed = async (db: Knex) => ({
-      live: await runWithInstances(db, { status: 'R', heartbeatInSeconds: 90 }, [{ status: 'R', reportByInSeconds: -600 }, { status: 'O', reportByInSeconds: 100 }]),
-      bound: await runWithInstances(db, { status: 'B', heartbeatInSeconds: 90 }, [{ status: 'O', reportByInSeconds: -600 }]),
-      resuming: await runWithInstances(db, { status: 'H', heartbeatInSeconds: 90 }, [{ status: 'R', reportByInSeconds: -600 }]),
+      live: await runWithInstances(db, { status: 'R', heartbeatInSeconds: 3600 }, [{ status: 'R', reportByInSeconds: -600 }, { status: 'O', reportByInSeconds: 279 }]),
+      bound: await runWithInstances(db, { status: 'B', heartbeatInSeconds: 3600 }, [{ status: 'O', reportByInSeconds: -600 }]),
+      resuming: await runWithInstances(db, { status: 'H', heartbeatInSeconds: 3600 }, [{ status: 'R', reportByInSeconds: -600 }]),
     });
     await withReaper(kind, {}, async ({ db, reap }) => {
       const { live, bound, resuming } = await seed(db);
@@ -299,7 +302,7 @@ for (const kind of SERVER_DBS) {
       const lost: number[] = [];
       for (let i = 0; i < 6; i++) lost.push((await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 })).workflowRunId);
       // Keep the breaker out of it: enough healthy runs.
-      for (let i = 0; i < 10; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 90 });
+      for (let i = 0; i < 10; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 3600 });
       const s = await reap();
       t.is(countOf(s, 'task_instance', 'R', 'U'), 27);
       t.is(countOf(s, 'workflow_run', 'R', 'E'), 6);
@@ -374,3 +377,39 @@ for (const kind of SERVER_DBS) {
     }
   });
 }
+
+test('sqlite: the embedded default database is reaped the same way (runs, resume cleanup, orphans, repair)', async (t) => {
+  await withReaper('sqlite', {}, async ({ db, reap }) => {
+    const lost = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
+    const healthy = await runWithInstances(db, { status: 'R', heartbeatInSeconds: 3600 }, [{ status: 'R', reportByInSeconds: -600 }]);
+    const c = await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, [{ status: 'Q' }, { status: 'O' }]);
+    const dead = await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [{ status: 'R', reportByInSeconds: -600 }, { status: 'R', reportByInSeconds: 279 }]);
+    const wf = await createWorkflow(db, { status: 'F' });
+    await createTask(db, { workflowId: wf, status: 'D' });
+    const dry = await reap({ dryRun: true });
+    const s = await reap();
+    t.deepEqual(s.transitions, dry.transitions);
+    t.is(await statusOf(db, 'workflow_run', lost.workflowRunId), 'E');
+    t.is(await statusOf(db, 'task_instance', healthy.ti[0]!), 'R');
+    t.deepEqual(await Promise.all(c.ti.map((id) => statusOf(db, 'task_instance', id))), ['F', 'K']);
+    t.deepEqual(await Promise.all(dead.ti.map((id) => statusOf(db, 'task_instance', id))), ['U', 'R']);
+    t.is(await statusOf(db, 'workflow', wf), 'D');
+    t.is((await errorLogs(db, dead.ti[0]!)).length, 1);
+  });
+});
+
+test('repair windows: five windows of 100 workflow ids per reap, rotating through the whole id range', (t) => {
+  const seen = new Set<number>();
+  for (let slot = 0; slot < 30; slot++) {
+    const dbNow = new Date(Date.UTC(2026, 0, 1) + slot * 300_000).toISOString().replace('T', ' ').slice(0, 19);
+    const windows = repairWindows(dbNow, 300_000, 12_345);
+    t.is(windows.length, 5);
+    for (const [from, to] of windows) {
+      t.is(to - from, 100);
+      seen.add(from);
+    }
+  }
+  t.is(seen.size, 124, 'every window of ids up to 12,345 is visited within 25 reaps');
+  t.deepEqual(repairWindows('2026-01-01 00:00:00', 300_000, 250), [[0, 100], [100, 200], [200, 300]]);
+  t.deepEqual(repairWindows('2026-01-01 00:00:00', 300_000, 0), [[0, 100]]);
+});

@@ -30,7 +30,7 @@ test('schedules apply is idempotent; `temporal schedule trigger` reaps and dispa
   const tdb = await createTestDb('pg');
   const client = await connectTestClient();
   // Long intervals: only the triggers below run anything during the test.
-  const config = testConfig(tdb.url, { REAPER_INTERVAL: '1h', USAGE_DISPATCH_INTERVAL: '1h', USAGE_DISPATCH_SINCE: '2000-01-01T00:00:00Z', USAGE_RETRY_INITIAL: '1s' });
+  const config = testConfig(tdb.url, { REAPER_INTERVAL: '1h', USAGE_DISPATCH_INTERVAL: '1h', USAGE_DISPATCH_SINCE: '2000-01-01T00:00:00Z', USAGE_DISPATCH_SETTLE: '0s', USAGE_RETRY_INITIAL: '1s' });
   const n = names(config.temporal);
   const temporal = await ensureTemporalCli(defaultCacheDir());
   try {

@@ -92,7 +92,10 @@ for (const kind of SERVER_DBS) {
       let cycle = 0;
       // One dispatcher cycle, as the jobmon-usage-dispatch Schedule runs it.
       const dispatchUsageIntegrations = (_: object) => client.workflow.execute('usageDispatch', { taskQueue: n.usageTaskQueue, workflowId: `${n.usageDispatchScheduleId}-${cycle++}` }) as Promise<DispatchResult>;
+      // Rows younger than USAGE_DISPATCH_SETTLE (2 s) wait for the next cycle.
+      const settle = () => new Promise((r) => setTimeout(r, 2500));
       await withWorkers(config, tdb.db, client, async () => {
+        await settle();
         const first = await dispatchUsageIntegrations({});
         t.is(first.started, 2, 'one integration per launched instance, none for an instance without distributor id');
         const second = await dispatchUsageIntegrations({});
@@ -113,7 +116,8 @@ for (const kind of SERVER_DBS) {
           }
           await new Promise((r) => setTimeout(r, 200));
         }
-        await tdb.db('task_instance').where({ id: running.taskInstanceId }).update({ status: 'D', status_date: dbNowPlus(tdb.db, 1) });
+        await tdb.db('task_instance').where({ id: running.taskInstanceId }).update({ status: 'D', status_date: dbNowPlus(tdb.db, 0) });
+        await settle();
         const third = await dispatchUsageIntegrations({});
         t.is(third.woken, 1, 'the finished instance\'s integration is woken');
         const r = await runningHandle.result();

@@ -56,7 +56,8 @@ const { notifyReapedRuns } = proxyActivities<ReaperActivities>({
 });
 
 function breakerFailure(summary: ReapSummary, reason: string): ApplicationFailure {
-  upsertMemo({ reaper: `circuit breaker open: ${summary.breaker.lostRuns} of ${summary.breaker.aliveRuns} alive runs lost; nothing reaped` });
+  const done = summary.transitions.length > 0 ? `stopped after: ${oneLine(summary)}` : 'nothing reaped';
+  upsertMemo({ reaper: `circuit breaker open: ${summary.breaker.lostRuns} of ${summary.breaker.aliveRuns} alive runs lost; ${done}` });
   log.error(reason);
   return ApplicationFailure.nonRetryable(reason, BREAKER_FAILURE_TYPE, summary);
 }

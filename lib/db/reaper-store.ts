@@ -141,7 +141,7 @@ function runOp<T>(db: Knex, dryRun: boolean, stats: TxStats, fn: (q: Q, write: b
 }
 
 function num(v: unknown): number { return Number(v); }
-function str(v: unknown): string { return v === null || v === undefined ? '' : String(v); }
+function str(v: unknown): string { return v === null || v === undefined ? '' : String(v as string | number); }
 
 function groupBy<T, K>(items: readonly T[], key: (t: T) => K): Map<K, T[]> {
   const m = new Map<K, T[]>();
@@ -203,7 +203,7 @@ async function stillLost(q: Q, run: LostRun, lock: boolean): Promise<boolean> {
  */
 async function moveWorkflow(q: Q, write: boolean, run: LostRun, to: WorkflowStatusCode, out: Transition[]): Promise<void> {
   if (run.workflowId === null) return;
-  const newer = await q('workflow_run').where('workflow_id', run.workflowId).where('id', '>', run.id).first('id');
+  const newer = (await q('workflow_run').where('workflow_id', run.workflowId).where('id', '>', run.id).first('id')) as unknown;
   if (newer) return;
   const wf = (await lockIf(q, q('workflow').where('id', run.workflowId).select('id', 'status'), write)) as { id: unknown; status: unknown }[];
   const from = wf[0] ? str(wf[0].status) : undefined;
@@ -485,5 +485,5 @@ export async function repairInconsistentWorkflows(db: Knex, ids: readonly number
 /** Workflow name for notifications. */
 export async function workflowName(db: Knex, workflowId: number): Promise<string | null> {
   const row = (await db('workflow').where('id', workflowId).first('name')) as { name: unknown } | undefined;
-  return row?.name == null ? null : String(row.name);
+  return row?.name == null ? null : str(row.name);
 }

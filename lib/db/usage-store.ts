@@ -2,7 +2,7 @@
  * Every SQL statement of the usage integrator, written once with knex's builder for all three dialects.
  */
 import type { Knex } from 'knex';
-import { dbNow } from './clock.js';
+import { dbNow, dbNowPlus } from './clock.js';
 import { dialectOf } from './connection.js';
 import { TASK_INSTANCE_FINAL, type TaskInstanceStatusCode } from '../jobmon/status.js';
 
@@ -119,12 +119,13 @@ export interface ChangedInstance {
  * Launched task instances whose status changed after the watermark and that still miss usage,
  * in (status_date, id) order: one bulk read per dispatcher cycle.
  */
-export async function readChangedInstances(db: Knex, after: Watermark, limit: number): Promise<ChangedInstance[]> {
+export async function readChangedInstances(db: Knex, after: Watermark, limit: number, settleSeconds = 0): Promise<ChangedInstance[]> {
   const rows = (await db('task_instance as ti')
     .leftJoin('jt_usage_integration as ui', 'ui.task_instance_id', 'ti.id')
     .whereNotNull('ti.distributor_id')
     .where((w) => w.whereNull('ti.maxrss').orWhereIn('ti.maxrss', [...MISSING_USAGE]))
     .where((w) => w.where('ti.status_date', '>', after.statusDate).orWhere((w2) => w2.where('ti.status_date', after.statusDate).andWhere('ti.id', '>', after.taskInstanceId)))
+    .where('ti.status_date', '<=', dbNowPlus(db, -settleSeconds))
     .orderBy([{ column: 'ti.status_date' }, { column: 'ti.id' }])
     .limit(limit)
     .select('ti.id', 'ti.status', 'ti.status_date', 'ti.distributor_id', 'ti.workflow_run_id', 'ui.outcome')) as Record<string, unknown>[];

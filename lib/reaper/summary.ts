@@ -163,7 +163,8 @@ export function formatReapSummary(summary: ReapSummary): string {
   } else {
     const verb = summary.dryRun ? 'would move' : 'moved';
     for (const t of summary.transitions) {
-      lines.push(`  ${verb} ${t.count} ${t.table} ${t.from} → ${t.to}${ids(t.ids, t.count)}`);
+      const via = t.table === 'task' && t.to !== 'E' ? ' (via E, Jobmon\'s task side effect)' : '';
+      lines.push(`  ${verb} ${t.count} ${t.table} ${t.from} → ${t.to}${via}${ids(t.ids, t.count)}`);
     }
   }
   if (summary.waitingRuns.count > 0) {
