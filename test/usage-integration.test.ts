@@ -10,6 +10,7 @@ import { DUMMY_USAGE } from '../lib/usage/sources.js';
 import { startIntegration } from '../lib/usage/start-integration.js';
 import type { DispatchResult } from '../activities/usage/dispatch.js';
 import { names } from '../lib/config.js';
+import { backfill } from '../scripts/commands/integrate.js';
 import { UsagePhaseKey } from '../lib/temporal/search-attributes.js';
 import { connectTestClient, testConfig, withWorkers } from './helpers/temporal.js';
 import { createTestDb, SERVER_DBS } from './helpers/databases.js';
@@ -129,3 +130,27 @@ for (const kind of SERVER_DBS) {
     }
   });
 }
+
+test('pg: backfill starts integrations for history once, within the window, rate-limited', async (t) => {
+  const tdb = await createTestDb('pg');
+  const client = await connectTestClient();
+  const config = testConfig(tdb.url, { ...FAST, BACKFILL_PER_SECOND: '20' });
+  try {
+    const dummy = { clusterType: 'dummy', clusterName: 'dummy' };
+    const inWindow = [await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '301', cluster: dummy }), await createLaunchedInstance(tdb.db, { status: 'E', distributorId: '302', cluster: dummy })];
+    const old = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '303', cluster: dummy });
+    await tdb.db('task_instance').where({ id: old.taskInstanceId }).update({ status_date: '2001-01-01 00:00:00' });
+    await withWorkers(config, tdb.db, client, async () => {
+      t.is(await backfill(client, tdb.db, config, '2020-01-01', undefined), 2, 'only the window');
+      t.is(await backfill(client, tdb.db, config, '2020-01-01', undefined), 0, 'never twice');
+      for (const x of inWindow) {
+        const r = await client.workflow.getHandle(`${config.temporal.taskQueuePrefix}usage-integration-${x.taskInstanceId}`).result();
+        t.true(['integrated', 'dropped'].includes((r as { outcome: string }).outcome));
+      }
+      t.is(await backfill(client, tdb.db, config, '2000-01-01', '2002-01-01'), 1, 'an older window on request');
+    });
+  } finally {
+    await client.connection.close();
+    await tdb.drop();
+  }
+});
