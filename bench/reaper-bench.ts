@@ -76,7 +76,7 @@ async function load(db: Knex): Promise<void> {
   const div = (a: string, b: number) => (pg ? `((${a} - 1) / ${b} + 1)` : `((${a} - 1) DIV ${b} + 1)`);
   const aliveFrom = RUNS - ALIVE_RUNS;
   await db.raw(`INSERT INTO workflow (id, name, status, created_date, status_date, max_concurrently_running)
-    SELECT ${g}, 'bench', CASE WHEN ${g} > ${aliveFrom} THEN 'R' WHEN ${g} % 50 = 0 THEN 'F' ELSE 'D' END, ${plus('-86400')}, ${plus('-86400')}, 1000 FROM ${seq(RUNS)}`);
+    SELECT ${g}, ${pg ? `'workflow-' || ${g}` : `CONCAT('workflow-', ${g})`}, CASE WHEN ${g} > ${aliveFrom} THEN 'R' WHEN ${g} % 50 = 0 THEN 'F' ELSE 'D' END, ${plus('-86400')}, ${plus('-86400')}, 1000 FROM ${seq(RUNS)}`);
   await db.raw(`INSERT INTO workflow_run (id, workflow_id, ${pg ? '"user"' : '`user`'}, status, created_date, status_date, heartbeat_date)
     SELECT ${g}, ${g}, 'bench', CASE WHEN ${g} > ${aliveFrom} THEN 'R' WHEN ${g} % 50 = 0 THEN 'E' ELSE 'D' END, ${plus('-86400')}, ${plus('-86400')},
       CASE WHEN ${g} > ${aliveFrom} THEN ${plus('93')} ELSE ${plus(`-86400 + ${g} % 3600`)} END FROM ${seq(RUNS)}`);
@@ -84,7 +84,7 @@ async function load(db: Knex): Promise<void> {
   const tiStatus = (x: string) => `CASE WHEN ${div(x, TI_PER_RUN)} > ${aliveFrom} THEN (CASE WHEN ${x} % 10 < 7 THEN 'R' WHEN ${x} % 10 < 8 THEN 'O' WHEN ${x} % 10 < 9 THEN 'Q' ELSE 'D' END)
     WHEN ${div(x, TI_PER_RUN)} % 50 = 0 AND ${x} % 10 = 0 THEN 'E' ELSE 'D' END`;
   await db.raw(`INSERT INTO task (id, workflow_id, name, command, num_attempts, max_attempts, status, status_date)
-    SELECT ${g}, ${div(g, TI_PER_RUN)}, 'bench-task', 'true', 1, 3,
+    SELECT ${g}, ${div(g, TI_PER_RUN)}, ${pg ? `'task-' || ${g}` : `CONCAT('task-', ${g})`}, 'true', 1, 3,
       CASE WHEN ${div(g, TI_PER_RUN)} > ${aliveFrom} THEN (CASE WHEN ${g} % 10 < 7 THEN 'R' WHEN ${g} % 10 < 8 THEN 'O' WHEN ${g} % 10 < 9 THEN 'Q' ELSE 'D' END)
         WHEN ${div(g, TI_PER_RUN)} % 50 = 0 AND ${g} % 10 = 0 THEN 'F' ELSE 'D' END,
       ${plus('-86400')} FROM ${seq(TIS)}`);

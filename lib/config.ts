@@ -210,7 +210,7 @@ export function loadConfig(env: Env = process.env): Config {
       dispatchBatchSize: r.number('USAGE_DISPATCH_BATCH_SIZE', 500, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
       integrateFailedJobs: r.bool('INTEGRATE_FAILED_JOBS', false),
       rssAggregation: r.oneOf('RSS_AGGREGATION', 'sum', ['sum', 'max'] as const),
-      coalesceWindowMs: r.duration('USAGE_COALESCE_WINDOW', '250ms'),
+      coalesceWindowMs: r.duration('USAGE_COALESCE_WINDOW', '2s'),
       coalesceMaxBatch: r.number('USAGE_COALESCE_MAX_BATCH', 200, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
       backfillPerSecond: r.number('BACKFILL_PER_SECOND', 50, (n) => n > 0, 'a positive number'),
     },

@@ -8,13 +8,10 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
-import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { DefaultLogger, NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { names } from '../lib/config.js';
 import { createTask, createTaskInstance, createWorkflow, createWorkflowRun } from '../lib/db/factory.js';
@@ -22,44 +19,15 @@ import { createReaperActivities } from '../activities/reaper/index.js';
 import type { reaper as reaperWorkflow } from '../workflows/reaper.js';
 import { WORKFLOWS_PATH } from '../workers/paths.js';
 import { createTestDb } from './helpers/databases.js';
+import { HISTORY_FIXTURES, historyFromFixture, historyJSON } from './helpers/histories.js';
 import { connectTestClient, TEMPORAL_ADDRESS, testConfig } from './helpers/temporal.js';
 
-const FIXTURES = fileURLToPath(new URL('../../test/fixtures/histories/', import.meta.url));
+const FIXTURES = HISTORY_FIXTURES;
 const REAPER_HISTORY = `${FIXTURES}reaper.json`;
 const BREAKER_HISTORY = `${FIXTURES}reaper-breaker.json`;
 
-// The SDK's historyToJSON/historyFromJSON break when npm installs two copies of protobufjs (here:
-// @temporalio/common's and @temporalio/proto's): "type must be a Type". The same conversion with the
-// protobufjs copy that @temporalio/proto's types were built with always works.
-type ProtoJson = { toJson(type: unknown, message: unknown): unknown; fromJson(type: unknown, json: unknown, opts?: unknown): unknown };
-function protoHistoryCodec(): { toJSON(h: unknown): string; fromJSON(json: unknown): unknown } {
-  const req = createRequire(fileURLToPath(import.meta.resolve('@temporalio/proto')));
-  const proto = req('@temporalio/proto') as { temporal: { api: { history: { v1: { History: { fromObject(o: unknown): unknown } } } } } };
-  const { patchProtobufRoot } = req('../lib/patch-protobuf-root.js') as { patchProtobufRoot(p: unknown): { lookupType(n: string): unknown } };
-  const { toJson, fromJson } = req('protobufjs/ext/protojson') as ProtoJson;
-  const type = patchProtobufRoot(proto).lookupType('temporal.api.history.v1.History');
-  return {
-    toJSON: (h) => JSON.stringify(toJson(type, proto.temporal.api.history.v1.History.fromObject(h)), null, 2),
-    fromJSON: (json) => fromJson(type, json, { ignoreUnknownFields: true }),
-  };
-}
-
-function toJSON(history: unknown): string {
-  try {
-    return historyToJSON(history as Parameters<typeof historyToJSON>[0]);
-  } catch {
-    return protoHistoryCodec().toJSON(history);
-  }
-}
-
-/** A History message from the fixture's JSON (what runReplayHistory accepts either way). */
-function fromJSON(json: unknown): unknown {
-  try {
-    return historyFromJSON(json);
-  } catch {
-    return protoHistoryCodec().fromJSON(json);
-  }
-}
+const toJSON = historyJSON;
+const fromJSON = historyFromFixture;
 
 /** Runs real reaps (one rich, one stopped by the breaker) and saves their histories. */
 async function record(): Promise<void> {

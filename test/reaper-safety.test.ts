@@ -359,6 +359,28 @@ for (const kind of SERVER_DBS) {
     });
   });
 
+  test(`${kind}: circuit breaker: an outage that starts during a reap stops it before the next sweep changes anything`, async (t) => {
+    let outage: (() => Promise<void>) | undefined;
+    await withReaper(kind, {}, async ({ db, reap }) => {
+      const lost = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
+      const healthy: number[] = [];
+      for (let i = 0; i < 20; i++) healthy.push((await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 3600 })).workflowRunId);
+      const orphan = await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, [{ status: 'R', reportByInSeconds: -600 }]);
+      outage = async () => {
+        outage = undefined;
+        await db('workflow_run').whereIn('id', healthy).update({ heartbeat_date: dbNowPlus(db, -1) });
+      };
+      const err = await t.throwsAsync(reap(), { instanceOf: WorkflowFailedError });
+      t.is((err?.cause as ApplicationFailure).type, BREAKER_FAILURE_TYPE);
+      const partial = (err?.cause as ApplicationFailure).details?.[0] as ReapSummary;
+      t.true(partial.breaker.tripped);
+      t.is(countOf(partial, 'workflow_run', 'R', 'E'), 1, 'what happened before the outage is reported');
+      t.is(await statusOf(db, 'workflow_run', lost.workflowRunId), 'E');
+      t.is(await statusOf(db, 'task_instance', orphan.ti[0]!), 'R', 'the instance sweep never ran');
+      t.is(await logCount(db), 0);
+    }, { afterScan: async (phase) => { if (phase === 'workflow_runs') await outage?.(); } });
+  });
+
   test(`${kind}: circuit breaker: below REAPER_BREAKER_MIN_RUNS a tiny deployment's one dead run is still reaped`, async (t) => {
     await withReaper(kind, {}, async ({ db, reap }) => {
       const only = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });

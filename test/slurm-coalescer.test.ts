@@ -37,7 +37,7 @@ test('gets spread out over time start new batches', async (t) => {
 
 test('a full batch is sent at once, without waiting for the window', async (t) => {
   const { calls, fetchMany } = recorder((k: number) => k);
-  const c = new Coalescer<number, number>({ fetchMany, windowMs: 60_000, maxBatchSize: 3 });
+  const c = new Coalescer<number, number>({ fetchMany, windowMs: 60_000, maxBatchSize: 3, maxInFlight: 3 });
   const started = Date.now();
   const all = Promise.all([1, 2, 3, 4, 5, 6].map((k) => c.get(k)));
   const seventh = c.get(7); // would wait the (huge) window: flush by hand
@@ -47,6 +47,31 @@ test('a full batch is sent at once, without waiting for the window', async (t) =
   t.is(await seventh, 7);
   t.true(Date.now() - started < 5_000);
   t.deepEqual(calls, [[1, 2, 3], [4, 5, 6], [7]]);
+});
+
+test('while a batch is in flight, new keys gather into one bigger batch instead of queueing small ones', async (t) => {
+  const calls: number[][] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  const c = new Coalescer<number, number>({
+    windowMs: 1,
+    maxBatchSize: 100,
+    fetchMany: async (keys) => {
+      calls.push(keys);
+      if (calls.length === 1) await gate; // the first request is slow
+      return new Map(keys.map((k) => [k, k * 10]));
+    },
+  });
+  const first = c.get(1);
+  await new Promise((r) => setTimeout(r, 20));
+  t.deepEqual(calls, [[1]], 'the first key went out after its window');
+  const rest = [2, 3, 4, 5].map((k) => c.get(k));
+  await new Promise((r) => setTimeout(r, 20));
+  t.is(calls.length, 1, 'nothing more is sent while the first request is in flight');
+  t.is(c.pendingCount, 4);
+  release();
+  t.deepEqual(await Promise.all([first, ...rest]), [10, 20, 30, 40, 50]);
+  t.deepEqual(calls, [[1], [2, 3, 4, 5]], 'the keys that gathered meanwhile went out as one request');
 });
 
 test('the same key asked twice is fetched once and answers both', async (t) => {

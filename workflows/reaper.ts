@@ -96,6 +96,8 @@ export async function reaper(input: ReaperInput = {}): Promise<ReapSummary> {
     await sweep(sweepTaskInstances);
   } catch (err) {
     if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === BREAKER_FAILURE_TYPE) {
+      const report = err.cause.details?.[0] as ReapSummary['breaker'] | undefined;
+      if (report) summary.breaker = report;
       throw breakerFailure(summary, err.cause.message);
     }
     throw err;

@@ -32,7 +32,7 @@ export function createDispatchActivities({ db, config, client }: DispatchActivit
     const result: DispatchResult = { scanned: 0, started: 0, woken: 0, watermark: wm.statusDate, cycles: 0 };
     const maxBatches = opts.maxBatches ?? 50;
     for (let i = 0; i < maxBatches; i++) {
-      const batch = await readChangedInstances(db, wm, config.usage.dispatchBatchSize, config.usage.dispatchSettleMs / 1000);
+      const batch = await readChangedInstances(db, wm, config.usage.dispatchBatchSize, Math.ceil(config.usage.dispatchSettleMs / 1000));
       if (batch.length === 0) break;
       await inParallel(batch, 16, async (ti: ChangedInstance) => {
         if (ti.integration === null) {

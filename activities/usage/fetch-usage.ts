@@ -3,7 +3,7 @@
  * "not yet" is a retryable failure whose message says what is missing, so Temporal's retry policy
  * spaces the attempts without writing them to history.
  */
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
 import { readTaskInstanceForUsage, recordOutcome, writeUsage, type IntegrationOutcome } from '../../lib/db/usage-store.js';
@@ -43,7 +43,12 @@ export function createUsageActivities({ db, config, source }: UsageActivityDeps)
       return { outcome: 'dropped', status: ti.status, reason };
     }
     if (!failed && ti.status !== TaskInstanceStatus.DONE) {
-      throw ApplicationFailure.retryable(`${job} is ${ti.status} (${TI_LABEL[ti.status] ?? 'unknown'}) in Jobmon: waiting for the job to finish`, 'WaitingForJob');
+      throw ApplicationFailure.create({
+        message: `${job} is ${ti.status} (${TI_LABEL[ti.status] ?? 'unknown'}) in Jobmon: waiting for the job to finish`,
+        type: 'WaitingForJob',
+        // Expected while the job runs: logged at debug, not as a warning with a stack trace.
+        category: ApplicationFailureCategory.BENIGN,
+      });
     }
     let lookup;
     try {
@@ -57,7 +62,12 @@ export function createUsageActivities({ db, config, source }: UsageActivityDeps)
     }
     const reason = `${lookup.what} (${job} is ${ti.status} in Jobmon since ${ti.statusDate}): waiting for accounting`;
     if (phase === 'job' && ti.secondsSinceStatus > ACCOUNTING_LAG_SECONDS) return { outcome: 'waiting_for_accounting', reason };
-    throw ApplicationFailure.create({ message: reason, type: 'WaitingForAccounting', nextRetryDelay: phase === 'job' ? config.usage.accountingRetryMs : undefined });
+    throw ApplicationFailure.create({
+      message: reason,
+      type: 'WaitingForAccounting',
+      category: ApplicationFailureCategory.BENIGN,
+      nextRetryDelay: phase === 'job' ? config.usage.accountingRetryMs : undefined,
+    });
   }
 
   /** Records how an integration ended when the workflow, not fetchUsage, decided it (deadline, bad input). */

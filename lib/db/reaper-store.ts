@@ -388,16 +388,16 @@ export async function applyOrphanedInstances(
 
 async function applyOrphanChunk(db: Knex, opts: ReaperStoreOptions, ids: readonly number[], dryRun: boolean, stats: TxStats, overlay: DryRunTaskOverlay): Promise<OrphanStepResult> {
   if (ids.length === 0) return { transitions: [], raced: 0 };
+  // The runs' state, for the error-log text only: read before the transaction, not locked.
+  const runs = (await db('workflow_run').whereIn('id', db('task_instance').whereIn('id', ids).whereNotNull('workflow_run_id').select('workflow_run_id'))
+    .select('id', 'status', db.raw('CASE WHEN heartbeat_date <= ? THEN 1 ELSE 0 END AS lost', [dbNow(db)]))) as Record<string, unknown>[];
+  const runInfo = new Map(runs.map((r) => [num(r.id), { status: str(r.status), lost: num(r.lost) === 1 }]));
   return runOp(db, dryRun, stats, async (q, write) => {
-    const tis = (await lockIf(q, q('task_instance as ti').whereIn('ti.id', ids).where(orphanPredicate(q, opts))
-      .orderBy('ti.id').select('ti.id', 'ti.status', 'ti.task_id', 'ti.workflow_run_id', 'ti.report_by_date'), write)) as Record<string, unknown>[];
+    // One statement re-checks the candidates and locks them with their tasks, in id order.
+    const tis = (await lockIf(q, q('task_instance as ti').join('task as t', 't.id', 'ti.task_id').whereIn('ti.id', ids).where(orphanPredicate(q, opts))
+      .orderBy('ti.id').select('ti.id', 'ti.status', 'ti.task_id', 'ti.workflow_run_id', 'ti.report_by_date', 't.status as task_status', 't.num_attempts', 't.max_attempts'), write)) as Record<string, unknown>[];
     if (tis.length === 0) return { transitions: [], raced: ids.length };
-    const taskIds = [...new Set(tis.map((r) => num(r.task_id)))].sort((a, b) => a - b);
-    const tasks = (await lockIf(q, q('task').whereIn('id', taskIds).orderBy('id').select('id', 'status', 'num_attempts', 'max_attempts'), write)) as Record<string, unknown>[];
-    const runIds = [...new Set(tis.filter((r) => r.workflow_run_id != null).map((r) => num(r.workflow_run_id)))];
-    const runs = runIds.length === 0 ? [] : (await q('workflow_run').whereIn('id', runIds).select('id', 'status', q.raw('CASE WHEN heartbeat_date <= ? THEN 1 ELSE 0 END AS lost', [dbNow(q)]))) as Record<string, unknown>[];
-    const runInfo = new Map(runs.map((r) => [num(r.id), { status: str(r.status), lost: num(r.lost) === 1 }]));
-    const task = new Map(tasks.map((t) => [num(t.id), { status: (dryRun ? overlay.get(num(t.id)) : undefined) ?? (str(t.status) as TaskStatusCode), num: num(t.num_attempts ?? 0), max: num(t.max_attempts ?? 1) }]));
+    const task = new Map(tis.map((t) => [num(t.task_id), { status: (dryRun ? overlay.get(num(t.task_id)) : undefined) ?? (str(t.task_status) as TaskStatusCode), num: num(t.num_attempts ?? 0), max: num(t.max_attempts ?? 1) }]));
 
     const tiMoves: { id: number; from: TaskInstanceStatusCode; to: TaskInstanceStatusCode; description: string }[] = [];
     const taskMoves: Transition[] = [];

@@ -12,6 +12,11 @@ export interface CoalescerOptions<K, V> {
   /** A batch this full is sent at once. */
   maxBatchSize: number;
   /**
+   * Batches allowed in flight at once (default 1). While they are busy, new keys keep gathering, so a
+   * slow or rate-limited Slurm gets fewer, bigger requests instead of a queue of small ones.
+   */
+  maxInFlight?: number;
+  /**
    * Identity of a key, for de-duplication (default: the key itself). Needed for object keys such as
    * DistributorId; fetchMany receives the first key object seen for each identity and must key its map by it.
    */
@@ -26,6 +31,9 @@ interface Pending<K, V> {
 export class Coalescer<K, V> {
   private batch = new Map<unknown, Pending<K, V>>();
   private timer: NodeJS.Timeout | undefined;
+  private inFlight = 0;
+  /** The window (or a full batch) asked for a flush while every slot was busy. */
+  private flushWanted = false;
 
   constructor(private readonly opts: CoalescerOptions<K, V>) {
     if (!(opts.maxBatchSize >= 1)) throw new RangeError(`maxBatchSize must be >= 1, got ${opts.maxBatchSize}`);
@@ -41,20 +49,37 @@ export class Coalescer<K, V> {
         this.batch.set(id, pending);
       }
       pending.waiters.push({ resolve, reject });
-      if (this.batch.size >= this.opts.maxBatchSize) this.flush();
-      else this.timer ??= setTimeout(() => this.flush(), this.opts.windowMs);
+      if (this.batch.size >= this.opts.maxBatchSize) this.send();
+      else this.timer ??= setTimeout(() => this.send(), this.opts.windowMs);
     });
   }
 
-  /** Sends the pending batch now (e.g. at shutdown). */
+  /** Sends the pending batch now, whatever is in flight (e.g. at shutdown). */
   flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    const entries = [...this.batch.values()];
-    this.batch = new Map();
+    this.flushWanted = false;
+    const entries = [...this.batch.values()].slice(0, this.opts.maxBatchSize);
+    for (const e of entries) this.batch.delete(this.opts.keyOf ? this.opts.keyOf(e.key) : e.key);
     if (entries.length === 0) return;
+    this.inFlight++;
+    void this.run(entries).finally(() => {
+      this.inFlight--;
+      // Keys that gathered meanwhile go out now if their window passed or the batch filled up.
+      if (this.batch.size > 0 && (this.flushWanted || this.batch.size >= this.opts.maxBatchSize)) this.send();
+      else if (this.batch.size > 0) this.timer ??= setTimeout(() => this.send(), this.opts.windowMs);
+    });
+  }
 
-    void this.run(entries);
+  /** Sends when a slot is free; otherwise the batch keeps growing until one is. */
+  private send(): void {
+    if (this.inFlight >= (this.opts.maxInFlight ?? 1)) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.flushWanted = true;
+      return;
+    }
+    this.flush();
   }
 
   private async run(entries: Pending<K, V>[]): Promise<void> {
