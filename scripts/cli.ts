@@ -58,11 +58,12 @@ Run 'jobmon-temporal <command> --help' for a command's options. Configuration: s
   Starts integrations for launched task instances with no usage and no integration whose
   status_date is in [since, until), at most BACKFILL_PER_SECOND per second.
   DATE is as the database stores it, e.g. '2026-11-01' or '2026-11-01 12:00:00'.`,
-  reap: `Usage: jobmon-temporal reap [--dry-run] [--wait]
+  reap: `Usage: jobmon-temporal reap [--dry-run] [--wait] [--ignore-breaker]
 
   Starts a reaper workflow now (the same one the jobmon-reaper Schedule runs).
-  --dry-run  report what a reap would do and change nothing (implies --wait)
-  --wait     wait and print the summary`,
+  --dry-run         report what a reap would do and change nothing (implies --wait)
+  --wait            wait and print the summary
+  --ignore-breaker  reap even if the circuit breaker is open (the lost runs really are dead)`,
 };
 
 function usageError(msg: string, command = ''): never {
@@ -85,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
       wait: { type: 'boolean' },
       force: { type: 'boolean' },
       'dry-run': { type: 'boolean' },
+      'ignore-breaker': { type: 'boolean' },
       'no-slurm': { type: 'boolean' },
       'reaper-indexes': { type: 'boolean' },
       'down-reaper-indexes': { type: 'boolean' },
@@ -173,7 +175,7 @@ async function main(argv: string[]): Promise<number> {
         const handle = await client.workflow.start('reaper', {
           taskQueue: n.reaperTaskQueue,
           workflowId: `${n.reaperScheduleId}-manual-${new Date().toISOString()}`,
-          args: [{ dryRun }],
+          args: [{ dryRun, ignoreBreaker: !!opts['ignore-breaker'] }],
         });
         console.log(`reap started: workflow ${handle.workflowId}${dryRun ? ' (dry run)' : ''}`);
         if (opts.wait || dryRun) console.log(formatReapSummary((await handle.result()) as ReapSummary));

@@ -5,7 +5,7 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { createLaunchedInstance } from '../lib/db/factory.js';
+import { createLaunchedInstance, createWorkflowRun } from '../lib/db/factory.js';
 import { createTestDb } from './helpers/databases.js';
 import { connectTestClient, testConfig, withWorkers, TEMPORAL_ADDRESS } from './helpers/temporal.js';
 import { sbatch, waitForAccounting, SLURM_CLUSTER } from './helpers/slurm.js';
@@ -63,6 +63,30 @@ test('integrate --wait prints the usage written for a real finished Slurm job', 
       const missing = await cli(['integrate', '999999'], env);
       t.is(missing.code, 1);
       t.regex(missing.out, /task instance 999999: not found/);
+    });
+  } finally {
+    await client.connection.close();
+    await tdb.drop();
+  }
+});
+
+test('reap --dry-run reports exactly what reap --wait then does', async (t) => {
+  const tdb = await createTestDb('pg');
+  const client = await connectTestClient();
+  const config = testConfig(tdb.url);
+  try {
+    const lost = await createWorkflowRun(tdb.db, { status: 'R', heartbeatInSeconds: -600 });
+    await withWorkers(config, tdb.db, client, async () => {
+      const env = { JOBMON_DB_URL: tdb.url, TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE_PREFIX: config.temporal.taskQueuePrefix };
+      const dry = await cli(['reap', '--dry-run'], env);
+      t.is(dry.code, 0, dry.out);
+      t.regex(dry.out, /Reaper dry run \(nothing changed\)/);
+      t.regex(dry.out, new RegExp(`would move 1 workflow_run R → E \\(id ${lost.workflowRunId}\\)|would move 1 workflow_run R → E.*${lost.workflowRunId}`));
+      t.is((await tdb.db('workflow_run').where({ id: lost.workflowRunId }).first()).status, 'R', 'a dry run changes nothing');
+      const real = await cli(['reap', '--wait'], env);
+      t.is(real.code, 0, real.out);
+      t.regex(real.out, /moved 1 workflow_run R → E/);
+      t.is((await tdb.db('workflow_run').where({ id: lost.workflowRunId }).first()).status, 'E');
     });
   } finally {
     await client.connection.close();
