@@ -23,6 +23,18 @@ export function dbNowPlus(db: Knex, seconds: number): Knex.Raw {
   }
 }
 
+/** Seconds from a datetime column to the database's now, as an SQL expression. */
+export function dbSecondsSince(db: Knex, column: string): Knex.Raw {
+  switch (dialectOf(db)) {
+    case 'pg':
+      return db.raw('EXTRACT(EPOCH FROM (LOCALTIMESTAMP - ??))', [column]);
+    case 'mysql':
+      return db.raw('TIMESTAMPDIFF(SECOND, ??, CURRENT_TIMESTAMP)', [column]);
+    case 'sqlite':
+      return db.raw(`(julianday('now') - julianday(??)) * 86400`, [column]);
+  }
+}
+
 /** Reads the database clock, e.g. to report what "now" was for a sweep. */
 export async function readDbNow(db: Knex): Promise<string> {
   const sql = dialectOf(db) === 'sqlite' ? `SELECT datetime('now') AS now` : 'SELECT CAST(CURRENT_TIMESTAMP AS CHAR(32)) AS now';

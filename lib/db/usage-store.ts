@@ -2,8 +2,7 @@
  * Every SQL statement of the usage integrator, written once with knex's builder for all three dialects.
  */
 import type { Knex } from 'knex';
-import { dbNow, dbNowPlus } from './clock.js';
-import { dialectOf } from './connection.js';
+import { dbNow, dbNowPlus, dbSecondsSince } from './clock.js';
 import { TASK_INSTANCE_FINAL, type TaskInstanceStatusCode } from '../jobmon/status.js';
 
 /** Usage values Jobmon treats as "not there yet". */
@@ -21,12 +20,6 @@ export interface TaskInstanceForUsage {
   secondsSinceStatus: number;
 }
 
-function secondsSince(db: Knex, column: string): Knex.Raw {
-  const c = dialectOf(db);
-  if (c === 'pg') return db.raw(`EXTRACT(EPOCH FROM (LOCALTIMESTAMP - ??))`, [column]);
-  if (c === 'mysql') return db.raw('TIMESTAMPDIFF(SECOND, ??, CURRENT_TIMESTAMP)', [column]);
-  return db.raw(`(julianday('now') - julianday(??)) * 86400`, [column]);
-}
 
 export async function readTaskInstanceForUsage(db: Knex, taskInstanceId: number): Promise<TaskInstanceForUsage | undefined> {
   const row = (await db('task_instance as ti')
@@ -38,7 +31,7 @@ export async function readTaskInstanceForUsage(db: Knex, taskInstanceId: number)
     .first(
       'ti.id', 'ti.status', 'ti.distributor_id', 'ti.workflow_run_id', 'ti.status_date',
       'ct.name as cluster_type', 'c.name as cluster_name',
-      db.raw('? as since', [secondsSince(db, 'ti.status_date')]),
+      db.raw('? as since', [dbSecondsSince(db, 'ti.status_date')]),
     )) as Record<string, unknown> | undefined;
   if (!row) return undefined;
   return {
