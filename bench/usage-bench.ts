@@ -88,7 +88,7 @@ function reportA(ours: PartAResult, base: PartAResult): void {
   p('"policy wait ×scale + fixed costs": only the wait the policy decides is scaled back — ours, status_date → start of the dispatcher');
   p('cycle that woke it; baseline, D\'s position within the observed gap between the polls around it × the 60 s interval (the scaled');
   p('retry timers fire up to ~1 s late, as long as a scaled interval, see the lateness row) — and the rest is added unscaled.');
-  p(`USAGE_DISPATCH_SETTLE (2 s) scales to ${ours.env.USAGE_DISPATCH_SETTLE}, which the dispatcher's SQL truncates to whole seconds (\`dbNowPlus\`), i.e. 0:`);
+  p('USAGE_DISPATCH_SETTLE (2 s) scales to 17 ms, below the database clock\'s whole seconds, so it is set to 0:');
   p('the settle window is not reproduced here. At real scale it adds up to 2 s: a row younger than 2 s at a tick waits for the next');
   p('tick, so the dispatcher\'s wait is uniform over [2, 32] s instead of [0, 30] s.');
   p();
@@ -158,8 +158,8 @@ function reportB(ours: PartBResult, base: PartBResult, extra?: PartBResult): voi
   p(`\`/openapi/v3\` for version detection, requires the user/token headers, and takes ${REQUEST_DELAY_MS} ms per request (the real one's measured`);
   p('cost, whatever it asks). It has no concurrency limit of its own; the client\'s rate limiter is what bounds the request rate.');
   p();
-  p(`- **ours**: defaults (USAGE_COALESCE_WINDOW=250ms, USAGE_COALESCE_MAX_BATCH=200, SLURM_MAX_REQUESTS_PER_SECOND=${ours.env.SLURM_MAX_REQUESTS_PER_SECOND ?? '5'}), ${ours.n} instances.`);
-  p(`- **baseline**: coalescing off (USAGE_COALESCE_MAX_BATCH=1: one request per lookup, as Jobmon's integrator does), ${base.n} instances,`);
+  p(`- **ours**: defaults (USAGE_COALESCE_WINDOW=2s, USAGE_COALESCE_MAX_BATCH=200, SLURM_MAX_CONCURRENT_REQUESTS=2, SLURM_MAX_REQUESTS_PER_SECOND=${ours.env.SLURM_MAX_REQUESTS_PER_SECOND ?? '5'}), ${ours.n} instances.`);
+  p(`- **baseline**: coalescing off (USAGE_COALESCE_MAX_BATCH=1: one request per lookup, as Jobmon's integrator does; SLURM_MAX_CONCURRENT_REQUESTS=16), ${base.n} instances,`);
   p(`  SLURM_MAX_REQUESTS_PER_SECOND raised to ${base.env.SLURM_MAX_REQUESTS_PER_SECOND ?? '5'} (about what the real slurmrestd sustained with 8 clients in parallel; at the default 5/s`);
   p(`  the baseline would spend ${fmt(base.n / 5)} s on requests alone).`);
   p();

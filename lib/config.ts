@@ -27,6 +27,8 @@ export interface SlurmConfig {
   userName?: string;
   sacctPath: string;
   maxRequestsPerSecond: number;
+  /** Accounting requests one worker keeps in flight; lookups arriving meanwhile join the next batch. */
+  maxConcurrentRequests: number;
   requestTimeoutMs: number;
 }
 
@@ -194,6 +196,7 @@ export function loadConfig(env: Env = process.env): Config {
       userName,
       sacctPath: r.str('SACCT_PATH', 'sacct')!,
       maxRequestsPerSecond: r.number('SLURM_MAX_REQUESTS_PER_SECOND', 5, (n) => n > 0, 'a positive number'),
+      maxConcurrentRequests: r.number('SLURM_MAX_CONCURRENT_REQUESTS', 2, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
       requestTimeoutMs: r.duration('SLURM_REQUEST_TIMEOUT', '30s'),
     },
     qpidUrl: r.url('QPID_URL', ['http:', 'https:']),

@@ -83,8 +83,9 @@ export function scaledEnv(variant: 'ours' | 'baseline', scale: number): Record<s
     ? { USAGE_RETRY_INITIAL: s(30_000), USAGE_RETRY_COEFFICIENT: '2', USAGE_RETRY_MAX: s(30 * 60_000), USAGE_DISPATCH_INTERVAL: s(30_000) }
     // Jobmon's own integrator loop: a fixed 60 s poll, nobody wakes it.
     : { USAGE_RETRY_INITIAL: s(60_000), USAGE_RETRY_COEFFICIENT: '1', USAGE_RETRY_MAX: s(60_000), USAGE_DISPATCH_INTERVAL: s(30_000) };
-  // USAGE_DISPATCH_SETTLE (2 s) scales to 17 ms, which the SQL truncates to whole seconds, i.e. 0: see the report.
-  return { ...policy, USAGE_DISPATCH_SETTLE: s(2_000), USAGE_ACCOUNTING_RETRY: s(10_000), USAGE_DEADLINE: '7d', USAGE_DISPATCH_SINCE: SINCE };
+  // USAGE_DISPATCH_SETTLE (2 s) scales to 17 ms, below the database clock's whole seconds: it is set to 0
+  // here and its 2 s are added back at real scale in the report.
+  return { ...policy, USAGE_DISPATCH_SETTLE: '0s', USAGE_ACCOUNTING_RETRY: s(10_000), USAGE_DEADLINE: '7d', USAGE_DISPATCH_SINCE: SINCE };
 }
 
 /** (status_date, id) ≤ watermark, both as epoch ms (the watermark is the status_date string read back). */

@@ -62,7 +62,8 @@ export async function runPartB(opts: PartBOptions): Promise<PartBResult> {
         SLURM_JWT: token,
         SLURM_USER_NAME: 'bench',
         USAGE_DISPATCH_SINCE: '2000-01-01T00:00:00Z',
-        ...(variant === 'baseline' ? { USAGE_COALESCE_MAX_BATCH: '1' } : {}),
+        // Jobmon's integrator has no coalescing; many lookups in flight at once, as its loop's workers do.
+        ...(variant === 'baseline' ? { USAGE_COALESCE_MAX_BATCH: '1', SLURM_MAX_CONCURRENT_REQUESTS: '16' } : {}),
         ...(opts.maxRequestsPerSecond !== undefined ? { SLURM_MAX_REQUESTS_PER_SECOND: String(opts.maxRequestsPerSecond) } : {}),
         ...opts.extraEnv,
       };

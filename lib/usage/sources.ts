@@ -62,6 +62,7 @@ export function createUsageSource(config: Config): UsageSource {
   const coalescer = new Coalescer<string, Outcome>({
     windowMs: config.usage.coalesceWindowMs,
     maxBatchSize: config.usage.coalesceMaxBatch,
+    maxInFlight: config.slurm.maxConcurrentRequests,
     fetchMany: async (raws: string[]) => {
       const ids = raws.map((r) => parseDistributorId(r));
       requests++;
