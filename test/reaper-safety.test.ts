@@ -5,71 +5,23 @@
  * everything when too many runs look lost at once; only Jobmon's legal edges are written.
  */
 import test from 'ava';
-import { ApplicationFailure, WorkflowFailedError, type Client } from '@temporalio/client';
+import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
+import { DefaultLogger } from '@temporalio/worker';
 import type { Knex } from 'knex';
-import { names, type Config } from '../lib/config.js';
 import { dbNowPlus } from '../lib/db/clock.js';
 import { createTask, createTaskInstance, createWorkflow, createWorkflowRun } from '../lib/db/factory.js';
 import { assertReaperInstanceTransition, resumeCleanupTargets, LOST_RUN_TARGET } from '../lib/db/reaper-store.js';
 import { IllegalTransitionError, assertWorkflowRunTransition, type TaskInstanceStatusCode, type TaskStatusCode, type WorkflowRunStatusCode } from '../lib/jobmon/status.js';
 import { BREAKER_FAILURE_TYPE, countOf, type ReapSummary } from '../lib/reaper/summary.js';
-import { createReaperActivities, type ReaperHooks } from '../activities/reaper/index.js';
-import type { reaper as reaperWorkflow, ReaperInput } from '../workflows/reaper.js';
-import { WORKFLOWS_PATH } from '../workers/paths.js';
-import { createTestDb, SERVER_DBS, type DbKind } from './helpers/databases.js';
-import { connectTestClient, TEMPORAL_ADDRESS, testConfig } from './helpers/temporal.js';
+import { SERVER_DBS } from './helpers/databases.js';
+import { useReaperHarness, withReaper, statusOf } from './helpers/reaper.js';
 
-// ---- harness: a fresh database and a reaper worker (workflow code bundled once per file) ----
-
-let client: Client;
-let connection: NativeConnection;
-let bundle: { code: string };
-
-test.before(async () => {
-  client = await connectTestClient();
-  connection = await NativeConnection.connect({ address: TEMPORAL_ADDRESS });
-  bundle = { code: (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') })).code };
-});
-
-test.after.always(async () => {
-  await connection?.close();
-  await client?.connection.close();
-});
-
-interface Ctx {
-  db: Knex;
-  config: Config;
-  reap(input?: ReaperInput, workflowId?: string): Promise<ReapSummary>;
-  activities: ReturnType<typeof createReaperActivities>;
-}
-
-let seq = 0;
-async function withReaper(kind: DbKind, env: Record<string, string>, fn: (ctx: Ctx) => Promise<void>, hooks?: ReaperHooks): Promise<void> {
-  const tdb = await createTestDb(kind);
-  try {
-    const config = testConfig(tdb.url, env);
-    const taskQueue = names(config.temporal).reaperTaskQueue;
-    const activities = createReaperActivities({ db: tdb.db, config, hooks });
-    const worker = await Worker.create({ connection, taskQueue, workflowBundle: bundle, activities, shutdownGraceTime: '1s' });
-    const reap = (input: ReaperInput = {}, workflowId?: string) => client.workflow.execute<typeof reaperWorkflow>('reaper', {
-      taskQueue, workflowId: workflowId ?? `${config.temporal.taskQueuePrefix}reaper-${++seq}`, args: [input], workflowExecutionTimeout: '2 minutes',
-    });
-    await worker.runUntil(fn({ db: tdb.db, config, reap, activities }));
-  } finally {
-    await tdb.drop();
-  }
-}
+useReaperHarness();
 
 /** Runs an activity function in a mocked activity context, outside any worker. */
 function inActivity<R>(fn: () => Promise<R>): Promise<R> {
   return new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') }).run(fn);
-}
-
-async function statusOf(db: Knex, table: string, id: number): Promise<string> {
-  const row = (await db(table).where('id', id).first('status')) as { status: string } | undefined;
-  return row?.status ?? '(missing)';
 }
 
 async function logCount(db: Knex, taskInstanceIds?: number[]): Promise<number> {

@@ -5,63 +5,20 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
-import type { Client } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@temporalio/worker';
 import type { Knex } from 'knex';
-import { names, type Config } from '../lib/config.js';
+import { names } from '../lib/config.js';
 import { createTask, createTaskInstance, createWorkflow, createWorkflowRun, createLaunchedInstance } from '../lib/db/factory.js';
-import { countOf, type ReapSummary } from '../lib/reaper/summary.js';
+import { countOf } from '../lib/reaper/summary.js';
 import type { TaskInstanceStatusCode, TaskStatusCode, WorkflowRunStatusCode, WorkflowStatusCode } from '../lib/jobmon/status.js';
-import { createReaperActivities } from '../activities/reaper/index.js';
 import { repairWindows } from '../activities/reaper/breaker.js';
-import type { reaper as reaperWorkflow, ReaperInput } from '../workflows/reaper.js';
-import { WORKFLOWS_PATH } from '../workers/paths.js';
-import { createTestDb, SERVER_DBS, type DbKind } from './helpers/databases.js';
-import { connectTestClient, TEMPORAL_ADDRESS, testConfig, withWorkers } from './helpers/temporal.js';
+import type { reaper as reaperWorkflow } from '../workflows/reaper.js';
+import { createTestDb, SERVER_DBS } from './helpers/databases.js';
+import { connectTestClient, testConfig, withWorkers } from './helpers/temporal.js';
+import { useReaperHarness, withReaper, statusOf } from './helpers/reaper.js';
 
-// ---- harness: a fresh database and a reaper worker (workflow code bundled once per file) ----
-
-let client: Client;
-let connection: NativeConnection;
-let bundle: { code: string };
-
-test.before(async () => {
-  client = await connectTestClient();
-  connection = await NativeConnection.connect({ address: TEMPORAL_ADDRESS });
-  bundle = { code: (await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') })).code };
-});
-
-test.after.always(async () => {
-  await connection?.close();
-  await client?.connection.close();
-});
-
-interface Ctx { db: Knex; config: Config; reap(input?: ReaperInput): Promise<ReapSummary> }
-
-let seq = 0;
-async function withReaper(kind: DbKind, env: Record<string, string>, fn: (ctx: Ctx) => Promise<void>): Promise<void> {
-  const tdb = await createTestDb(kind);
-  try {
-    const config = testConfig(tdb.url, env);
-    const taskQueue = names(config.temporal).reaperTaskQueue;
-    const worker = await Worker.create({
-      connection, taskQueue, workflowBundle: bundle, activities: createReaperActivities({ db: tdb.db, config }), shutdownGraceTime: '1s',
-    });
-    const reap = (input: ReaperInput = {}) => client.workflow.execute<typeof reaperWorkflow>('reaper', {
-      taskQueue, workflowId: `${config.temporal.taskQueuePrefix}reaper-${++seq}`, args: [input], workflowExecutionTimeout: '2 minutes',
-    });
-    await worker.runUntil(fn({ db: tdb.db, config, reap }));
-  } finally {
-    await tdb.drop();
-  }
-}
+useReaperHarness();
 
 // ---- small readers ----
-
-async function statusOf(db: Knex, table: string, id: number): Promise<string> {
-  const row = (await db(table).where('id', id).first('status')) as { status: string } | undefined;
-  return row?.status ?? '(missing)';
-}
 
 async function errorLogs(db: Knex, taskInstanceId: number): Promise<string[]> {
   const rows = (await db('task_instance_error_log').where('task_instance_id', taskInstanceId).orderBy('id').select('description')) as { description: string }[];
@@ -358,6 +315,7 @@ for (const kind of SERVER_DBS) {
 
   test(`${kind}: wiring: the reaper runs on the project's workers (createWorkers), with the summary as result and memo`, async (t) => {
     const tdb = await createTestDb(kind);
+    const client = await connectTestClient();
     try {
       const config = testConfig(tdb.url);
       const lost = await createLaunchedInstance(tdb.db, { runStatus: 'R', heartbeatInSeconds: -5, reportByInSeconds: -600 });
@@ -373,6 +331,7 @@ for (const kind of SERVER_DBS) {
         t.is(await statusOf(tdb.db, 'task_instance', lost.taskInstanceId), 'U');
       });
     } finally {
+      await client.connection.close();
       await tdb.drop();
     }
   });
