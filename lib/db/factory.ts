@@ -4,10 +4,13 @@
  */
 import type { Knex } from 'knex';
 import { dbNowPlus } from './clock.js';
+import { dialectOf } from './connection.js';
 import type { TaskInstanceStatusCode, TaskStatusCode, WorkflowRunStatusCode, WorkflowStatusCode } from '../jobmon/status.js';
 
 async function insertId(db: Knex, table: string, row: Record<string, unknown>): Promise<number> {
-  const [res] = (await db(table).insert(row).returning('id')) as ({ id: number } | number)[];
+  // PostgreSQL needs RETURNING for the new id; MySQL and SQLite hand it back without (and warn with).
+  const q = db(table).insert(row);
+  const [res] = (await (dialectOf(db) === 'pg' ? q.returning('id') : q)) as ({ id: number } | number)[];
   return typeof res === 'object' ? Number(res.id) : Number(res);
 }
 
