@@ -10,9 +10,9 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import type { Knex } from 'knex';
 import { dbNowPlus } from '../lib/db/clock.js';
-import { createTask, createTaskInstance, createWorkflow, createWorkflowRun } from '../lib/db/factory.js';
+import { createTask, createTaskInstance, createWorkflow, createWorkflowRun, createRunWithInstances } from '../lib/db/factory.js';
 import { assertReaperInstanceTransition, resumeCleanupTargets, LOST_RUN_TARGET } from '../lib/db/reaper-store.js';
-import { IllegalTransitionError, assertWorkflowRunTransition, type TaskInstanceStatusCode, type TaskStatusCode, type WorkflowRunStatusCode } from '../lib/jobmon/status.js';
+import { IllegalTransitionError, assertWorkflowRunTransition, type WorkflowRunStatusCode } from '../lib/jobmon/status.js';
 import { BREAKER_FAILURE_TYPE, countOf, type ReapSummary } from '../lib/reaper/summary.js';
 import { SERVER_DBS } from './helpers/databases.js';
 import { useReaperHarness, withReaper, statusOf } from './helpers/reaper.js';
@@ -42,21 +42,7 @@ async function snapshot(db: Knex): Promise<unknown> {
   };
 }
 
-async function runWithInstances(
-  db: Knex,
-  run: { status: WorkflowRunStatusCode; heartbeatInSeconds: number },
-  instances: { status: TaskInstanceStatusCode; reportByInSeconds?: number; taskStatus?: TaskStatusCode; numAttempts?: number; maxAttempts?: number }[],
-): Promise<{ workflowId: number; workflowRunId: number; ti: number[]; tasks: number[] }> {
-  const { workflowId, workflowRunId } = await createWorkflowRun(db, { status: run.status, heartbeatInSeconds: run.heartbeatInSeconds });
-  const ti: number[] = [];
-  const tasks: number[] = [];
-  for (const i of instances) {
-    const taskId = await createTask(db, { workflowId, status: i.taskStatus ?? 'R', numAttempts: i.numAttempts, maxAttempts: i.maxAttempts });
-    tasks.push(taskId);
-    ti.push(await createTaskInstance(db, { workflowRunId, taskId, status: i.status, reportByInSeconds: i.reportByInSeconds ?? 279 }));
-  }
-  return { workflowId, workflowRunId, ti, tasks };
-}
+const runWithInstances = createRunWithInstances;
 
 /** A mixed Jobmon database with something for every rule of the reaper. */
 async function seedEverything(db: Knex): Promise<void> {

@@ -7,9 +7,8 @@ import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import type { Knex } from 'knex';
 import { names } from '../lib/config.js';
-import { createTask, createTaskInstance, createWorkflow, createWorkflowRun, createLaunchedInstance } from '../lib/db/factory.js';
+import { createTask, createTaskInstance, createWorkflow, createWorkflowRun, createLaunchedInstance, createRunWithInstances } from '../lib/db/factory.js';
 import { countOf } from '../lib/reaper/summary.js';
-import type { TaskInstanceStatusCode, TaskStatusCode, WorkflowRunStatusCode, WorkflowStatusCode } from '../lib/jobmon/status.js';
 import { repairWindows } from '../activities/reaper/breaker.js';
 import type { reaper as reaperWorkflow } from '../workflows/reaper.js';
 import { createTestDb, SERVER_DBS } from './helpers/databases.js';
@@ -25,21 +24,7 @@ async function errorLogs(db: Knex, taskInstanceId: number): Promise<string[]> {
   return rows.map((r) => r.description);
 }
 
-async function runWithInstances(
-  db: Knex,
-  run: { status: WorkflowRunStatusCode; heartbeatInSeconds: number; workflowStatus?: WorkflowStatusCode },
-  instances: { status: TaskInstanceStatusCode; reportByInSeconds?: number; taskStatus?: TaskStatusCode; numAttempts?: number; maxAttempts?: number }[],
-): Promise<{ workflowId: number; workflowRunId: number; ti: number[]; tasks: number[] }> {
-  const { workflowId, workflowRunId } = await createWorkflowRun(db, { status: run.status, heartbeatInSeconds: run.heartbeatInSeconds, workflowStatus: run.workflowStatus });
-  const ti: number[] = [];
-  const tasks: number[] = [];
-  for (const i of instances) {
-    const taskId = await createTask(db, { workflowId, status: i.taskStatus ?? 'R', numAttempts: i.numAttempts, maxAttempts: i.maxAttempts });
-    tasks.push(taskId);
-    ti.push(await createTaskInstance(db, { workflowRunId, taskId, status: i.status, reportByInSeconds: i.reportByInSeconds ?? 279 }));
-  }
-  return { workflowId, workflowRunId, ti, tasks };
-}
+const runWithInstances = createRunWithInstances;
 
 for (const kind of SERVER_DBS) {
   test(`${kind}: a run in R with a passed heartbeat → E and its workflow → F; healthy, done and B runs untouched`, async (t) => {

@@ -99,3 +99,20 @@ export async function createLaunchedInstance(
   });
   return { workflowId, workflowRunId, taskId, taskInstanceId, taskResourcesId };
 }
+
+/** One run with one task per instance, each instance in the given status and deadline (reaper tests). */
+export async function createRunWithInstances(
+  db: Knex,
+  run: { status: WorkflowRunStatusCode; heartbeatInSeconds: number; workflowStatus?: WorkflowStatusCode },
+  instances: { status: TaskInstanceStatusCode; reportByInSeconds?: number; taskStatus?: TaskStatusCode; numAttempts?: number; maxAttempts?: number }[],
+): Promise<{ workflowId: number; workflowRunId: number; ti: number[]; tasks: number[] }> {
+  const { workflowId, workflowRunId } = await createWorkflowRun(db, { status: run.status, heartbeatInSeconds: run.heartbeatInSeconds, workflowStatus: run.workflowStatus });
+  const ti: number[] = [];
+  const tasks: number[] = [];
+  for (const i of instances) {
+    const taskId = await createTask(db, { workflowId, status: i.taskStatus ?? 'R', numAttempts: i.numAttempts, maxAttempts: i.maxAttempts });
+    tasks.push(taskId);
+    ti.push(await createTaskInstance(db, { workflowRunId, taskId, status: i.status, reportByInSeconds: i.reportByInSeconds ?? 279 }));
+  }
+  return { workflowId, workflowRunId, ti, tasks };
+}
