@@ -35,10 +35,9 @@ export function dbSecondsSince(db: Knex, column: string): Knex.Raw {
   }
 }
 
-/** Reads the database clock, e.g. to report what "now" was for a sweep. */
+/** Reads the database clock as text, e.g. to report what "now" was for a sweep. */
 export async function readDbNow(db: Knex): Promise<string> {
-  const sql = dialectOf(db) === 'sqlite' ? `SELECT datetime('now') AS now` : 'SELECT CAST(CURRENT_TIMESTAMP AS CHAR(32)) AS now';
-  const rows = (await db.raw(dialectOf(db) === 'pg' ? 'SELECT CAST(LOCALTIMESTAMP AS TEXT) AS now' : sql)) as unknown;
-  const list = Array.isArray(rows) ? (Array.isArray(rows[0]) ? rows[0] : rows) : (rows as { rows: unknown[] }).rows;
-  return String((list[0] as { now: unknown }).now);
+  const expr = { pg: 'CAST(LOCALTIMESTAMP AS TEXT)', mysql: 'CAST(CURRENT_TIMESTAMP AS CHAR(32))', sqlite: "datetime('now')" }[dialectOf(db)];
+  const row = (await db.select(db.raw(`${expr} AS now`)).first()) as { now: unknown };
+  return String(row.now);
 }
