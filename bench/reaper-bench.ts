@@ -198,7 +198,7 @@ async function main(): Promise<void> {
     const db = tdb.db;
     await load(db);
     const loadS = (performance.now() - t0) / 1000;
-    const opts: ReaperStoreOptions = { graceSeconds: 60, reapLiveRunInstances: false };
+    const opts: ReaperStoreOptions = { graceSeconds: 60, reapLiveRunInstances: false, resumeRoute: 'released' };
 
     await explainScan(db, opts, 'Jobmon indexes');
     const emptyPlain = await measureEmpty(db, opts);

@@ -4,6 +4,7 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { RESUME_ROUTES, type ResumeRoute } from './jobmon/reaper-rules.js';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -42,7 +43,11 @@ export interface UsageConfig {
   accountingRetryMs: number;
   deadlineMs: number;
   dispatchIntervalMs: number;
-  dispatchSince: Date;
+  /**
+   * The dispatcher's first watermark: a look-back from the database's clock, or a time as the
+   * database stores it (its own time zone; MySQL's DATETIME is the server's local time).
+   */
+  dispatchSince: { lookbackMs: number } | { at: string };
   /** Rows younger than this are left for the next cycle, so a transaction that commits late is not skipped. */
   dispatchSettleMs: number;
   dispatchBatchSize: number;
@@ -60,6 +65,8 @@ export interface ReaperConfig {
   breakerMinRuns: number;
   batchSize: number;
   reapLiveRunInstances: boolean;
+  /** How lost C/H runs are reaped: Jobmon 3.6.0's route, or the cleanup of Jobmon's unreleased main. */
+  resumeRoute: ResumeRoute;
   slackWebhookUrl?: string;
 }
 
@@ -176,12 +183,15 @@ export function loadConfig(env: Env = process.env): Config {
   if (restUrl && !jwt && !jwtFile) r.problems.push('SLURM_JWT or SLURM_JWT_FILE: required when SLURM_REST_URL is set');
   if (restUrl && !userName) r.problems.push('SLURM_USER_NAME: required when SLURM_REST_URL is set (sent as X-SLURM-USER-NAME)');
 
-  const sinceRaw = r.str('USAGE_DISPATCH_SINCE');
-  let dispatchSince = new Date(Date.now() - 86_400_000);
-  if (sinceRaw !== undefined) {
-    const d = new Date(sinceRaw);
-    if (Number.isNaN(d.getTime())) r.problems.push(`USAGE_DISPATCH_SINCE=${JSON.stringify(sinceRaw)}: expected an ISO date such as 2026-11-01T00:00:00Z`);
-    else dispatchSince = d;
+  const sinceRaw = r.str('USAGE_DISPATCH_SINCE', '1d')!;
+  let dispatchSince: UsageConfig['dispatchSince'] = { lookbackMs: 86_400_000 };
+  const lookbackMs = parseDuration(sinceRaw);
+  const at = /^(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2})?))?$/.exec(sinceRaw.trim());
+  if (lookbackMs !== undefined) dispatchSince = { lookbackMs };
+  else if (at) dispatchSince = { at: `${at[1]} ${(at[2] ?? '00:00:00').padEnd(8, ':00')}` };
+  else {
+    r.problems.push(`USAGE_DISPATCH_SINCE=${JSON.stringify(sinceRaw)}: expected a look-back such as 1d or 6h, or a time as the Jobmon database stores it, `
+      + 'without a zone (its own time zone), such as 2026-11-01 or 2026-11-01 06:00:00');
   }
 
   const config: Config = {
@@ -224,6 +234,7 @@ export function loadConfig(env: Env = process.env): Config {
       breakerMinRuns: r.number('REAPER_BREAKER_MIN_RUNS', 10, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
       batchSize: r.number('REAPER_BATCH_SIZE', 500, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
       reapLiveRunInstances: r.bool('REAP_LIVE_RUN_INSTANCES', false),
+      resumeRoute: r.oneOf('REAPER_RESUME_ROUTE', 'released', RESUME_ROUTES),
       slackWebhookUrl: r.url('SLACK_WEBHOOK_URL', ['http:', 'https:']),
     },
   };

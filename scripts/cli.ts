@@ -9,7 +9,6 @@ import { registerSearchAttributes } from '../lib/temporal/register-search-attrib
 import { applySchedules } from '../lib/temporal/schedules.js';
 import { formatReapSummary, type ReapSummary } from '../workflows/reaper.js';
 import { backfill, integrate } from './commands/integrate.js';
-import { stackDown, stackStatus, stackUp } from './commands/stack.js';
 import { runWorker } from './commands/worker.js';
 
 const HELP: Record<string, string> = {
@@ -18,8 +17,9 @@ const HELP: Record<string, string> = {
 Usage: jobmon-temporal <command> [options]
 
 Commands:
-  stack up|down|status   the local stack: Temporal dev server + UI, Jobmon database, Slurm
-  migrate                create or upgrade the Jobmon schema subset (and jobmon-temporal's tables)
+  stack up|down|status   development: the local stack (Temporal dev server + UI, Jobmon database, Slurm)
+  dev-schema             development: create Jobmon 3.6.0's schema in an empty JOBMON_DB_URL
+  migrate                check Jobmon's schema, then create or upgrade jobmon-temporal's own tables
   worker                 run the workers of both services (configured by environment variables)
   schedules apply        create or update the Temporal Schedules and search attributes
   integrate <id...>      start (or join) usage integrations for task instances
@@ -30,16 +30,24 @@ Run 'jobmon-temporal <command> --help' for a command's options. Configuration: s
   stack: `Usage: jobmon-temporal stack up|down|status [--no-slurm]
 
   up       start what is down: Temporal dev server (built once with go install), the database
-           named by JOBMON_DB_URL (migrated), Slurm (slurmdbd, slurmctld, slurmd, slurmrestd)
+           named by JOBMON_DB_URL (Jobmon 3.6.0's schema created if absent, then migrated),
+           Slurm (slurmdbd, slurmctld, slurmd, slurmrestd)
   down     stop the Temporal dev server and Slurm daemons (system databases keep running)
   status   one line per component; exits 1 if any is down
   --no-slurm   leave Slurm out (up/down)`,
+  'dev-schema': `Usage: jobmon-temporal dev-schema
+
+  Development and tests only. Creates Jobmon 3.6.0's own schema and lookup rows (dev/jobmon-schema,
+  transcribed from Jobmon's Alembic migration) in JOBMON_DB_URL, unless task_instance already exists.
+  A production database is built by Jobmon's own migrations: never run this against it.`,
   migrate: `Usage: jobmon-temporal migrate [--reaper-indexes] [--down] [--down-reaper-indexes]
 
-  Applies the knex migrations to JOBMON_DB_URL (PostgreSQL, MySQL/MariaDB or SQLite).
+  Checks that the Jobmon tables and columns the services use exist with compatible types (if not,
+  names what is missing and changes nothing), then applies jobmon-temporal's own migrations (jt_*
+  tables only) to JOBMON_DB_URL (PostgreSQL, MySQL/MariaDB or SQLite). Never alters a Jobmon table.
   --reaper-indexes        also add (status, heartbeat_date) and (status, report_by_date) indexes
   --down-reaper-indexes   remove only those optional indexes
-  --down                  roll back everything this project created (destroys the data!)`,
+  --down                  remove jobmon-temporal's own tables (its integration records and watermark)`,
   worker: `Usage: jobmon-temporal worker
 
   Runs the usage-integration and reaper workers until SIGINT/SIGTERM. Configured by environment
@@ -102,11 +110,24 @@ async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'stack': {
+      // Dev-only code (dev/) is loaded only by the dev-only commands: it is not in the image.
+      const { stackDown, stackStatus, stackUp } = await import('./commands/stack.js');
       const sub = positionals[0];
       if (sub === 'up') await stackUp({ slurm: !opts['no-slurm'] });
       else if (sub === 'down') await stackDown({ slurm: !opts['no-slurm'] });
       else if (sub === 'status') return (await stackStatus()) ? 0 : 1;
       else usageError('stack needs up, down or status', 'stack');
+      return 0;
+    }
+    case 'dev-schema': {
+      const { applyJobmonSchema, JOBMON_SCHEMA_VERSION } = await import('../dev/jobmon-schema/apply.js');
+      const db = openJobmonDb(loadConfig().dbUrl);
+      try {
+        const state = await applyJobmonSchema(db);
+        console.log(state === 'created' ? `created ${JOBMON_SCHEMA_VERSION} schema` : 'Jobmon tables already present: left unchanged');
+      } finally {
+        await db.destroy();
+      }
       return 0;
     }
     case 'migrate': {

@@ -5,7 +5,7 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { createLaunchedInstance, createWorkflowRun } from '../lib/db/factory.js';
+import { createLaunchedInstance, createWorkflowRun } from '../dev/factory.js';
 import { createTestDb } from './helpers/databases.js';
 import { connectTestClient, testConfig, withWorkers, TEMPORAL_ADDRESS } from './helpers/temporal.js';
 import { sbatch, waitForAccounting, SLURM_CLUSTER } from './helpers/slurm.js';

@@ -14,7 +14,7 @@ import test from 'ava';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { names } from '../lib/config.js';
-import { createTask, createTaskInstance, createWorkflow, createWorkflowRun } from '../lib/db/factory.js';
+import { createTask, createTaskInstance, createWorkflow, createWorkflowRun } from '../dev/factory.js';
 import { createReaperActivities } from '../activities/reaper/index.js';
 import type { reaper as reaperWorkflow } from '../workflows/reaper.js';
 import { WORKFLOWS_PATH } from '../workers/paths.js';

@@ -10,8 +10,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import type { Knex } from 'knex';
 import { dbNowPlus } from '../lib/db/clock.js';
-import { createTask, createTaskInstance, createWorkflow, createWorkflowRun, createRunWithInstances } from '../lib/db/factory.js';
-import { assertReaperInstanceTransition, resumeCleanupTargets, LOST_RUN_TARGET } from '../lib/db/reaper-store.js';
+import { createTask, createTaskInstance, createWorkflow, createWorkflowRun, createRunWithInstances } from '../dev/factory.js';
+import { assertReaperInstanceTransition, resumeCleanupStates, resumeCleanupTarget, LOST_RUN_TARGET } from '../lib/jobmon/reaper-rules.js';
 import { IllegalTransitionError, assertWorkflowRunTransition, type WorkflowRunStatusCode } from '../lib/jobmon/status.js';
 import { BREAKER_FAILURE_TYPE, countOf, type ReapSummary } from '../lib/reaper/summary.js';
 import { SERVER_DBS } from './helpers/databases.js';
@@ -72,15 +72,25 @@ const ITERATIONS = 50;
 // ---- pure: legal edges ----
 
 test('only legal edges: the reaper\'s instance transitions are Jobmon edges, or the K path collapsed', (t) => {
-  for (const run of ['C', 'H'] as const) for (const [from, to] of resumeCleanupTargets(run)) t.notThrows(() => assertReaperInstanceTransition(from, to));
+  for (const run of ['C', 'H'] as const) {
+    for (const from of resumeCleanupStates(run)) {
+      for (const alive of [true, false]) {
+        const to = resumeCleanupTarget(run, from, alive);
+        if (to) t.notThrows(() => assertReaperInstanceTransition(from, to), `${run}: ${from}→${to}`);
+      }
+    }
+  }
   for (const from of ['O', 'R', 'T'] as const) t.notThrows(() => assertReaperInstanceTransition(from, 'U'));
   for (const from of ['O', 'R', 'T'] as const) t.notThrows(() => assertReaperInstanceTransition(from, 'F'));
   for (const [from, to] of [['D', 'U'], ['E', 'F'], ['K', 'U'], ['Q', 'U'], ['U', 'F']] as const) {
     t.throws(() => assertReaperInstanceTransition(from, to), { instanceOf: IllegalTransitionError });
   }
   for (const [from, target] of Object.entries(LOST_RUN_TARGET)) t.notThrows(() => assertWorkflowRunTransition(from as WorkflowRunStatusCode, target.run));
-  t.deepEqual([...resumeCleanupTargets('C')], [['Q', 'F'], ['I', 'F'], ['O', 'K'], ['R', 'K']]);
-  t.deepEqual([...resumeCleanupTargets('H')], [['Q', 'F'], ['I', 'F'], ['O', 'K']]);
+  const table = (run: 'C' | 'H', alive: boolean) => resumeCleanupStates(run).map((from) => `${from}→${resumeCleanupTarget(run, from, alive) ?? '-'}`).join(' ');
+  t.is(table('C', true), 'Q→F I→F O→K R→K K→-', 'cold resume, instance alive: it is told to kill itself');
+  t.is(table('C', false), 'Q→F I→F O→F R→F K→F', 'cold resume, instance dead: nothing is left to kill itself');
+  t.is(table('H', true), 'Q→F I→F O→K K→-', 'hot resume lets running instances finish');
+  t.is(table('H', false), 'Q→F I→F O→F K→F');
 });
 
 for (const kind of SERVER_DBS) {
@@ -117,19 +127,21 @@ for (const kind of SERVER_DBS) {
     }, { afterScan: async (phase) => { if (phase === 'task_instances') await land?.(); } });
   });
 
-  test(`${kind}: race: a run heartbeat landing between scan and update always wins (${ITERATIONS} iterations)`, async (t) => {
+  for (const [route, iterations] of [['released', ITERATIONS], ['cleanup', ITERATIONS / 2]] as const) test(`${kind}: race (${route} resume route): a run heartbeat landing between scan and update always wins (${iterations} iterations)`, async (t) => {
     let land: ((phase: string) => Promise<void>) | undefined;
-    await withReaper(kind, {}, async ({ db, activities }) => {
+    // The released route terminates a lost C run at once; the cleanup route scans its instances first.
+    const resumeRacePhase = route === 'released' ? 'workflow_runs' : 'resume_cleanup';
+    await withReaper(kind, { REAPER_RESUME_ROUTE: route }, async ({ db, activities }) => {
       const beats = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
       const dies = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
       const resuming = await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, [{ status: 'Q' }, { status: 'R' }]);
-      for (let i = 0; i < ITERATIONS; i++) {
+      for (let i = 0; i < iterations; i++) {
         await db('workflow_run').whereIn('id', [beats.workflowRunId, dies.workflowRunId]).update({ status: 'R', heartbeat_date: dbNowPlus(db, -5) });
         await db('workflow_run').where('id', resuming.workflowRunId).update({ heartbeat_date: dbNowPlus(db, -5) });
         await db('workflow').whereIn('id', [beats.workflowId, dies.workflowId]).update({ status: 'R' });
         land = async (phase) => {
           if (phase === 'workflow_runs') await db('workflow_run').where('id', beats.workflowRunId).update({ heartbeat_date: dbNowPlus(db, 93) });
-          if (phase === 'resume_cleanup') await db('workflow_run').where('id', resuming.workflowRunId).update({ heartbeat_date: dbNowPlus(db, 93) });
+          if (phase === resumeRacePhase) await db('workflow_run').where('id', resuming.workflowRunId).update({ heartbeat_date: dbNowPlus(db, 93) });
         };
         const r = await inActivity(() => activities.sweepWorkflowRuns({ dryRun: false, afterId: 0 }));
         t.is(await statusOf(db, 'workflow_run', beats.workflowRunId), 'R', `iteration ${i}`);
@@ -181,7 +193,7 @@ for (const kind of SERVER_DBS) {
   });
 
   test(`${kind}: overlapping reaper workflows: exactly one transition and one error-log row per row`, async (t) => {
-    await withReaper(kind, { REAPER_BATCH_SIZE: '8' }, async ({ db, reap, config }) => {
+    await withReaper(kind, { REAPER_BATCH_SIZE: '8', REAPER_RESUME_ROUTE: 'cleanup' }, async ({ db, reap, config }) => {
       const orphans = [];
       for (let i = 0; i < 5; i++) orphans.push(await runWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, Array.from({ length: 8 }, () => ({ status: 'R' as const, reportByInSeconds: -600 }))));
       const resuming = await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, Array.from({ length: 20 }, (_, i) => ({ status: (['Q', 'I', 'O', 'R'] as const)[i % 4]! })));
@@ -226,8 +238,8 @@ for (const kind of SERVER_DBS) {
 
   // ---- dry run ----
 
-  test(`${kind}: dry run reports exactly what the real reap then does, and changes nothing`, async (t) => {
-    await withReaper(kind, { REAPER_BATCH_SIZE: '3' }, async ({ db, reap }) => {
+  for (const route of ['released', 'cleanup'] as const) test(`${kind}: dry run (${route} resume route) reports exactly what the real reap then does, and changes nothing`, async (t) => {
+    await withReaper(kind, { REAPER_BATCH_SIZE: '3', REAPER_RESUME_ROUTE: route }, async ({ db, reap }) => {
       await seedEverything(db);
       const before = await snapshot(db);
       const dry = await reap({ dryRun: true });

@@ -7,8 +7,9 @@ import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import type { Knex } from 'knex';
 import { names } from '../lib/config.js';
-import { createTask, createTaskInstance, createWorkflow, createWorkflowRun, createLaunchedInstance, createRunWithInstances } from '../lib/db/factory.js';
+import { createTask, createTaskInstance, createWorkflow, createWorkflowRun, createLaunchedInstance, createRunWithInstances } from '../dev/factory.js';
 import { countOf } from '../lib/reaper/summary.js';
+import { dbNowPlus } from '../lib/db/clock.js';
 import { repairWindows } from '../activities/reaper/breaker.js';
 import type { reaper as reaperWorkflow } from '../workflows/reaper.js';
 import { createTestDb, SERVER_DBS } from './helpers/databases.js';
@@ -59,8 +60,35 @@ for (const kind of SERVER_DBS) {
     });
   });
 
-  test(`${kind}: a lost C run: Q/I → F, O/R → K with error logs; it waits while K remain; a later reap → T and workflow → H`, async (t) => {
+  test(`${kind}: released route (Jobmon 3.6.0): a lost C or H run → T and its workflow → H in one reap, instances untouched; dead ones are then orphans`, async (t) => {
     await withReaper(kind, {}, async ({ db, reap }) => {
+      const c = await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, [
+        { status: 'Q' }, { status: 'O' }, { status: 'R' }, { status: 'K' }, { status: 'R', reportByInSeconds: -600 },
+      ]);
+      const h = await runWithInstances(db, { status: 'H', heartbeatInSeconds: -5 }, [{ status: 'R' }]);
+      const live = await runWithInstances(db, { status: 'C', heartbeatInSeconds: 3600 }, [{ status: 'R', reportByInSeconds: -600 }]);
+      const dry = await reap({ dryRun: true });
+      const s = await reap();
+      t.deepEqual(s.transitions, dry.transitions, 'the dry run predicted it');
+      for (const run of [c, h]) {
+        t.is(await statusOf(db, 'workflow_run', run.workflowRunId), 'T');
+        t.is(await statusOf(db, 'workflow', run.workflowId), 'H');
+      }
+      t.is(countOf(s, 'workflow_run', 'C', 'T'), 1);
+      t.is(countOf(s, 'workflow_run', 'H', 'T'), 1);
+      t.is(s.waitingRuns.count, 0, 'nothing waits for KILL_SELF');
+      t.deepEqual(await Promise.all(c.ti.map((id) => statusOf(db, 'task_instance', id))), ['Q', 'O', 'R', 'K', 'U'],
+        'the resume touches no instance; the one whose own heartbeat is lost is an orphan of the terminated run');
+      t.deepEqual(await errorLogs(db, c.ti[0]!), []);
+      t.regex((await errorLogs(db, c.ti[4]!))[0] ?? '', /^Reaper: no heartbeat since report_by_date .*workflow_run \d+ is T/);
+      t.is(await statusOf(db, 'task_instance', h.ti[0]!), 'R');
+      t.is(await statusOf(db, 'workflow_run', live.workflowRunId), 'C', 'a resuming run that still heartbeats is left alone');
+      t.is(await statusOf(db, 'task_instance', live.ti[0]!), 'R', '…and so are its instances');
+    });
+  });
+
+  test(`${kind}: cleanup route: a lost C run: Q/I → F, O/R → K with error logs; it waits while K remain; a later reap → T and workflow → H`, async (t) => {
+    await withReaper(kind, { REAPER_RESUME_ROUTE: 'cleanup' }, async ({ db, reap }) => {
       const c = await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, [
         { status: 'Q' }, { status: 'I' }, { status: 'O' }, { status: 'R' }, { status: 'D', taskStatus: 'D' },
       ]);
@@ -100,8 +128,30 @@ for (const kind of SERVER_DBS) {
     });
   });
 
-  test(`${kind}: a lost H run kills only O (running instances of a hot resume finish); a C run with only Q/I → T in the same reap`, async (t) => {
-    await withReaper(kind, {}, async ({ db, reap }) => {
+  test(`${kind}: cleanup route: a dead KILL_SELF instance (report_by_date passed) → F, so the resume is not blocked; a dead O → F, not K`, async (t) => {
+    await withReaper(kind, { REAPER_RESUME_ROUTE: 'cleanup' }, async ({ db, reap }) => {
+      const c = await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, [
+        { status: 'K', reportByInSeconds: -600 }, { status: 'O', reportByInSeconds: -600 }, { status: 'K', reportByInSeconds: 279 },
+      ]);
+      const [deadK, deadO, liveK] = c.ti as [number, number, number];
+      const dry = await reap({ dryRun: true });
+      const first = await reap();
+      t.deepEqual(first.transitions, dry.transitions);
+      t.deepEqual(await Promise.all(c.ti.map((id) => statusOf(db, 'task_instance', id))), ['F', 'F', 'K']);
+      t.regex((await errorLogs(db, deadK))[0] ?? '', /Setting to ERROR_FATAL from status: K \(no heartbeat since its report_by_date/);
+      t.regex((await errorLogs(db, deadO))[0] ?? '', /Setting to ERROR_FATAL from status: O/);
+      t.deepEqual(first.waitingRuns, { count: 1, ids: [c.workflowRunId], killSelfRemaining: 1 }, 'waits only for the K that may still be alive');
+      // That one stops reporting too: the next reap clears it and terminates the run.
+      await db('task_instance').where('id', liveK).update({ report_by_date: dbNowPlus(db, -600) });
+      const second = await reap();
+      t.is(await statusOf(db, 'task_instance', liveK), 'F');
+      t.is(await statusOf(db, 'workflow_run', c.workflowRunId), 'T');
+      t.is(countOf(second, 'task_instance', 'K', 'F'), 1);
+    });
+  });
+
+  test(`${kind}: cleanup route: a lost H run kills only O (running instances of a hot resume finish); a C run with only Q/I → T in the same reap`, async (t) => {
+    await withReaper(kind, { REAPER_RESUME_ROUTE: 'cleanup' }, async ({ db, reap }) => {
       const h = await runWithInstances(db, { status: 'H', heartbeatInSeconds: -5 }, [{ status: 'Q' }, { status: 'O' }, { status: 'R' }]);
       const c = await runWithInstances(db, { status: 'C', heartbeatInSeconds: -5 }, [{ status: 'Q' }, { status: 'I' }]);
       const live = await runWithInstances(db, { status: 'C', heartbeatInSeconds: 3600 }, [{ status: 'Q' }, { status: 'R' }]);
@@ -202,10 +252,15 @@ for (const kind of SERVER_DBS) {
     await withReaper(kind, { REAP_LIVE_RUN_INSTANCES: 'true' }, async ({ db, reap }) => {
       const { live, bound, resuming } = await seed(db);
       const s = await reap();
-      t.deepEqual(await Promise.all([...live.ti, ...bound.ti, ...resuming.ti].map((id) => statusOf(db, 'task_instance', id))), ['U', 'O', 'U', 'R'],
-        'lost instances of L/B/R runs reaped; the resume protocol keeps C/H runs\' instances');
+      t.deepEqual(await Promise.all([...live.ti, ...bound.ti, ...resuming.ti].map((id) => statusOf(db, 'task_instance', id))), ['U', 'O', 'U', 'U'],
+        'lost instances of live runs reaped, a resuming one\'s too (released route: it is a live run like any other)');
       t.is(await statusOf(db, 'workflow_run', live.workflowRunId), 'R');
-      t.is(countOf(s, 'task_instance', '*', 'U'), 2);
+      t.is(countOf(s, 'task_instance', '*', 'U'), 3);
+    });
+    await withReaper(kind, { REAP_LIVE_RUN_INSTANCES: 'true', REAPER_RESUME_ROUTE: 'cleanup' }, async ({ db, reap }) => {
+      const { resuming } = await seed(db);
+      await reap();
+      t.is(await statusOf(db, 'task_instance', resuming.ti[0]!), 'R', 'cleanup route: the resume protocol keeps C/H runs\' instances');
     });
   });
 
@@ -322,7 +377,7 @@ for (const kind of SERVER_DBS) {
   });
 }
 
-test('sqlite: the embedded default database is reaped the same way (runs, resume cleanup, orphans, repair)', async (t) => {
+test('sqlite: the embedded default database is reaped the same way (runs, resume, orphans, repair)', async (t) => {
   await withReaper('sqlite', {}, async ({ db, reap }) => {
     const lost = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
     const healthy = await runWithInstances(db, { status: 'R', heartbeatInSeconds: 3600 }, [{ status: 'R', reportByInSeconds: -600 }]);
@@ -335,7 +390,8 @@ test('sqlite: the embedded default database is reaped the same way (runs, resume
     t.deepEqual(s.transitions, dry.transitions);
     t.is(await statusOf(db, 'workflow_run', lost.workflowRunId), 'E');
     t.is(await statusOf(db, 'task_instance', healthy.ti[0]!), 'R');
-    t.deepEqual(await Promise.all(c.ti.map((id) => statusOf(db, 'task_instance', id))), ['F', 'K']);
+    t.deepEqual(await Promise.all(c.ti.map((id) => statusOf(db, 'task_instance', id))), ['Q', 'O'], 'released route: instances untouched');
+    t.is(await statusOf(db, 'workflow_run', c.workflowRunId), 'T');
     t.deepEqual(await Promise.all(dead.ti.map((id) => statusOf(db, 'task_instance', id))), ['U', 'R']);
     t.is(await statusOf(db, 'workflow', wf), 'D');
     t.is((await errorLogs(db, dead.ti[0]!)).length, 1);

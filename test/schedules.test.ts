@@ -8,9 +8,9 @@ import { promisify } from 'node:util';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { names } from '../lib/config.js';
 import { defaultCacheDir } from '../lib/config.js';
-import { ensureTemporalCli } from '../lib/stack/temporal-server.js';
+import { ensureTemporalCli } from '../dev/stack/temporal-server.js';
 import { applySchedules } from '../lib/temporal/schedules.js';
-import { createLaunchedInstance, createWorkflowRun } from '../lib/db/factory.js';
+import { createLaunchedInstance, createWorkflowRun } from '../dev/factory.js';
 import { createTestDb } from './helpers/databases.js';
 import { connectTestClient, testConfig, withWorkers, TEMPORAL_ADDRESS } from './helpers/temporal.js';
 
@@ -30,7 +30,7 @@ test('schedules apply is idempotent; `temporal schedule trigger` reaps and dispa
   const tdb = await createTestDb('pg');
   const client = await connectTestClient();
   // Long intervals: only the triggers below run anything during the test.
-  const config = testConfig(tdb.url, { REAPER_INTERVAL: '1h', USAGE_DISPATCH_INTERVAL: '1h', USAGE_DISPATCH_SINCE: '2000-01-01T00:00:00Z', USAGE_DISPATCH_SETTLE: '0s', USAGE_RETRY_INITIAL: '1s' });
+  const config = testConfig(tdb.url, { REAPER_INTERVAL: '1h', USAGE_DISPATCH_INTERVAL: '1h', USAGE_DISPATCH_SINCE: '2000-01-01', USAGE_DISPATCH_SETTLE: '0s', USAGE_RETRY_INITIAL: '1s' });
   const n = names(config.temporal);
   const temporal = await ensureTemporalCli(defaultCacheDir());
   try {

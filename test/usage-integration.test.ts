@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { WorkflowFailedError } from '@temporalio/client';
-import { createLaunchedInstance } from '../lib/db/factory.js';
+import { createLaunchedInstance } from '../dev/factory.js';
 import { dbNowPlus } from '../lib/db/clock.js';
 import { DUMMY_USAGE } from '../lib/usage/sources.js';
 import { startIntegration } from '../lib/usage/start-integration.js';
@@ -30,8 +30,9 @@ for (const kind of SERVER_DBS) {
         const r = await handle.result();
         t.is(r.outcome, 'integrated');
         const row = await tdb.db('task_instance').where({ id: taskInstanceId }).first();
-        t.is(row.maxrss, DUMMY_USAGE.maxrss);
-        t.is(row.usage_str, DUMMY_USAGE.usageStr);
+        t.is(row.maxrss, '1314', 'Jobmon writes maxrss = 1314 for its dummy cluster');
+        t.is(DUMMY_USAGE.maxrss, '1314');
+        t.deepEqual([row.wallclock, row.cpu, row.maxpss, row.usage_str, row.io], [null, null, null, null, null], '…and nothing else');
         const outcome = await tdb.db('jt_usage_integration').where({ task_instance_id: taskInstanceId }).first();
         t.is(outcome.outcome, 'integrated');
         const desc = await handle.describe();
@@ -46,6 +47,31 @@ for (const kind of SERVER_DBS) {
         t.true(forced.started);
         t.is((await forced.handle.result()).outcome, 'integrated');
         t.is((await tdb.db('task_instance').where({ id: taskInstanceId }).first()).maxrss, '777', 'real data is never overwritten');
+      });
+    } finally {
+      await client.connection.close();
+      await tdb.drop();
+    }
+  });
+
+  test(`${kind}: sequential and multiprocess clusters have no accounting: the integration ends with that outcome and writes nothing`, async (t) => {
+    const tdb = await createTestDb(kind);
+    const client = await connectTestClient();
+    const config = testConfig(tdb.url, FAST);
+    try {
+      await withWorkers(config, tdb.db, client, async () => {
+        for (const type of ['sequential', 'multiprocess']) {
+          // Jobmon's own cluster and null.q queue rows from load_metadata(), as its local distributors use them.
+          const ti = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '4242', cluster: { clusterType: type, clusterName: type } });
+          const before = await tdb.db('task_instance').where({ id: ti.taskInstanceId }).first();
+          const { handle } = await startIntegration(client, config, { taskInstanceId: ti.taskInstanceId, workflowRunId: ti.workflowRunId, distributorId: '4242' });
+          const r = await handle.result();
+          t.is(r.outcome, 'no_accounting', type);
+          t.regex((r as { reason: string }).reason, new RegExp(`cluster type ${type} has no accounting source`));
+          t.deepEqual(await tdb.db('task_instance').where({ id: ti.taskInstanceId }).first(), before, `${type}: the task_instance row is unchanged`);
+          t.like(await tdb.db('jt_usage_integration').where({ task_instance_id: ti.taskInstanceId }).first(), { outcome: 'no_accounting' });
+          t.is((await handle.describe()).typedSearchAttributes.get(UsagePhaseKey), 'no_accounting');
+        }
       });
     } finally {
       await client.connection.close();
@@ -84,7 +110,7 @@ for (const kind of SERVER_DBS) {
     const tdb = await createTestDb(kind);
     const client = await connectTestClient();
     // A long backoff: without the wake the running instance would not be retried within this test.
-    const config = testConfig(tdb.url, { USAGE_RETRY_INITIAL: '1h', USAGE_RETRY_MAX: '2h', USAGE_DEADLINE: '1d', USAGE_DISPATCH_SINCE: '2000-01-01T00:00:00Z' });
+    const config = testConfig(tdb.url, { USAGE_RETRY_INITIAL: '1h', USAGE_RETRY_MAX: '2h', USAGE_DEADLINE: '1d', USAGE_DISPATCH_SINCE: '2000-01-01' });
     try {
       const running = await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '201', cluster: { clusterType: 'dummy', clusterName: 'dummy' } });
       const done = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '202', cluster: { clusterType: 'dummy', clusterName: 'dummy' } });

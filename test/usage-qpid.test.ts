@@ -6,7 +6,7 @@
 import test from 'ava';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLaunchedInstance } from '../lib/db/factory.js';
+import { createLaunchedInstance } from '../dev/factory.js';
 import { startIntegration } from '../lib/usage/start-integration.js';
 import { connectTestClient, testConfig, withWorkers } from './helpers/temporal.js';
 import { createTestDb } from './helpers/databases.js';

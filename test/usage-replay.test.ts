@@ -9,7 +9,7 @@ import test from 'ava';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { names } from '../lib/config.js';
-import { createLaunchedInstance } from '../lib/db/factory.js';
+import { createLaunchedInstance } from '../dev/factory.js';
 import { dbNowPlus } from '../lib/db/clock.js';
 import { startIntegration, wakeIntegration } from '../lib/usage/start-integration.js';
 import { WORKFLOWS_PATH } from '../workers/paths.js';
@@ -30,7 +30,7 @@ async function record(): Promise<void> {
   mkdirSync(HISTORY_FIXTURES, { recursive: true });
   const tdb = await createTestDb('pg');
   const client = await connectTestClient();
-  const config = testConfig(tdb.url, { USAGE_RETRY_INITIAL: '1s', USAGE_RETRY_MAX: '1s', USAGE_ACCOUNTING_RETRY: '1s', USAGE_DEADLINE: '8s', USAGE_DISPATCH_SINCE: '2000-01-01T00:00:00Z', USAGE_DISPATCH_SETTLE: '0s' });
+  const config = testConfig(tdb.url, { USAGE_RETRY_INITIAL: '1s', USAGE_RETRY_MAX: '1s', USAGE_ACCOUNTING_RETRY: '1s', USAGE_DEADLINE: '8s', USAGE_DISPATCH_SINCE: '2000-01-01', USAGE_DISPATCH_SETTLE: '0s' });
   const dummy = { clusterType: 'dummy', clusterName: 'dummy' };
   const start = (id: number, dist: string | null) => startIntegration(client, config, { taskInstanceId: id, workflowRunId: null, distributorId: dist });
   const save = async (path: string, workflowId: string) => writeFileSync(path, historyJSON(await client.workflow.getHandle(workflowId).fetchHistory()));

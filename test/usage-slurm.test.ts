@@ -6,7 +6,7 @@ import test from 'ava';
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import type { Config } from '../lib/config.js';
-import { createLaunchedInstance } from '../lib/db/factory.js';
+import { createLaunchedInstance } from '../dev/factory.js';
 import { dbNowPlus } from '../lib/db/clock.js';
 import { startIntegration } from '../lib/usage/start-integration.js';
 import { wakeIntegration } from '../lib/usage/start-integration.js';

@@ -27,7 +27,8 @@ export interface UsageIntegrationInput {
 export type UsageIntegrationResult =
   | { outcome: 'integrated'; taskInstanceId: number; values: Record<string, string | null>; summary: string }
   | { outcome: 'dropped'; taskInstanceId: number; status: string; reason: string }
-  | { outcome: 'unavailable'; taskInstanceId: number; reason: string };
+  | { outcome: 'unavailable'; taskInstanceId: number; reason: string }
+  | { outcome: 'no_accounting'; taskInstanceId: number; reason: string };
 
 export const usagePhaseQuery = defineQuery<UsagePhaseName>('usagePhase');
 
@@ -80,6 +81,10 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
       fetchPhase = 'accounting';
       setPhase(UsagePhase.WAITING_FOR_ACCOUNTING);
       continue;
+    }
+    if (result.outcome === 'no_accounting') {
+      setPhase(UsagePhase.NO_ACCOUNTING);
+      return { outcome: 'no_accounting', taskInstanceId, reason: result.reason };
     }
     if (result.outcome === 'dropped') {
       setPhase(UsagePhase.DROPPED);

@@ -16,7 +16,7 @@ export interface ReaperHooks {
 export interface ReaperActivityDeps { db: Knex; config: Config; hooks?: ReaperHooks }
 
 export function storeOptions(config: Config): ReaperStoreOptions {
-  return { graceSeconds: Math.ceil(config.reaper.graceMs / 1000), reapLiveRunInstances: config.reaper.reapLiveRunInstances };
+  return { graceSeconds: Math.ceil(config.reaper.graceMs / 1000), reapLiveRunInstances: config.reaper.reapLiveRunInstances, resumeRoute: config.reaper.resumeRoute };
 }
 
 /** Input common to the sweeps. */

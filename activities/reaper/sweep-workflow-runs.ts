@@ -1,16 +1,17 @@
 /**
  * Lost workflow runs, as Jobmon's reaper handles them: R → E (workflow F), L → A (workflow A), and
- * C/H: resume cleanup of their instances first (Q/I → F, O(/R) → K, with error-log rows), then,
- * once no K instance remains, → T (workflow H). While K instances remain the run waits; a later
- * reap finishes it.
+ * C/H → T (workflow H). Released route (Jobmon 3.6.0): at once, instances untouched. Cleanup route
+ * (option, Jobmon's unreleased main): first the resume cleanup of their instances, then T once no
+ * live K instance remains; while some remain the run waits and a later reap finishes it.
+ * The rules live in lib/jobmon/reaper-rules.ts.
  */
 import {
-  applyResumeCleanup, countKillSelf, newTxStats, reapLostRun, scanLostRuns, scanResumeCleanup, terminateResumedRun,
+  applyResumeCleanup, countLiveKillSelf, newTxStats, reapLostRun, scanLostRuns, scanResumeCleanup, terminateResumedRun,
   type LostRun, type RunStepResult,
 } from '../../lib/db/reaper-store.js';
 import { mergeTallies, tally, type ReapedRun, type SweepPart, type TransitionTally } from '../../lib/reaper/summary.js';
 import { assertBreakerClosed } from './breaker.js';
-import type { ReaperActivityDeps, SweepInput } from './context.js';
+import { storeOptions, type ReaperActivityDeps, type SweepInput } from './context.js';
 import { heartbeat, logInfo, logWarn } from './progress.js';
 
 export interface SweepResult extends SweepPart {
@@ -29,6 +30,7 @@ function reapedRun(run: LostRun, r: RunStepResult): ReapedRun | undefined {
 
 export function createSweepWorkflowRunsActivities({ db, config, hooks }: ReaperActivityDeps) {
   const batchSize = config.reaper.batchSize;
+  const opts = storeOptions(config);
 
   async function sweepWorkflowRuns(input: SweepInput): Promise<SweepResult> {
     await assertBreakerClosed(db, config, input.ignoreBreaker);
@@ -44,16 +46,18 @@ export function createSweepWorkflowRunsActivities({ db, config, hooks }: ReaperA
       let result: RunStepResult;
       if (run.status === 'R' || run.status === 'L') {
         result = await reapLostRun(db, run, input.dryRun, stats);
+      } else if (opts.resumeRoute === 'released') {
+        result = await terminateResumedRun(db, opts, run, input.dryRun, stats);
       } else {
         // C/H: clean up the run's instances in bounded batches, then terminate it if no K remains.
         let after = 0;
         let plannedKillSelf = 0;
         let lostRace = false;
         for (;;) {
-          const ids = await scanResumeCleanup(db, run, after, batchSize);
+          const ids = await scanResumeCleanup(db, opts, run, after, batchSize);
           if (ids.length === 0) break;
           await hooks?.afterScan?.('resume_cleanup', ids);
-          const step = await applyResumeCleanup(db, run, ids, input.dryRun, stats);
+          const step = await applyResumeCleanup(db, opts, run, ids, input.dryRun, stats);
           if (step.raced) { lostRace = true; break; }
           mergeTallies(tallies, tally(step.transitions));
           plannedKillSelf += step.killSelf;
@@ -67,7 +71,7 @@ export function createSweepWorkflowRunsActivities({ db, config, hooks }: ReaperA
           continue;
         }
         // A dry run has not written its K rows: count them as a real run would find them.
-        const killSelf = (await countKillSelf(db, run.id)) + (input.dryRun ? plannedKillSelf : 0);
+        const killSelf = (await countLiveKillSelf(db, opts, run.id)) + (input.dryRun ? plannedKillSelf : 0);
         if (killSelf > 0) {
           waitingRuns.count += 1;
           waitingRuns.killSelfRemaining += killSelf;
@@ -75,7 +79,7 @@ export function createSweepWorkflowRunsActivities({ db, config, hooks }: ReaperA
           logInfo(`workflow_run ${run.id} (${run.status}) waits for ${killSelf} KILL_SELF instance(s) before it is terminated`, { jobmonWorkflowRunId: run.id, killSelf });
           continue;
         }
-        result = await terminateResumedRun(db, run, input.dryRun, stats);
+        result = await terminateResumedRun(db, opts, run, input.dryRun, stats);
       }
       if (result.raced) {
         raced += 1;

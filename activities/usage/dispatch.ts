@@ -6,16 +6,14 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
-import { readChangedInstances, readWatermark, recordOutcome, writeWatermark, isFinal, type ChangedInstance } from '../../lib/db/usage-store.js';
+import { readChangedInstances, readWatermark, recordOutcome, writeWatermark, isFinal, type ChangedInstance, type Watermark } from '../../lib/db/usage-store.js';
+import { readDbTimePlus } from '../../lib/db/clock.js';
 import { startIntegration, wakeIntegration } from '../../lib/usage/start-integration.js';
 
 export const USAGE_WATERMARK = 'usage-dispatch';
 
 export interface DispatchResult { scanned: number; started: number; woken: number; watermark: string; cycles: number }
 
-function toDbTime(d: Date): string {
-  return d.toISOString().replace('T', ' ').slice(0, 19);
-}
 
 async function inParallel<T>(items: T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -27,8 +25,15 @@ async function inParallel<T>(items: T[], limit: number, fn: (t: T) => Promise<vo
 export interface DispatchActivityDeps { db: Knex; config: Config; client: Client }
 
 export function createDispatchActivities({ db, config, client }: DispatchActivityDeps) {
+  /** The first watermark, by the database's clock and in its time zone: never the worker's. */
+  async function firstWatermark(): Promise<Watermark> {
+    const since = config.usage.dispatchSince;
+    const statusDate = 'at' in since ? since.at : await readDbTimePlus(db, -Math.ceil(since.lookbackMs / 1000));
+    return { statusDate, taskInstanceId: 0 };
+  }
+
   async function dispatchUsageIntegrations(opts: { maxBatches?: number } = {}): Promise<DispatchResult> {
-    let wm = (await readWatermark(db, USAGE_WATERMARK)) ?? { statusDate: toDbTime(config.usage.dispatchSince), taskInstanceId: 0 };
+    let wm = (await readWatermark(db, USAGE_WATERMARK)) ?? (await firstWatermark());
     const result: DispatchResult = { scanned: 0, started: 0, woken: 0, watermark: wm.statusDate, cycles: 0 };
     const maxBatches = opts.maxBatches ?? 50;
     for (let i = 0; i < maxBatches; i++) {

@@ -7,8 +7,8 @@ import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/comm
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
 import { readTaskInstanceForUsage, recordOutcome, writeUsage, type IntegrationOutcome } from '../../lib/db/usage-store.js';
-import { LOOKUP_ROWS, TASK_INSTANCE_FAILED, TaskInstanceStatus } from '../../lib/jobmon/status.js';
-import type { UsageSource } from '../../lib/usage/sources.js';
+import { TASK_INSTANCE_FAILED, TaskInstanceStatus, taskInstanceLabel } from '../../lib/jobmon/status.js';
+import { noAccountingReason, type UsageSource } from '../../lib/usage/sources.js';
 import { classifyUsageError } from './errors.js';
 
 export interface FetchUsageInput {
@@ -20,13 +20,13 @@ export interface FetchUsageInput {
 export type FetchUsageResult =
   | { outcome: 'integrated'; values: Record<string, string | null>; summary: string }
   | { outcome: 'dropped'; status: string; reason: string }
+  /** The cluster type has no accounting (sequential, multiprocess): recorded, nothing written. */
+  | { outcome: 'no_accounting'; reason: string }
   /** The job finished a while ago but its accounting is still missing: the workflow changes phase. */
   | { outcome: 'waiting_for_accounting'; reason: string };
 
 /** After the job finished, accounting normally lags seconds: retry quickly this long before saying so. */
 const ACCOUNTING_LAG_SECONDS = 120;
-
-const TI_LABEL = Object.fromEntries(LOOKUP_ROWS.task_instance_status.map(([id, label]) => [id, label]));
 
 export interface UsageActivityDeps { db: Knex; config: Config; source: UsageSource }
 
@@ -36,15 +36,21 @@ export function createUsageActivities({ db, config, source }: UsageActivityDeps)
     if (!ti) throw ApplicationFailure.nonRetryable(`task instance ${taskInstanceId} does not exist in the Jobmon database`, 'TaskInstanceNotFound');
     if (!ti.distributorId) throw ApplicationFailure.nonRetryable(`task instance ${taskInstanceId} has no distributor id: it was never launched`, 'NoDistributorId');
     const job = `task instance ${ti.id} (job ${ti.distributorId}${ti.clusterName ? ` on ${ti.clusterName}` : ''})`;
+    const none = noAccountingReason(ti.clusterType);
+    if (none) {
+      const reason = `${job}: ${none}`;
+      await recordOutcome(db, ti.id, 'no_accounting', reason);
+      return { outcome: 'no_accounting', reason };
+    }
     const failed = TASK_INSTANCE_FAILED.includes(ti.status);
     if (failed && !config.usage.integrateFailedJobs) {
-      const reason = `${job} ended ${ti.status} (${TI_LABEL[ti.status]}) in Jobmon; INTEGRATE_FAILED_JOBS is off`;
+      const reason = `${job} ended ${ti.status} (${taskInstanceLabel(ti.status)}) in Jobmon; INTEGRATE_FAILED_JOBS is off`;
       await recordOutcome(db, ti.id, 'dropped', reason);
       return { outcome: 'dropped', status: ti.status, reason };
     }
     if (!failed && ti.status !== TaskInstanceStatus.DONE) {
       throw ApplicationFailure.create({
-        message: `${job} is ${ti.status} (${TI_LABEL[ti.status] ?? 'unknown'}) in Jobmon: waiting for the job to finish`,
+        message: `${job} is ${ti.status} (${taskInstanceLabel(ti.status)}) in Jobmon: waiting for the job to finish`,
         type: 'WaitingForJob',
         // Expected while the job runs: logged at debug, not as a warning with a stack trace.
         category: ApplicationFailureCategory.BENIGN,

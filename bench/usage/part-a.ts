@@ -13,7 +13,7 @@ import type { Knex } from 'knex';
 import proto from '@temporalio/proto';
 import { names } from '../../lib/config.js';
 import { dbNowPlus } from '../../lib/db/clock.js';
-import { createTask, createTaskInstance, createWorkflowRun, ensureTaskResources } from '../../lib/db/factory.js';
+import { createTask, createTaskInstance, createWorkflowRun, ensureTaskResources } from '../../dev/factory.js';
 import { connectTestClient, testConfig, withWorkers } from '../../test/helpers/temporal.js';
 import { createTestDb } from '../../test/helpers/databases.js';
 import type { DispatchResult } from '../../activities/usage/dispatch.js';
@@ -74,7 +74,7 @@ export interface PartAResult {
   wallMs: number;
 }
 
-const SINCE = '2000-01-01T00:00:00Z';
+const SINCE = '2000-01-01';
 
 export function scaledEnv(variant: 'ours' | 'baseline', scale: number): Record<string, string> {
   const s = (ms: number) => `${Math.max(1, Math.round(ms / scale))}ms`;

@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { dbNowPlus } from '../../lib/db/clock.js';
-import { createWorkflowRun, ensureTaskResources } from '../../lib/db/factory.js';
+import { createWorkflowRun, ensureTaskResources } from '../../dev/factory.js';
 import { connectTestClient, testConfig, withWorkers } from '../../test/helpers/temporal.js';
 import { createTestDb } from '../../test/helpers/databases.js';
 import type { DispatchResult } from '../../activities/usage/dispatch.js';
@@ -61,7 +61,7 @@ export async function runPartB(opts: PartBOptions): Promise<PartBResult> {
         SLURM_REST_URL: standin.url,
         SLURM_JWT: token,
         SLURM_USER_NAME: 'bench',
-        USAGE_DISPATCH_SINCE: '2000-01-01T00:00:00Z',
+        USAGE_DISPATCH_SINCE: '2000-01-01',
         // Jobmon's integrator has no coalescing; many lookups in flight at once, as its loop's workers do.
         ...(variant === 'baseline' ? { USAGE_COALESCE_MAX_BATCH: '1', SLURM_MAX_CONCURRENT_REQUESTS: '16' } : {}),
         ...(opts.maxRequestsPerSecond !== undefined ? { SLURM_MAX_REQUESTS_PER_SECOND: String(opts.maxRequestsPerSecond) } : {}),

@@ -41,3 +41,14 @@ export async function readDbNow(db: Knex): Promise<string> {
   const row = (await db.select(db.raw(`${expr} AS now`)).first()) as { now: unknown };
   return String(row.now);
 }
+
+/**
+ * The database's now plus `seconds`, as the text the database stores in a datetime column: in its
+ * own time zone, whatever the worker's is (MySQL's DATETIME holds the server's local time).
+ */
+export async function readDbTimePlus(db: Knex, seconds: number): Promise<string> {
+  const row = (await db.select(db.raw('? AS t', [dbNowPlus(db, seconds)])).first()) as { t: unknown };
+  const t = row.t;
+  // PostgreSQL's raw timestamp text and MySQL's date strings are already in storage form.
+  return typeof t === 'string' ? t.replace('T', ' ').slice(0, 19) : String(t);
+}

@@ -1,8 +1,13 @@
-/** Runs this project's knex migrations from a static list, so they work from the compiled bundle too. */
+/**
+ * Runs this project's knex migrations from a static list, so they work from the compiled bundle too.
+ * They create and drop only jobmon-temporal's own tables (`jt_*`), and the optional reaper indexes
+ * when asked. Jobmon's tables belong to Jobmon's own migrations: before anything runs, the tables and
+ * columns the services use are checked, and a missing one stops `migrate` with nothing changed.
+ */
 import type { Knex } from 'knex';
-import * as schema from './migrations/001_jobmon_schema.js';
-import * as usage from './migrations/002_usage_integration.js';
+import * as usage from './migrations/001_usage_integration.js';
 import * as reaperIndexes from './migrations/optional_reaper_heartbeat_indexes.js';
+import { assertJobmonSchema } from './schema-check.js';
 
 interface Migration { up(k: Knex): Promise<void>; down(k: Knex): Promise<void> }
 
@@ -13,15 +18,20 @@ class ListSource implements Knex.MigrationSource<string> {
   getMigration(name: string): Promise<Knex.Migration> { return Promise.resolve(this.list[name]!); }
 }
 
-const CORE = { '001_jobmon_schema': schema, '002_usage_integration': usage };
+const OWN = { '001_usage_integration': usage };
 const OPTIONAL = { 'optional_reaper_heartbeat_indexes': reaperIndexes };
 
-// The optional indexes keep their own ledger, so `migrate` without them never sees an unknown applied migration.
-const CORE_OPTS: Knex.MigratorConfig = { migrationSource: new ListSource(CORE), tableName: 'jt_knex_migrations' };
-const OPTIONAL_OPTS: Knex.MigratorConfig = { migrationSource: new ListSource(OPTIONAL), tableName: 'jt_knex_migrations_optional' };
+// Our ledgers are our own tables too. The optional indexes keep a ledger of their own, so `migrate`
+// without them never sees an unknown applied migration.
+const OWN_OPTS: Knex.MigratorConfig = { migrationSource: new ListSource(OWN), tableName: 'jt_migrations' };
+const OPTIONAL_OPTS: Knex.MigratorConfig = { migrationSource: new ListSource(OPTIONAL), tableName: 'jt_migrations_optional' };
+
+/** Every table this project may create; nothing else is ever dropped. */
+export const OWN_TABLES = ['jt_usage_integration', 'jt_watermark', 'jt_migrations', 'jt_migrations_lock', 'jt_migrations_optional', 'jt_migrations_optional_lock'] as const;
 
 export async function migrateLatest(db: Knex, opts: { reaperIndexes?: boolean } = {}): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest(CORE_OPTS)) as [number, string[]];
+  await assertJobmonSchema(db);
+  const [, applied] = (await db.migrate.latest(OWN_OPTS)) as [number, string[]];
   if (opts.reaperIndexes) {
     const [, more] = (await db.migrate.latest(OPTIONAL_OPTS)) as [number, string[]];
     applied.push(...more);
@@ -29,10 +39,11 @@ export async function migrateLatest(db: Knex, opts: { reaperIndexes?: boolean } 
   return applied;
 }
 
-/** Rolls back everything this project created, optional indexes first. */
+/** Removes everything this project created, optional indexes first: only our own tables and indexes. */
 export async function migrateDownAll(db: Knex): Promise<void> {
   await db.migrate.rollback(OPTIONAL_OPTS, true);
-  await db.migrate.rollback(CORE_OPTS, true);
+  await db.migrate.rollback(OWN_OPTS, true);
+  for (const table of OWN_TABLES) await db.schema.dropTableIfExists(table);
 }
 
 export async function migrateDownReaperIndexes(db: Knex): Promise<void> {

@@ -24,10 +24,14 @@ import { dbNow, dbNowPlus, readDbNow } from './clock.js';
 import { dialectOf } from './connection.js';
 import {
   TaskInstanceStatus as TI, TaskStatus as TS, WorkflowRunStatus as WFR, WorkflowStatus as WF,
-  TASK_INSTANCE_REAPABLE, WORKFLOW_RUN_ALIVE,
-  assertTaskInstanceTransition, assertWorkflowRunTransition, taskStatusAfterInstanceError,
+  TASK_INSTANCE_REAPABLE, WORKFLOW_RUN_ALIVE, assertWorkflowRunTransition,
   type TaskInstanceStatusCode, type TaskStatusCode, type WorkflowRunStatusCode, type WorkflowStatusCode,
 } from '../jobmon/status.js';
+import {
+  BREAKER_RUN_STATES, LOST_RUN_TARGET, REAPED_RUN_STATES,
+  alwaysProtectingRuns, assertReaperInstanceTransition, decideOrphan, heartbeatProtectingRuns, resumeCleanupStates, resumeCleanupTarget,
+  type ResumeRoute,
+} from '../jobmon/reaper-rules.js';
 import type { Transition } from '../reaper/summary.js';
 
 export { readDbNow };
@@ -39,6 +43,8 @@ export interface ReaperStoreOptions {
   graceSeconds: number;
   /** Also reap instances of live (L/B/R) runs whose own heartbeat is lost. */
   reapLiveRunInstances: boolean;
+  /** How lost C/H runs are handled (lib/jobmon/reaper-rules.ts). */
+  resumeRoute: ResumeRoute;
 }
 
 /** Transaction count and the longest one, for the summary and the benchmark. */
@@ -68,50 +74,6 @@ export class ReaperCasMismatchError extends Error {
 }
 
 const ALIVE = WORKFLOW_RUN_ALIVE as readonly string[];
-/** Alive run states in which a run's own heartbeat protects its instances. */
-const HEARTBEATING_RUN: readonly WorkflowRunStatusCode[] = [WFR.LINKING, WFR.BOUND, WFR.RUNNING];
-/** Resuming runs: their instances belong to the resume cleanup, never to the orphan sweep. */
-const RESUMING_RUN: readonly WorkflowRunStatusCode[] = [WFR.COLD_RESUME, WFR.HOT_RESUME];
-/** Run states the reaper acts on when their heartbeat is lost (Jobmon's reaper: L, R, C, H). */
-export const REAPED_RUN_STATES: readonly WorkflowRunStatusCode[] = [WFR.LINKING, WFR.RUNNING, WFR.COLD_RESUME, WFR.HOT_RESUME];
-/** Lost runs that count towards the circuit breaker: those the reaper would fail (see lib/reaper/breaker.ts). */
-export const BREAKER_RUN_STATES: readonly WorkflowRunStatusCode[] = [WFR.LINKING, WFR.RUNNING];
-
-/** Where a lost run goes, and its workflow with it (Jobmon's reaper). */
-export const LOST_RUN_TARGET: Partial<Record<WorkflowRunStatusCode, { run: WorkflowRunStatusCode; workflow: WorkflowStatusCode }>> = {
-  [WFR.RUNNING]: { run: WFR.ERROR, workflow: WF.FAILED },
-  [WFR.LINKING]: { run: WFR.ABORTED, workflow: WF.ABORTED },
-  [WFR.COLD_RESUME]: { run: WFR.TERMINATED, workflow: WF.HALTED },
-  [WFR.HOT_RESUME]: { run: WFR.TERMINATED, workflow: WF.HALTED },
-};
-
-/**
- * Resume cleanup of a lost C/H run, as Jobmon 3.x's reaper route does it: Q/I → F (no job exists and
- * no worker will ever clean them up), O → K, and for a cold resume also R → K (a hot resume lets its
- * running instances finish; once the run is T they are ordinary orphans if their heartbeat stops).
- */
-export function resumeCleanupTargets(runStatus: WorkflowRunStatusCode): Map<TaskInstanceStatusCode, TaskInstanceStatusCode> {
-  const m = new Map<TaskInstanceStatusCode, TaskInstanceStatusCode>([
-    [TI.QUEUED, TI.ERROR_FATAL], [TI.INSTANTIATED, TI.ERROR_FATAL], [TI.LAUNCHED, TI.KILL_SELF],
-  ]);
-  if (runStatus === WFR.COLD_RESUME) m.set(TI.RUNNING, TI.KILL_SELF);
-  return m;
-}
-
-/**
- * Asserts an instance transition the reaper writes. Q/I → F and R → F are not edges of Jobmon's
- * machine; Jobmon's reaper writes Q/I → F directly. Both are the legal path through KILL_SELF
- * (Q/I/R → K → F) collapsed into one write, because no worker exists to take the second step:
- * both edges of the path are asserted.
- */
-export function assertReaperInstanceTransition(from: TaskInstanceStatusCode, to: TaskInstanceStatusCode): void {
-  if (to === TI.ERROR_FATAL && (from === TI.QUEUED || from === TI.INSTANTIATED || from === TI.RUNNING)) {
-    assertTaskInstanceTransition(from, TI.KILL_SELF);
-    assertTaskInstanceTransition(TI.KILL_SELF, TI.ERROR_FATAL);
-    return;
-  }
-  assertTaskInstanceTransition(from, to);
-}
 
 /**
  * Scans page by id, but `ORDER BY id LIMIT n` invites the planner (MariaDB does it at Jobmon scale)
@@ -235,21 +197,38 @@ export async function reapLostRun(db: Knex, run: LostRun, dryRun: boolean, stats
   });
 }
 
-/** Instances of a lost C/H run that its resume cleanup still has to move, by id. */
-export async function scanResumeCleanup(db: Knex, run: LostRun, afterId: number, limit: number): Promise<number[]> {
-  const from = [...resumeCleanupTargets(run.status).keys()];
-  const rows = (await db('task_instance').where('workflow_run_id', run.id).whereIn('status', from).where('id', '>', afterId)
+/** An instance's own heartbeat has not passed (by more than the grace). */
+function instanceAlive(q: Q, opts: ReaperStoreOptions, column = 'report_by_date') {
+  return (w: Knex.QueryBuilder): void => { void w.where(column, '>', dbNowPlus(q, -opts.graceSeconds)); };
+}
+function instanceDead(q: Q, opts: ReaperStoreOptions, column = 'report_by_date') {
+  return (w: Knex.QueryBuilder): void => { void w.whereNull(column).orWhere(column, '<=', dbNowPlus(q, -opts.graceSeconds)); };
+}
+
+/** Cleanup route: the instances of a lost C/H run its cleanup has work for (every K that is alive is left to its worker). */
+function cleanupCandidates(q: Q, run: LostRun, opts: ReaperStoreOptions) {
+  const states = resumeCleanupStates(run.status).filter((s) => s !== TI.KILL_SELF);
+  return (qb: Knex.QueryBuilder): void => {
+    void qb.where('workflow_run_id', run.id).where((w: Knex.QueryBuilder) => {
+      void w.whereIn('status', states).orWhere((k: Knex.QueryBuilder) => { void k.where('status', TI.KILL_SELF).where(instanceDead(q, opts)); });
+    });
+  };
+}
+
+/** Instances of a lost C/H run that its resume cleanup still has to move, by id (cleanup route). */
+export async function scanResumeCleanup(db: Knex, opts: ReaperStoreOptions, run: LostRun, afterId: number, limit: number): Promise<number[]> {
+  const rows = (await db('task_instance').where(cleanupCandidates(db, run, opts)).where('id', '>', afterId)
     .orderBy('id').limit(limit).select('id')) as { id: unknown }[];
   return rows.map((r) => num(r.id));
 }
 
 const FATAL_WORDS: Partial<Record<TaskInstanceStatusCode, string>> = { F: 'ERROR_FATAL', K: 'KILL_SELF' };
 
-/** One batch of a lost C/H run's cleanup: Q/I → F, O(/R) → K, each with an error-log row. */
-export async function applyResumeCleanup(db: Knex, run: LostRun, ids: readonly number[], dryRun: boolean, stats: TxStats): Promise<RunStepResult & { killSelf: number }> {
+/** One batch of a lost C/H run's cleanup (lib/jobmon/reaper-rules.ts resumeCleanupTarget), each move with an error-log row. */
+export async function applyResumeCleanup(db: Knex, opts: ReaperStoreOptions, run: LostRun, ids: readonly number[], dryRun: boolean, stats: TxStats): Promise<RunStepResult & { killSelf: number }> {
   const out: RunStepResult & { killSelf: number } = { transitions: [], raced: false, killSelf: 0 };
   for (const chunk of chunks(ids, MAX_ROWS_PER_TRANSACTION)) {
-    const r = await applyResumeCleanupChunk(db, run, chunk, dryRun, stats);
+    const r = await applyResumeCleanupChunk(db, opts, run, chunk, dryRun, stats);
     out.transitions.push(...r.transitions);
     out.killSelf += r.killSelf;
     if (r.raced) return { ...out, raced: true };
@@ -257,25 +236,34 @@ export async function applyResumeCleanup(db: Knex, run: LostRun, ids: readonly n
   return out;
 }
 
-async function applyResumeCleanupChunk(db: Knex, run: LostRun, ids: readonly number[], dryRun: boolean, stats: TxStats): Promise<RunStepResult & { killSelf: number }> {
-  const targets = resumeCleanupTargets(run.status);
-  for (const [from, to] of targets) assertReaperInstanceTransition(from, to);
+async function applyResumeCleanupChunk(db: Knex, opts: ReaperStoreOptions, run: LostRun, ids: readonly number[], dryRun: boolean, stats: TxStats): Promise<RunStepResult & { killSelf: number }> {
   if (ids.length === 0) return { transitions: [], raced: false, killSelf: 0 };
   return runOp(db, dryRun, stats, async (q, write) => {
     if (!(await stillLost(q, run, write))) return { transitions: [], raced: true, killSelf: 0 };
-    const rows = (await lockIf(q, q('task_instance').whereIn('id', ids).where('workflow_run_id', run.id).whereIn('status', [...targets.keys()])
-      .orderBy('id').select('id', 'status'), write)) as { id: unknown; status: unknown }[];
+    const rows = (await lockIf(q, q('task_instance').whereIn('id', ids).where(cleanupCandidates(q, run, opts))
+      .orderBy('id').select('id', 'status', q.raw('CASE WHEN report_by_date > ? THEN 1 ELSE 0 END AS alive', [dbNowPlus(q, -opts.graceSeconds)])), write)) as Record<string, unknown>[];
+    const moves = rows.flatMap((r) => {
+      const from = str(r.status) as TaskInstanceStatusCode;
+      const alive = num(r.alive) === 1;
+      const to = resumeCleanupTarget(run.status, from, alive);
+      if (to === undefined) return [];
+      assertReaperInstanceTransition(from, to);
+      return [{ id: num(r.id), from, to, alive }];
+    });
     const out: Transition[] = [];
     const logs: { task_instance_id: number; error_time: Knex.Raw; description: string }[] = [];
-    for (const [from, group] of groupBy(rows, (r) => str(r.status) as TaskInstanceStatusCode)) {
-      const to = targets.get(from)!;
-      const groupIds = group.map((r) => num(r.id));
+    for (const group of groupBy(moves, (m) => `${m.from}${m.to}${m.alive ? 1 : 0}`).values()) {
+      const { from, to, alive } = group[0]!;
+      const groupIds = group.map((m) => m.id);
       if (write) {
-        const n = await q('task_instance').whereIn('id', groupIds).where('workflow_run_id', run.id).where('status', from)
-          .update({ status: to, status_date: dbNow(q) });
+        let update = q('task_instance').whereIn('id', groupIds).where('workflow_run_id', run.id).where('status', from);
+        // Q/I move whatever their deadline; the others only while their alive/dead reading still holds.
+        if (from !== TI.QUEUED && from !== TI.INSTANTIATED) update = update.where(alive ? instanceAlive(q, opts) : instanceDead(q, opts));
+        const n = await update.update({ status: to, status_date: dbNow(q) });
         if (n !== groupIds.length) throw new ReaperCasMismatchError(`resume cleanup of workflow_run ${run.id} ${from}→${to}`, groupIds.length, n);
       }
-      const why = to === TI.ERROR_FATAL ? ' (no worker to clean up)' : '';
+      const why = to === TI.KILL_SELF ? '' : from === TI.QUEUED || from === TI.INSTANTIATED ? ' (no worker to clean up)'
+        : ' (no heartbeat since its report_by_date: nothing is left to kill itself)';
       for (const id of groupIds) {
         out.push({ table: 'task_instance', id, from, to });
         logs.push({
@@ -291,22 +279,31 @@ async function applyResumeCleanupChunk(db: Knex, run: LostRun, ids: readonly num
   });
 }
 
-export async function countKillSelf(db: Knex, runId: number): Promise<number> {
-  const row = (await db('task_instance').where('workflow_run_id', runId).where('status', TI.KILL_SELF).count({ n: '*' }).first()) as { n: unknown };
+/** KILL_SELF instances of the run that may still be killing themselves (cleanup route). */
+export async function countLiveKillSelf(db: Knex, opts: ReaperStoreOptions, runId: number): Promise<number> {
+  const row = (await db('task_instance').where('workflow_run_id', runId).where('status', TI.KILL_SELF).where(instanceAlive(db, opts)).count({ n: '*' }).first()) as { n: unknown };
   return num(row.n);
 }
 
-/** C/H → T (workflow H) once no KILL_SELF instance of the run remains. */
-export async function terminateResumedRun(db: Knex, run: LostRun, dryRun: boolean, stats: TxStats): Promise<RunStepResult> {
+/**
+ * C/H → T (workflow H). Released route: at once. Cleanup route: once no live KILL_SELF instance of
+ * the run remains (the UPDATE repeats that condition).
+ */
+export async function terminateResumedRun(db: Knex, opts: ReaperStoreOptions, run: LostRun, dryRun: boolean, stats: TxStats): Promise<RunStepResult> {
   const target = LOST_RUN_TARGET[run.status];
   if (!target || target.run !== WFR.TERMINATED) throw new Error(`terminateResumedRun: run ${run.id} is ${run.status}, not C or H`);
   assertWorkflowRunTransition(run.status, target.run);
   return runOp(db, dryRun, stats, async (q, write) => {
     if (!(await stillLost(q, run, write))) return { transitions: [], raced: true };
     if (write) {
-      const n = await q('workflow_run').where('id', run.id).where('status', run.status).where('heartbeat_date', '<=', dbNow(q))
-        .whereNotExists((sub: Knex.QueryBuilder) => { void sub.select(1).from('task_instance as k').whereRaw('?? = ??', ['k.workflow_run_id', 'workflow_run.id']).where('k.status', TI.KILL_SELF); })
-        .update({ status: target.run, status_date: dbNow(q) });
+      let update = q('workflow_run').where('id', run.id).where('status', run.status).where('heartbeat_date', '<=', dbNow(q));
+      if (opts.resumeRoute === 'cleanup') {
+        update = update.whereNotExists((sub: Knex.QueryBuilder) => {
+          void sub.select(1).from('task_instance as k').whereRaw('?? = ??', ['k.workflow_run_id', 'workflow_run.id'])
+            .where('k.status', TI.KILL_SELF).where(instanceAlive(q, opts, 'k.report_by_date'));
+        });
+      }
+      const n = await update.update({ status: target.run, status_date: dbNow(q) });
       if (n !== 1) return { transitions: [], raced: true };
     }
     const out: Transition[] = [{ table: 'workflow_run', id: run.id, from: run.status, to: target.run }];
@@ -319,21 +316,21 @@ export async function terminateResumedRun(db: Knex, run: LostRun, dryRun: boolea
 // Orphaned task instances
 
 /**
- * The instance's run protects it: the run is resuming (C/H: the resume cleanup owns its instances),
- * or, unless reapLiveRunInstances, the run is L/B/R with a heartbeat that has not passed.
- * Instances without a run, or whose run is in any other state, are unprotected.
+ * The instance's run protects it: under the cleanup route a resuming run (C/H) always does (its
+ * cleanup owns the instances); otherwise, unless reapLiveRunInstances, a live run (L/B/R, and C/H under
+ * the released route) does while its heartbeat has not passed. Instances without a run, or whose run
+ * is in any other state, are unprotected.
  */
 function protectedByRun(db: Q, opts: ReaperStoreOptions) {
+  const always = alwaysProtectingRuns(opts.resumeRoute);
+  const whileHeartbeating = opts.reapLiveRunInstances ? [] : heartbeatProtectingRuns(opts.resumeRoute);
   return (sub: Knex.QueryBuilder): void => {
     void sub.select(1).from('workflow_run as wfr').whereRaw('?? = ??', ['wfr.id', 'ti.workflow_run_id']).where((w: Knex.QueryBuilder) => {
-      void w.whereIn('wfr.status', RESUMING_RUN);
-      if (!opts.reapLiveRunInstances) {
-        void w.orWhere((live: Knex.QueryBuilder) => {
-          void live.whereIn('wfr.status', HEARTBEATING_RUN).where((hb: Knex.QueryBuilder) => {
-            void hb.whereNull('wfr.heartbeat_date').orWhere('wfr.heartbeat_date', '>', dbNow(db));
-          });
+      void w.whereIn('wfr.status', always).orWhere((live: Knex.QueryBuilder) => {
+        void live.whereIn('wfr.status', whileHeartbeating).where((hb: Knex.QueryBuilder) => {
+          void hb.whereNull('wfr.heartbeat_date').orWhere('wfr.heartbeat_date', '>', dbNow(db));
         });
-      }
+      });
     });
   };
 }
@@ -407,23 +404,12 @@ async function applyOrphanChunk(db: Knex, opts: ReaperStoreOptions, ids: readonl
       const t = task.get(num(r.task_id));
       const run = r.workflow_run_id == null ? undefined : runInfo.get(num(r.workflow_run_id));
       const runText = run ? `workflow_run ${num(r.workflow_run_id)} is ${run.status}${run.lost && ALIVE.includes(run.status) ? ' with a lost heartbeat' : ''}` : 'no workflow_run';
-      let to: TaskInstanceStatusCode;
-      let taskText: string;
-      if (t && (t.status === TS.DONE || t.status === TS.ERROR_FATAL)) {
-        to = TI.ERROR_FATAL;
-        taskText = `task ${num(r.task_id)} already ${t.status}`;
-      } else {
-        to = TI.UNKNOWN_ERROR;
-        if (t && (t.status === TS.INSTANTIATING || t.status === TS.LAUNCHED || t.status === TS.RUNNING)) {
-          const taskTo = taskStatusAfterInstanceError(to, t.num, t.max);
-          taskMoves.push({ table: 'task', id: num(r.task_id), from: t.status, to: taskTo });
-          taskText = `task ${num(r.task_id)} ${t.status}→E→${taskTo} (attempt ${t.num} of ${t.max})`;
-          t.status = taskTo;
-        } else {
-          taskText = `task ${num(r.task_id)} is ${t?.status ?? 'missing'}, left alone`;
-        }
+      const d = decideOrphan(from, t && { id: num(r.task_id), ...t });
+      if (d.task && t) {
+        taskMoves.push({ table: 'task', id: num(r.task_id), from: d.task.from, to: d.task.to });
+        t.status = d.task.to;
       }
-      assertReaperInstanceTransition(from, to);
+      const { to, taskText } = d;
       tiMoves.push({
         id, from, to,
         description: `Reaper: no heartbeat since report_by_date ${str(r.report_by_date)} passed (+${opts.graceSeconds}s grace); reaped ${from}→${to}; `

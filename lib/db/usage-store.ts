@@ -69,7 +69,7 @@ export async function writeUsage(db: Knex, taskInstanceId: number, values: Usage
   });
 }
 
-export type IntegrationOutcome = 'started' | 'integrated' | 'dropped' | 'unavailable' | 'failed';
+export type IntegrationOutcome = 'started' | 'integrated' | 'dropped' | 'unavailable' | 'no_accounting' | 'failed';
 
 /** Upserts this instance's integration outcome (jobmon-temporal's own table). */
 export async function recordOutcome(db: Knex, taskInstanceId: number, outcome: IntegrationOutcome, reason: string | null): Promise<void> {

@@ -141,59 +141,7 @@ export function taskStatusAfterInstanceError(
   return instanceStatus === TI.RESOURCE_ERROR ? TaskStatus.ADJUSTING_RESOURCES : TaskStatus.REGISTERING;
 }
 
-/** Lookup-table rows (id, label, description) as Jobmon seeds them. */
-export const LOOKUP_ROWS: Record<'task_instance_status' | 'task_status' | 'workflow_run_status' | 'workflow_status', readonly [string, string, string][]> = {
-  task_instance_status: [
-    ['B', 'SUBMITTED_TO_BATCH_DISTRIBUTOR', 'Task instance submitted to the batch distributor.'],
-    ['D', 'DONE', 'Task instance finished successfully.'],
-    ['E', 'ERROR', 'Task instance stopped with an application error (non-zero return code).'],
-    ['F', 'ERROR_FATAL', 'Task instance killed itself as part of a cold workflow resume, and cannot be retried.'],
-    ['I', 'INSTANTIATED', 'Task instance is created within Jobmon, but not queued for submission to the cluster.'],
-    ['K', 'KILL_SELF', 'Task instance has been ordered to kill itself if it is still alive, as part of a cold workflow resume.'],
-    ['O', 'LAUNCHED', 'Task instance submitted to the cluster normally, part of a Job Array.'],
-    ['Q', 'QUEUED', 'TaskInstance is queued for submission to the cluster.'],
-    ['R', 'RUNNING', 'Task instance has started running normally.'],
-    ['T', 'TRIAGING', 'Task instance has errored, Jobmon is determining the category of error.'],
-    ['U', 'UNKNOWN_ERROR', 'Task instance stopped reporting that it was alive for an unknown reason.'],
-    ['W', 'NO_DISTRIBUTOR_ID', 'Task instance submission within Jobmon failed – did not receive a distributor_id from the cluster.'],
-    ['X', 'NO_HEARTBEAT', 'Task instance never logged a heartbeat in launched state.'],
-    ['Z', 'RESOURCE_ERROR', 'Task instance died because of insufficient resource request, i.e. insufficient memory or runtime.'],
-  ],
-  task_status: [
-    ['A', 'ADJUSTING_RESOURCES', 'Task errored with a resource error, the resources will be adjusted before retrying.'],
-    ['D', 'DONE', 'Task is Done, it ran successfully to completion; it has a TaskInstance that successfully completed.'],
-    ['E', 'ERROR_RECOVERABLE', 'Task has errored out but has more attempts so it will be retried.'],
-    ['F', 'ERROR_FATAL', 'Task errored out and has used all of the attempts, therefore has failed for this WorkflowRun.'],
-    ['G', 'REGISTERING', 'Task is being registered bound to a workflow.'],
-    ['I', 'INSTANTIATING', 'Task is loaded into the swarm and is being instantiated.'],
-    ['O', 'LAUNCHED', 'Task instance submitted normally.'],
-    ['Q', 'QUEUED', 'Task\'s dependencies have successfully completed, task can be run when the scheduler is ready.'],
-    ['R', 'RUNNING', 'Task is running on the specified distributor.'],
-  ],
-  workflow_run_status: [
-    ['A', 'ABORTED', 'WorkflowRun encountered problems while binding so it stopped.'],
-    ['B', 'BOUND', 'WorkflowRun has been bound to the database.'],
-    ['C', 'COLD_RESUME', 'WorkflowRun was set to resume once all tasks were killed.'],
-    ['D', 'DONE', 'WorkflowRun is Done, it successfully completed.'],
-    ['E', 'ERROR', 'WorkflowRun did not complete successfully, either some Tasks failed or (rarely) internal Jobmon error.'],
-    ['G', 'REGISTERED', 'WorkflowRun has been validated.'],
-    ['H', 'HOT_RESUME', 'WorkflowRun was set to hot-resume while tasks are still running, they will continue running.'],
-    ['I', 'INSTANTIATED', 'Scheduler is instantiating a WorkflowRun on the distributor.'],
-    ['L', 'LINKING', 'WorkflowRun is being linked.'],
-    ['O', 'LAUNCHED', 'Instantiation complete. Distributor is controlling Tasks or waiting for scheduling loop.'],
-    ['R', 'RUNNING', 'WorkflowRun is currently running.'],
-    ['S', 'STOPPED', 'WorkflowRun was deliberately stopped, probably due to keyboard interrupt from user.'],
-    ['T', 'TERMINATED', 'This WorkflowRun is being replaced by a new WorkflowRun created to pick up remaining Tasks, this one is terminating.'],
-  ],
-  workflow_status: [
-    ['A', 'ABORTED', 'Workflow encountered an error before a WorkflowRun was created.'],
-    ['D', 'DONE', 'Workflow has successfully completed.'],
-    ['F', 'FAILED', 'Workflow unsuccessful in one or more WorkflowRuns, none finished successfully.'],
-    ['G', 'REGISTERING', 'Workflow is being validated.'],
-    ['H', 'HALTED', 'Resume was set and Workflow is shut down or the controller died and therefore Workflow was reaped.'],
-    ['I', 'INSTANTIATING', 'Jobmon Scheduler is creating a Workflow on the distributor.'],
-    ['O', 'LAUNCHED', 'Workflow has been created. Distributor is now controlling tasks, or waiting for scheduling loop.'],
-    ['Q', 'QUEUED', 'Jobmon client has updated the Jobmon database, and signalled Scheduler to create Workflow.'],
-    ['R', 'RUNNING', 'Workflow has a WorkflowRun that is running.'],
-  ],
-};
+/** A task-instance status code's name in jobmon.core.constants (for messages). */
+export function taskInstanceLabel(code: string): string {
+  return Object.entries(TaskInstanceStatus).find(([, c]) => c === code)?.[0] ?? 'unknown';
+}

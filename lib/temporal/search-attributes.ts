@@ -24,6 +24,8 @@ export const UsagePhase = {
   INTEGRATED: 'integrated',
   DROPPED: 'dropped',
   UNAVAILABLE: 'unavailable',
+  /** The cluster type has no accounting source (sequential, multiprocess): Jobmon records no usage. */
+  NO_ACCOUNTING: 'no_accounting',
   FAILED: 'failed',
 } as const;
 export type UsagePhaseName = (typeof UsagePhase)[keyof typeof UsagePhase];

@@ -23,11 +23,20 @@ export class NoUsageSourceError extends Error {
   constructor(message: string) { super(message); this.name = 'NoUsageSourceError'; }
 }
 
-/** Jobmon's dummy cluster records this fixed usage, so tests can see a write without a cluster. */
-export const DUMMY_USAGE: UsageValues = { maxrss: '1314', wallclock: '0', cpu: '0', usageStr: 'dummy cluster: fixed usage' };
+/** Jobmon's usage integrator writes exactly this for its dummy cluster, and nothing else. */
+export const DUMMY_USAGE: UsageValues = { maxrss: '1314' };
 
 const QPID_CLUSTER_TYPES = /^(uge|sge|buster)$/i;
-const DUMMY_CLUSTER_TYPES = /^(dummy|sequential|multiprocess)$/i;
+/** Jobmon's local cluster types: no accounting exists for them, and Jobmon records no usage. */
+const NO_ACCOUNTING_CLUSTER_TYPES = /^(sequential|multiprocess)$/i;
+
+/** Why a cluster type has no usage to integrate, or undefined when it has a source. */
+export function noAccountingReason(clusterType: string | null): string | undefined {
+  if (clusterType !== null && NO_ACCOUNTING_CLUSTER_TYPES.test(clusterType)) {
+    return `cluster type ${clusterType} has no accounting source: Jobmon records no usage for it, and neither do we`;
+  }
+  return undefined;
+}
 
 interface JobsClient { fetchJobs(ids: DistributorId[]): Promise<JobAccounting[]> }
 type Outcome = { record: JobAccounting | undefined } | { error: Error };
@@ -83,7 +92,7 @@ export function createUsageSource(config: Config): UsageSource {
     get requests() { return requests; },
     async lookup(clusterType, clusterName, distributorId) {
       const type = clusterType ?? '';
-      if (DUMMY_CLUSTER_TYPES.test(type)) return { kind: 'found', values: DUMMY_USAGE, summary: 'dummy cluster' };
+      if (type.toLowerCase() === 'dummy') return { kind: 'found', values: DUMMY_USAGE, summary: 'dummy cluster: maxrss=1314, as Jobmon writes it' };
       if (QPID_CLUSTER_TYPES.test(type)) {
         if (!qpid) throw new NoUsageSourceError(`cluster type ${type} needs QPID_URL, which is not set`);
         requests++;

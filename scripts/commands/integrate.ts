@@ -14,6 +14,8 @@ export function formatResult(r: UsageIntegrationResult): string {
       return `task instance ${r.taskInstanceId}: dropped (status ${r.status}): ${r.reason}`;
     case 'unavailable':
       return `task instance ${r.taskInstanceId}: unavailable: ${r.reason}`;
+    case 'no_accounting':
+      return `task instance ${r.taskInstanceId}: no accounting: ${r.reason}`;
   }
 }
 

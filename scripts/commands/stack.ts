@@ -2,9 +2,10 @@
 import { loadConfig } from '../../lib/config.js';
 import { openJobmonDb } from '../../lib/db/connection.js';
 import { migrateLatest } from '../../lib/db/migrate.js';
-import { ensureDatabase, dbAnswers } from '../../lib/stack/databases.js';
-import { slurmDown, slurmStatus, slurmUp } from '../../lib/stack/slurm.js';
-import { devServerStatus, startDevServer, stopDevServer } from '../../lib/stack/temporal-server.js';
+import { applyJobmonSchema } from '../../dev/jobmon-schema/apply.js';
+import { ensureDatabase, dbAnswers } from '../../dev/stack/databases.js';
+import { slurmDown, slurmStatus, slurmUp } from '../../dev/stack/slurm.js';
+import { devServerStatus, startDevServer, stopDevServer } from '../../dev/stack/temporal-server.js';
 import { redactUrl } from '../../lib/config.js';
 
 const log = (s: string) => console.log(s);
@@ -31,8 +32,9 @@ export async function stackUp(opts: { slurm: boolean }): Promise<void> {
   const dbState = await step('Jobmon database', () => ensureDatabase(config.dbUrl));
   const db = openJobmonDb(config.dbUrl);
   try {
-    const applied = await step('Jobmon database migrations', () => migrateLatest(db));
-    log(`database:   ${dbState}; migrations ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`);
+    const schema = await step('Jobmon schema (development fixture)', () => applyJobmonSchema(db));
+    const applied = await step('jobmon-temporal migrations', () => migrateLatest(db));
+    log(`database:   ${dbState}; Jobmon 3.6.0 schema ${schema === 'created' ? 'created' : 'present'}; migrations ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`);
   } finally {
     await db.destroy();
   }

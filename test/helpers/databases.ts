@@ -1,4 +1,7 @@
-/** A fresh, migrated Jobmon database per test file on the real PostgreSQL, MariaDB or SQLite. */
+/**
+ * A fresh Jobmon database per test file on the real PostgreSQL, MariaDB or SQLite: Jobmon 3.6.0's own
+ * schema (the dev fixture), then jobmon-temporal's migrations.
+ */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,6 +9,7 @@ import { join } from 'node:path';
 import type { Knex } from 'knex';
 import { openJobmonDb } from '../../lib/db/connection.js';
 import { migrateLatest } from '../../lib/db/migrate.js';
+import { applyJobmonSchema } from '../../dev/jobmon-schema/apply.js';
 
 export type DbKind = 'pg' | 'mysql' | 'sqlite';
 
@@ -16,7 +20,7 @@ const ADMIN: Record<Exclude<DbKind, 'sqlite'>, { admin: string; base: string }> 
 
 export interface TestDb { kind: DbKind; url: string; db: Knex; drop(): Promise<void> }
 
-export async function createTestDb(kind: DbKind, opts: { migrate?: boolean; reaperIndexes?: boolean } = {}): Promise<TestDb> {
+export async function createTestDb(kind: DbKind, opts: { jobmonSchema?: boolean; migrate?: boolean; reaperIndexes?: boolean } = {}): Promise<TestDb> {
   let url: string;
   let dropDb: () => Promise<void>;
   if (kind === 'sqlite') {
@@ -35,6 +39,7 @@ export async function createTestDb(kind: DbKind, opts: { migrate?: boolean; reap
     };
   }
   const db = openJobmonDb(url);
+  if (opts.jobmonSchema ?? true) await applyJobmonSchema(db);
   if (opts.migrate ?? true) await migrateLatest(db, { reaperIndexes: opts.reaperIndexes });
   return {
     kind, url, db,

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { defaultCacheDir } from '../../lib/config.js';
-import { localSlurmEnv } from '../../lib/stack/slurm.js';
+import { localSlurmEnv } from '../../dev/stack/slurm.js';
 
 const run = promisify(execFile);
 const SCRIPTS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'scripts');

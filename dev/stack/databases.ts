@@ -3,8 +3,8 @@
  * when one is down we start it with the distribution's own command, and say clearly what is missing.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { redactUrl } from '../config.js';
-import { openJobmonDb } from '../db/connection.js';
+import { redactUrl } from '../../lib/config.js';
+import { openJobmonDb } from '../../lib/db/connection.js';
 import { execFileAsync, waitFor } from './process.js';
 
 export const LOCAL_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, delimiter } from 'node:path';
 import { Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTES } from '../temporal/search-attributes.js';
+import { SEARCH_ATTRIBUTES } from '../../lib/temporal/search-attributes.js';
 import { execFileAsync, isPidAlive, spawnDaemon, stopDaemon, tcpOpen, waitFor } from './process.js';
 
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
