@@ -2,7 +2,8 @@
 /** `jobmon-temporal`: the one command-line program for every operation of this project. */
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, names } from '../lib/config.js';
-import { openJobmonDb } from '../lib/db/connection.js';
+import { dialectOf, openJobmonDb } from '../lib/db/connection.js';
+import { grantStatements, type Service } from '../lib/jobmon/required-privileges.js';
 import { migrateDownAll, migrateDownReaperIndexes, migrateLatest } from '../lib/db/migrate.js';
 import { connectClient } from '../lib/temporal/client.js';
 import { registerSearchAttributes } from '../lib/temporal/register-search-attributes.js';
@@ -21,6 +22,7 @@ Commands:
   dev-schema             development: create Jobmon 3.6.0's schema in an empty JOBMON_DB_URL
   migrate                check Jobmon's schema, then create or upgrade jobmon-temporal's own tables
   worker                 run the workers of both services (configured by environment variables)
+  grants --user GRANTEE  print the least database privileges the services need, as GRANT statements
   schedules apply        create or update the Temporal Schedules and search attributes
   integrate <id...>      start (or join) usage integrations for task instances
   backfill --since DATE  start usage integrations for history, rate-limited
@@ -52,6 +54,13 @@ Run 'jobmon-temporal <command> --help' for a command's options. Configuration: s
 
   Runs the usage-integration and reaper workers until SIGINT/SIGTERM. Configured by environment
   variables only (TEMPORAL_*, JOBMON_DB_URL, SLURM_*, ...): see README.md.`,
+  grants: `Usage: jobmon-temporal grants --user GRANTEE [--service usage|reaper|all]
+
+  Prints the GRANT statements for the dialect of JOBMON_DB_URL (MySQL/MariaDB or PostgreSQL) that
+  give GRANTEE exactly what the services need: SELECT on the Jobmon tables they read, UPDATE on the
+  columns they write, INSERT into task_instance_error_log (reaper), and jobmon-temporal's own tables.
+  Run migrate first (its own tables must exist), as a user that may create tables.
+  GRANTEE: MySQL/MariaDB 'user'@'host'; PostgreSQL a role name.`,
   schedules: `Usage: jobmon-temporal schedules apply
 
   Registers missing search attributes, then creates or updates the Schedules
@@ -96,6 +105,8 @@ async function main(argv: string[]): Promise<number> {
       'dry-run': { type: 'boolean' },
       'ignore-breaker': { type: 'boolean' },
       'no-slurm': { type: 'boolean' },
+      user: { type: 'string' },
+      service: { type: 'string' },
       'reaper-indexes': { type: 'boolean' },
       'down-reaper-indexes': { type: 'boolean' },
       down: { type: 'boolean' },
@@ -140,6 +151,21 @@ async function main(argv: string[]): Promise<number> {
           const applied = await migrateLatest(db, { reaperIndexes: opts['reaper-indexes'] });
           console.log(applied.length ? `applied: ${applied.join(', ')}` : 'already up to date');
         }
+      } finally {
+        await db.destroy();
+      }
+      return 0;
+    }
+    case 'grants': {
+      if (!opts.user) usageError('grants needs --user GRANTEE', 'grants');
+      const service = opts.service ?? 'all';
+      if (!['usage', 'reaper', 'all'].includes(service)) usageError(`--service ${service}: expected usage, reaper or all`, 'grants');
+      const db = openJobmonDb(loadConfig().dbUrl);
+      try {
+        const dialect = dialectOf(db);
+        if (dialect === 'sqlite') throw new Error('SQLite has no database users: protect the file instead');
+        const services: Service[] = service === 'all' ? ['usage', 'reaper'] : [service as Service];
+        for (const s of grantStatements(dialect, opts.user, services)) console.log(`${s};`);
       } finally {
         await db.destroy();
       }
