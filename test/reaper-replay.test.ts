@@ -4,7 +4,8 @@
  * workflows/reaper.ts fails CI.
  *
  * The histories live in test/fixtures/histories/. To record them again (after an intentional,
- * versioned change), run with REAPER_RECORD_HISTORY=1; a missing fixture is recorded too.
+ * versioned change), run with REAPER_RECORD_HISTORY=1. A missing fixture fails: replaying the code
+ * against a history it has just recorded would prove nothing.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -75,13 +76,14 @@ async function record(): Promise<void> {
 }
 
 test.before(async () => {
-  if (process.env.REAPER_RECORD_HISTORY === '1' || !existsSync(REAPER_HISTORY) || !existsSync(BREAKER_HISTORY)) {
+  if (process.env.REAPER_RECORD_HISTORY === '1') {
     mkdirSync(dirname(REAPER_HISTORY), { recursive: true });
     await record();
   }
 });
 
 function load(path: string): { events: { eventType?: string; activityTaskScheduledEventAttributes?: { activityType?: { name?: string } } }[] } {
+  if (!existsSync(path)) throw new Error(`fixture ${path} is missing: record it deliberately with REAPER_RECORD_HISTORY=1`);
   return JSON.parse(readFileSync(path, 'utf8')) as ReturnType<typeof load>;
 }
 

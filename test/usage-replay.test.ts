@@ -1,8 +1,9 @@
 /**
  * Replays recorded histories of real usage integrations and a dispatcher cycle against the current
  * workflow code, loaded as the worker loads it, so a non-deterministic change fails CI.
- * Fixtures are recorded when missing, or again with USAGE_RECORD_HISTORY=1 (after an intentional,
- * versioned change).
+ * A missing fixture fails its test: replaying the code against a history it has just recorded would
+ * prove nothing. Record one deliberately with USAGE_RECORD_HISTORY=<name,...> (a new outcome, or after
+ * an intentional, versioned change), and keep the old ones: they are what guards old running workflows.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import test from 'ava';
@@ -23,17 +24,21 @@ const FIXTURES = {
   dropped: `${HISTORY_FIXTURES}usage-integration-dropped.json`,
   failed: `${HISTORY_FIXTURES}usage-integration-failed.json`,
   unavailable: `${HISTORY_FIXTURES}usage-integration-unavailable.json`,
+  no_accounting: `${HISTORY_FIXTURES}usage-integration-no-accounting.json`,
   dispatch: `${HISTORY_FIXTURES}usage-dispatch.json`,
 };
 
-async function record(): Promise<void> {
+async function record(only: ReadonlySet<string>): Promise<void> {
   mkdirSync(HISTORY_FIXTURES, { recursive: true });
   const tdb = await createTestDb('pg');
   const client = await connectTestClient();
   const config = testConfig(tdb.url, { USAGE_RETRY_INITIAL: '1s', USAGE_RETRY_MAX: '1s', USAGE_ACCOUNTING_RETRY: '1s', USAGE_DEADLINE: '8s', USAGE_DISPATCH_SINCE: '2000-01-01', USAGE_DISPATCH_SETTLE: '0s' });
   const dummy = { clusterType: 'dummy', clusterName: 'dummy' };
   const start = (id: number, dist: string | null) => startIntegration(client, config, { taskInstanceId: id, workflowRunId: null, distributorId: dist });
-  const save = async (path: string, workflowId: string) => writeFileSync(path, historyJSON(await client.workflow.getHandle(workflowId).fetchHistory()));
+  const save = async (path: string, workflowId: string) => {
+    const name = Object.entries(FIXTURES).find(([, p]) => p === path)![0];
+    if (only.has(name)) writeFileSync(path, historyJSON(await client.workflow.getHandle(workflowId).fetchHistory()));
+  };
   try {
     await withWorkers(config, tdb.db, client, async () => {
       // Waiting for the job, then woken by the dispatcher once the job is done.
@@ -66,6 +71,11 @@ async function record(): Promise<void> {
       await u.handle.result();
       await save(FIXTURES.unavailable, u.handle.workflowId);
 
+      const local = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '6', cluster: { clusterType: 'sequential', clusterName: 'sequential' } });
+      const na = await start(local.taskInstanceId, '6');
+      await na.handle.result();
+      await save(FIXTURES.no_accounting, na.handle.workflowId);
+
       await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '5', cluster: dummy });
       const n = names(config.temporal);
       const disp = await client.workflow.start('usageDispatch', { taskQueue: n.usageTaskQueue, workflowId: `${n.usageDispatchScheduleId}-recorded` });
@@ -79,11 +89,13 @@ async function record(): Promise<void> {
 }
 
 test.before(async () => {
-  if (process.env.USAGE_RECORD_HISTORY === '1' || Object.values(FIXTURES).some((f) => !existsSync(f))) await record();
+  const only = new Set((process.env.USAGE_RECORD_HISTORY ?? '').split(',').filter((n) => n in FIXTURES));
+  if (only.size > 0) await record(only);
 });
 
 for (const [name, path] of Object.entries(FIXTURES)) {
   test(`replay: the recorded ${name} history replays on the current workflow code`, async (t) => {
+    if (!existsSync(path)) t.fail(`fixture ${path} is missing: record it deliberately with USAGE_RECORD_HISTORY=${name}`);
     await t.notThrowsAsync(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, historyFromFixture(loadHistory(path))));
   });
 }
