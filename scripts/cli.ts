@@ -83,6 +83,23 @@ Run 'jobmon-temporal <command> --help' for a command's options. Configuration: s
   --ignore-breaker  reap even if the circuit breaker is open (the lost runs really are dead)`,
 };
 
+/** The development commands (dev/commands/stack.ts), which are not in the image. */
+interface DevCommands {
+  stackUp: (opts: { slurm: boolean }) => Promise<void>;
+  stackDown: (opts: { slurm: boolean }) => Promise<void>;
+  stackStatus: () => Promise<boolean>;
+  devSchema: () => Promise<void>;
+}
+
+/** Loaded by path at run time, so production code never imports dev/ (the image leaves it out). */
+async function devCommands(command: string): Promise<DevCommands> {
+  try {
+    return (await import(new URL('../dev/commands/stack.js', import.meta.url).href)) as DevCommands;
+  } catch (e) {
+    throw new Error(`'${command}' is a development command and dev/ is not installed here (the image leaves it out): ${(e as Error).message}`);
+  }
+}
+
 function usageError(msg: string, command = ''): never {
   console.error(`${msg}\n\n${HELP[command] ?? HELP['']}`);
   process.exit(2);
@@ -121,8 +138,7 @@ async function main(argv: string[]): Promise<number> {
 
   switch (command) {
     case 'stack': {
-      // Dev-only code (dev/) is loaded only by the dev-only commands: it is not in the image.
-      const { stackDown, stackStatus, stackUp } = await import('./commands/stack.js');
+      const { stackDown, stackStatus, stackUp } = await devCommands('stack');
       const sub = positionals[0];
       if (sub === 'up') await stackUp({ slurm: !opts['no-slurm'] });
       else if (sub === 'down') await stackDown({ slurm: !opts['no-slurm'] });
@@ -131,14 +147,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'dev-schema': {
-      const { applyJobmonSchema, JOBMON_SCHEMA_VERSION } = await import('../dev/jobmon-schema/apply.js');
-      const db = openJobmonDb(loadConfig().dbUrl);
-      try {
-        const state = await applyJobmonSchema(db);
-        console.log(state === 'created' ? `created ${JOBMON_SCHEMA_VERSION} schema` : 'Jobmon tables already present: left unchanged');
-      } finally {
-        await db.destroy();
-      }
+      await (await devCommands('dev-schema')).devSchema();
       return 0;
     }
     case 'migrate': {

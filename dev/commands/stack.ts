@@ -2,10 +2,10 @@
 import { loadConfig } from '../../lib/config.js';
 import { openJobmonDb } from '../../lib/db/connection.js';
 import { migrateLatest } from '../../lib/db/migrate.js';
-import { applyJobmonSchema } from '../../dev/jobmon-schema/apply.js';
-import { ensureDatabase, dbAnswers } from '../../dev/stack/databases.js';
-import { slurmDown, slurmStatus, slurmUp } from '../../dev/stack/slurm.js';
-import { devServerStatus, startDevServer, stopDevServer } from '../../dev/stack/temporal-server.js';
+import { applyJobmonSchema, JOBMON_SCHEMA_VERSION } from '../jobmon-schema/apply.js';
+import { ensureDatabase, dbAnswers } from '../stack/databases.js';
+import { slurmDown, slurmStatus, slurmUp } from '../stack/slurm.js';
+import { devServerStatus, startDevServer, stopDevServer } from '../stack/temporal-server.js';
 import { redactUrl } from '../../lib/config.js';
 
 const log = (s: string) => console.log(s);
@@ -62,4 +62,15 @@ export async function stackStatus(): Promise<boolean> {
   log(`database:   ${db}`);
   log(slurm.text.trim());
   return st.server.startsWith('up') && st.ui.startsWith('up') && db.startsWith('up') && slurm.ok;
+}
+
+/** `jobmon-temporal dev-schema`: Jobmon 3.6.0's schema in an empty development database. */
+export async function devSchema(): Promise<void> {
+  const db = openJobmonDb(loadConfig().dbUrl);
+  try {
+    const state = await applyJobmonSchema(db);
+    log(state === 'created' ? `created ${JOBMON_SCHEMA_VERSION} schema` : 'Jobmon tables already present: left unchanged');
+  } finally {
+    await db.destroy();
+  }
 }
