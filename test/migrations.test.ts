@@ -83,3 +83,25 @@ for (const kind of ['pg', 'mysql', 'sqlite'] as DbKind[]) {
     }
   });
 }
+
+for (const kind of ['pg', 'mysql', 'sqlite'] as DbKind[]) {
+  test(`${kind}: the Jobmon 3.6.0 fixture rejects what Jobmon's schema rejects`, async (t) => {
+    const tdb = await createTestDb(kind, { migrate: false });
+    const { db } = tdb;
+    try {
+      const ok = { workflow_run_id: 1, array_id: 1, task_id: 1, task_resources_id: 1, array_batch_num: 1, array_step_id: 0, status: 'R' };
+      await db('task_instance').insert({ ...ok, distributor_id: '1'.repeat(20) });
+      const refused = (row: Record<string, unknown>) => db('task_instance').insert(row).then(() => 'accepted', (e: Error) => e.message);
+      t.regex(await refused({ ...ok, distributor_id: '1'.repeat(21) }), /too long|length|CHECK/i, 'distributor_id is varchar(20)');
+      const noStep: Partial<typeof ok> = { ...ok };
+      delete noStep.array_step_id;
+      t.regex(await refused(noStep), /null|default|array_step_id/i, 'array_step_id is NOT NULL');
+      t.regex(await refused({ ...ok, maxrss: '9'.repeat(51) }), /too long|length|CHECK/i, 'usage columns are varchar(50)');
+      const lookups = (await db('task_instance_status').orderBy('id').select('id', 'label')) as { id: string; label: string }[];
+      t.is(lookups.length, 13, 'Jobmon 3.6.0 seeds 13 task instance statuses (no B)');
+      t.deepEqual(lookups.find((r) => r.id === 'O'), { id: 'O', label: 'QUEUED' }, 'labels exactly as Jobmon seeds them');
+    } finally {
+      await tdb.drop();
+    }
+  });
+}
