@@ -30,6 +30,7 @@ test('v0.0.38 job 1: one batch step, max RSS in bytes from tres.requested.max, C
       startTime: 1795692319,
       endTime: 1795692325,
       steps: [{ name: 'batch', maxRssBytes: 331415552, cpuSeconds: 0.991933 }],
+      nodes: 'vm',
     },
   ]);
 });
@@ -41,6 +42,9 @@ test('v0.0.38 job 2: FAILED (exit code says SUCCESS, state is what counts), step
   t.is(job!.startTime, 1795692319);
   t.is(job!.endTime, 1795692319);
   t.deepEqual(summarizeUsage(job!, { rssAggregation: 'sum' }).maxrss, null);
+  t.is(job!.exitCode, undefined, 'v0.0.38 says SUCCESS/0 for a job that failed: its exit code is not read');
+  t.is(job!.nodes, 'vm');
+  t.is(job!.timeLimitMinutes, undefined, 'time.limit is null in this record');
 });
 
 test('v0.0.38 job 4: three steps (batch, 0, 1) with their own RSS and CPU', (t) => {
@@ -85,7 +89,7 @@ test('v0.0.38 job 6: cancelled while pending has start null and no steps', (t) =
 test('v0.0.38 job 7: one array task asked for by its raw id', (t) => {
   const jobs = rest38('7');
   t.deepEqual(jobs, [
-    { jobId: 7, arrayJobId: 5, arrayTaskId: 1, state: 'COMPLETED', submitTime: 1795692644, startTime: 1795692645, endTime: 1795692648, steps: [{ name: 'batch', maxRssBytes: 67891200, cpuSeconds: 0.233255 }] },
+    { jobId: 7, arrayJobId: 5, arrayTaskId: 1, state: 'COMPLETED', submitTime: 1795692644, startTime: 1795692645, endTime: 1795692648, steps: [{ name: 'batch', maxRssBytes: 67891200, cpuSeconds: 0.233255 }], nodes: 'vm' },
   ]);
   t.is(selectRecord(jobs, id('5_1')), jobs[0]);
 });
@@ -125,7 +129,8 @@ test('v0.0.38 requeued job 16 (recorded): REST returns both records of the id; t
 
 test('v0.0.38 held job 12 cancelled before it ran (recorded): start equals end, no steps', (t) => {
   const [job] = parseSlurmdbJobs(json('v0.0.38/rest-jobs-12-held-cancelled.json'), 'v0.0.38');
-  t.deepEqual(job, { jobId: 12, state: 'CANCELLED', submitTime: 1795694793, startTime: 1795694794, endTime: 1795694794, steps: [] });
+  // "None assigned" is no node; time.limit 60 is read.
+  t.deepEqual(job, { jobId: 12, state: 'CANCELLED', submitTime: 1795694793, startTime: 1795694794, endTime: 1795694794, steps: [], timeLimitMinutes: 60 });
   // It never ran: its wallclock is unknown, not a measured 0.
   t.is(summarizeUsage(job!, { rssAggregation: 'sum' }).wallclock, null);
   t.is(summarizeUsage(job!, { rssAggregation: 'sum' }).maxrss, null);
@@ -182,27 +187,28 @@ test('sacct -P and REST agree on the same jobs (RSS exactly, CPU to the millisec
 });
 
 test('sacct -P with SACCT_FORMAT: epoch times, Unknown end, pending array remainder, het job id, requeue duplicates', (t) => {
-  t.deepEqual([...SACCT_FORMAT], ['JobID', 'JobIDRaw', 'State', 'Submit', 'Start', 'End', 'MaxRSS', 'TotalCPU']);
+  t.deepEqual([...SACCT_FORMAT], ['JobID', 'JobIDRaw', 'State', 'Submit', 'Start', 'End', 'MaxRSS', 'TotalCPU', 'ExitCode', 'NodeList', 'TimelimitRaw']);
   const out = [
-    '10|10|RUNNING|1700000000|1700000010|Unknown||00:01.500',
-    '10.batch|10.batch|RUNNING|1700000010|1700000010|Unknown|2G|00:01.500',
-    '11|11|CANCELLED by 12345|1700000000|None|1700000100||00:00:00',
-    '12_[3-9%2]|12|PENDING|1700000000|Unknown|Unknown||00:00:00',
-    '12_1|13|TIMEOUT|1700000000|1700000001|1700003601||1-02:03:04',
-    '12_1.batch|13.batch|CANCELLED|1700000000|1700000001|1700003601|1.5M|1-02:03:04',
-    '12_1.extern|13.extern|COMPLETED|1700000000|1700000001|1700003601|1024|00:00:00',
-    '14|14|REQUEUED|1700000000|1700000005|1700000006||00:00.100',
-    '14.batch|14.batch|CANCELLED|1700000005|1700000005|1700000006|100K|00:00.100',
-    '14|14|COMPLETED|1700000050|1700000055|1700000075||01:00:00',
-    '14.batch|14.batch|COMPLETED|1700000055|1700000055|1700000075|200K|01:00:00',
-    '15+0|15|COMPLETED|1700000000|1700000001|1700000002||00:00.000',
+    '10|10|RUNNING|1700000000|1700000010|Unknown||00:01.500|0:0|vm|60',
+    '10.batch|10.batch|RUNNING|1700000010|1700000010|Unknown|2G|00:01.500|0:0|vm|',
+    '11|11|CANCELLED by 12345|1700000000|None|1700000100||00:00:00|0:0|None assigned|60',
+    '12_[3-9%2]|12|PENDING|1700000000|Unknown|Unknown||00:00:00|0:0|None assigned|UNLIMITED',
+    '12_1|13|TIMEOUT|1700000000|1700000001|1700003601||1-02:03:04|0:0|node[01-02]|60',
+    '12_1.batch|13.batch|CANCELLED|1700000000|1700000001|1700003601|1.5M|1-02:03:04|0:15|node01|',
+    '12_1.extern|13.extern|COMPLETED|1700000000|1700000001|1700003601|1024|00:00:00|0:0|node[01-02]|',
+    '14|14|REQUEUED|1700000000|1700000005|1700000006||00:00.100|0:0|vm|Partition_Limit',
+    '14.batch|14.batch|CANCELLED|1700000005|1700000005|1700000006|100K|00:00.100|0:15|vm|',
+    '14|14|COMPLETED|1700000050|1700000055|1700000075||01:00:00|0:0|vm|5',
+    '14.batch|14.batch|COMPLETED|1700000055|1700000055|1700000075|200K|01:00:00|0:0|vm|',
+    '15+0|15|FAILED|1700000000|1700000001|1700000002||00:00.000|3:0|vm|60',
+    '16|16|CANCELLED|1700000000|1700000001|1700000002||00:00.000|0:9|vm|',
     '',
   ].join('\n');
   const jobs = parseSacctParsable(out);
   t.deepEqual(jobs, [
-    { jobId: 10, state: 'RUNNING', submitTime: 1700000000, startTime: 1700000010, endTime: null, steps: [{ name: 'batch', maxRssBytes: 2 * 1024 ** 3, cpuSeconds: 1.5 }] },
-    { jobId: 11, state: 'CANCELLED', submitTime: 1700000000, startTime: null, endTime: 1700000100, steps: [] },
-    { jobId: 12, arrayJobId: 12, state: 'PENDING', submitTime: 1700000000, startTime: null, endTime: null, steps: [] },
+    { jobId: 10, state: 'RUNNING', submitTime: 1700000000, startTime: 1700000010, endTime: null, steps: [{ name: 'batch', maxRssBytes: 2 * 1024 ** 3, cpuSeconds: 1.5 }], exitCode: { returnCode: 0, signal: 0 }, nodes: 'vm', timeLimitMinutes: 60 },
+    { jobId: 11, state: 'CANCELLED', submitTime: 1700000000, startTime: null, endTime: 1700000100, steps: [], exitCode: { returnCode: 0, signal: 0 }, timeLimitMinutes: 60 },
+    { jobId: 12, arrayJobId: 12, state: 'PENDING', submitTime: 1700000000, startTime: null, endTime: null, steps: [], exitCode: { returnCode: 0, signal: 0 } },
     {
       jobId: 13,
       arrayJobId: 12,
@@ -215,10 +221,14 @@ test('sacct -P with SACCT_FORMAT: epoch times, Unknown end, pending array remain
         { name: 'batch', maxRssBytes: 1572864, cpuSeconds: 93784 },
         { name: 'extern', maxRssBytes: 1024, cpuSeconds: 0 },
       ],
+      exitCode: { returnCode: 0, signal: 0 },
+      nodes: 'node[01-02]',
+      timeLimitMinutes: 60,
     },
-    { jobId: 14, state: 'REQUEUED', submitTime: 1700000000, startTime: 1700000005, endTime: 1700000006, steps: [{ name: 'batch', maxRssBytes: 102400, cpuSeconds: 0.1 }] },
-    { jobId: 14, state: 'COMPLETED', submitTime: 1700000050, startTime: 1700000055, endTime: 1700000075, steps: [{ name: 'batch', maxRssBytes: 204800, cpuSeconds: 3600 }] },
-    { jobId: 15, state: 'COMPLETED', submitTime: 1700000000, startTime: 1700000001, endTime: 1700000002, steps: [] },
+    { jobId: 14, state: 'REQUEUED', submitTime: 1700000000, startTime: 1700000005, endTime: 1700000006, steps: [{ name: 'batch', maxRssBytes: 102400, cpuSeconds: 0.1 }], exitCode: { returnCode: 0, signal: 0 }, nodes: 'vm' },
+    { jobId: 14, state: 'COMPLETED', submitTime: 1700000050, startTime: 1700000055, endTime: 1700000075, steps: [{ name: 'batch', maxRssBytes: 204800, cpuSeconds: 3600 }], exitCode: { returnCode: 0, signal: 0 }, nodes: 'vm', timeLimitMinutes: 5 },
+    { jobId: 15, state: 'FAILED', submitTime: 1700000000, startTime: 1700000001, endTime: 1700000002, steps: [], exitCode: { returnCode: 3, signal: 0 }, nodes: 'vm', timeLimitMinutes: 60 },
+    { jobId: 16, state: 'CANCELLED', submitTime: 1700000000, startTime: 1700000001, endTime: 1700000002, steps: [], exitCode: { returnCode: 0, signal: 9 }, nodes: 'vm' },
   ]);
   t.is(selectRecord(jobs, id('14'))!.state, 'COMPLETED', 'requeue: latest submit wins');
   t.is(selectRecord(jobs, id('12_1'))!.jobId, 13);
@@ -240,13 +250,20 @@ test('sacct -P: a JobName column last may contain "|"', (t) => {
   t.throws(() => parseSacctParsable('', ['JobID', 'JobName', 'JobIDRaw', 'State', 'Start', 'End']), { message: /JobName must be the last/ });
 });
 
+// The usage columns alone (what SACCT_FORMAT was before ExitCode, NodeList and TimelimitRaw).
+const USAGE_FORMAT = ['JobID', 'JobIDRaw', 'State', 'Submit', 'Start', 'End', 'MaxRSS', 'TotalCPU'];
+
 test('sacct -P: malformed lines are MalformedAccountingError naming the line', (t) => {
-  t.throws(() => parseSacctParsable('4.batch|4.batch|COMPLETED|1|1|2|1K|00:01.000\n'), { instanceOf: MalformedAccountingError, message: /line 1.*4\.batch.*before/ });
-  t.throws(() => parseSacctParsable('4|4|COMPLETED|1|1\n'), { instanceOf: MalformedAccountingError, message: /line 1: 5 fields/ });
-  t.throws(() => parseSacctParsable('4|4|COMPLETED|1|1|2||00:01.000|extra\n'), { instanceOf: MalformedAccountingError, message: /9 fields/ });
-  t.throws(() => parseSacctParsable('4|x|COMPLETED|1|1|2||00:01.000\n'), { instanceOf: MalformedAccountingError, message: /JobIDRaw/ });
-  t.throws(() => parseSacctParsable('4|4|COMPLETED|1|yesterday|2||00:01.000\n'), { instanceOf: MalformedAccountingError, message: /job 4.*Start is "yesterday"/ });
-  t.throws(() => parseSacctParsable('4|4|COMPLETED|1|1|2||00:01.000\n4.0|4.0|COMPLETED|1|1|2|12Q|00:01.000\n'), { instanceOf: MalformedAccountingError, message: /line 2.*MaxRSS is "12Q"/ });
+  const usage = (text: string) => parseSacctParsable(text, USAGE_FORMAT);
+  t.throws(() => usage('4.batch|4.batch|COMPLETED|1|1|2|1K|00:01.000\n'), { instanceOf: MalformedAccountingError, message: /line 1.*4\.batch.*before/ });
+  t.throws(() => usage('4|4|COMPLETED|1|1\n'), { instanceOf: MalformedAccountingError, message: /line 1: 5 fields/ });
+  t.throws(() => usage('4|4|COMPLETED|1|1|2||00:01.000|extra\n'), { instanceOf: MalformedAccountingError, message: /9 fields/ });
+  t.throws(() => usage('4|x|COMPLETED|1|1|2||00:01.000\n'), { instanceOf: MalformedAccountingError, message: /JobIDRaw/ });
+  t.throws(() => usage('4|4|COMPLETED|1|yesterday|2||00:01.000\n'), { instanceOf: MalformedAccountingError, message: /job 4.*Start is "yesterday"/ });
+  t.throws(() => usage('4|4|COMPLETED|1|1|2||00:01.000\n4.0|4.0|COMPLETED|1|1|2|12Q|00:01.000\n'), { instanceOf: MalformedAccountingError, message: /line 2.*MaxRSS is "12Q"/ });
+  // With SACCT_FORMAT, a line of the usage columns alone is short; how a job ended is never a reason to fail it.
+  t.throws(() => parseSacctParsable('4|4|COMPLETED|1|1|2||00:01.000\n'), { instanceOf: MalformedAccountingError, message: /8 fields where the format has 11/ });
+  t.deepEqual(parseSacctParsable('4|4|COMPLETED|1|1|2||00:01.000|x:y|vm|soon\n').map((j) => [j.exitCode, j.nodes, j.timeLimitMinutes]), [[undefined, 'vm', undefined]]);
 });
 
 test('MaxRSS units: K/M/G/T are powers of 1024, no suffix is bytes, empty is unknown', (t) => {
@@ -289,6 +306,9 @@ test('v0.0.40 (built from the v0.0.40 parser/v0.0.41 spec): state array, {set,nu
         { name: 'batch', maxRssBytes: 52428800, cpuSeconds: 2.25 },
         { name: '0', maxRssBytes: 209715200, cpuSeconds: 45.5 },
       ],
+      exitCode: { returnCode: 0, signal: 0 },
+      nodes: 'node001',
+      timeLimitMinutes: 60,
     },
   ]);
   t.deepEqual(summarizeUsage(jobs[0]!, { rssAggregation: 'sum' }), {
@@ -334,6 +354,25 @@ test('v0.0.42 (built from the published spec): requeue duplicates, cancelled whi
   t.is(selectRecord(jobs, id('403')), undefined);
 });
 
+test('v0.0.40+: exit code and signal are read; unset, infinite or unreadable ones and NO_VAL limits are left out', (t) => {
+  const doc = json('v0.0.42/jobs-400-requeue-cancel-oom.json') as { jobs: { exit_code: unknown; time: Record<string, unknown>; nodes: unknown }[] };
+  const [requeued, done, cancelled, oom] = doc.jobs as [typeof doc.jobs[0], typeof doc.jobs[0], typeof doc.jobs[0], typeof doc.jobs[0]];
+  requeued.exit_code = { status: ['SIGNALED'], return_code: { set: true, infinite: false, number: 0 }, signal: { id: { set: true, infinite: false, number: 9 }, name: 'SIGKILL' } };
+  done.exit_code = { status: ['ERROR'], return_code: { set: true, infinite: false, number: 3 }, signal: { id: { set: false, infinite: false, number: 0 }, name: '' } };
+  cancelled.exit_code = { status: ['PENDING'], return_code: { set: false, infinite: false, number: 0 } };
+  cancelled.time.limit = { set: true, infinite: true, number: 0 };
+  oom.exit_code = 'weird';
+  oom.time.limit = 4294967294;
+  oom.nodes = '';
+  const jobs = parseSlurmdbJobs(doc, 'v0.0.42');
+  t.deepEqual(jobs.map((j) => [j.state, j.exitCode, j.nodes, j.timeLimitMinutes]), [
+    ['REQUEUED', { returnCode: 0, signal: 9 }, 'node001', 60],
+    ['COMPLETED', { returnCode: 3, signal: 0 }, 'node001', 60],
+    ['CANCELLED', undefined, undefined, undefined],
+    ['OUT_OF_MEMORY', undefined, undefined, undefined],
+  ]);
+});
+
 test('v0.0.42 (built from the published spec): nothing found is 200 with warnings and jobs []', (t) => {
   t.deepEqual(parseSlurmdbJobs(json('v0.0.42/jobs-nothing-found.json'), 'v0.0.42'), []);
 });
@@ -353,8 +392,11 @@ test('v0.0.44 (built from the published spec): array task by raw id, pending rem
         { name: 'batch', maxRssBytes: 3 * 1024 ** 3, cpuSeconds: 120.000042 },
         { name: '0', maxRssBytes: 5 * 1024 ** 3, cpuSeconds: 3600 },
       ],
+      exitCode: { returnCode: 0, signal: 0 },
+      nodes: 'node001',
+      timeLimitMinutes: 60,
     },
-    { jobId: 500, arrayJobId: 500, state: 'PENDING', submitTime: 1700002000, startTime: null, endTime: null, steps: [] },
+    { jobId: 500, arrayJobId: 500, state: 'PENDING', submitTime: 1700002000, startTime: null, endTime: null, steps: [], exitCode: { returnCode: 0, signal: 0 }, timeLimitMinutes: 60 },
   ]);
   t.is(selectRecord(jobs, id('500_7'))!.jobId, 507);
   t.is(selectRecord(jobs, id('500_8')), undefined, 'task 8 is still in the pending remainder');

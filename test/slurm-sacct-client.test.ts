@@ -23,14 +23,15 @@ function fakeSacct(name: string, body: string): { path: string; log: string } {
 }
 const runs = (log: string) => readFileSync(log, 'utf8').trim().split('\n').filter(Boolean);
 
-// sacct-parsable.txt's jobs 4 and 5_1 as `-P -n --noconvert --format=JobID,JobIDRaw,State,Submit,Start,End,MaxRSS,TotalCPU`
+// sacct-parsable.txt's jobs 4 and 5_1 as `-P -n --noconvert --format=JobID,JobIDRaw,State,Submit,Start,End,MaxRSS,TotalCPU,ExitCode,NodeList,TimelimitRaw`
 // with SLURM_TIME_FORMAT=%s (--noconvert prints bytes; one line keeps the K form, which the parser also reads).
+// The last three columns are written as 22.05 prints them for such jobs (checked with sacct on the local cluster).
 const PARSABLE = [
-  '4|4|COMPLETED|1795692644|1795692645|1795692651||00:00.459',
-  '4.batch|4.batch|COMPLETED|1795692645|1795692645|1795692651|12509184|00:00.031',
-  '4.0|4.0|COMPLETED|1795692645|1795692645|1795692648|139800576|00:00.243',
-  '5_1|7|COMPLETED|1795692644|1795692645|1795692648||00:00.233',
-  '5_1.batch|7.batch|COMPLETED|1795692645|1795692645|1795692648|66300K|00:00.233',
+  '4|4|COMPLETED|1795692644|1795692645|1795692651||00:00.459|0:0|vm|60',
+  '4.batch|4.batch|COMPLETED|1795692645|1795692645|1795692651|12509184|00:00.031|0:0|vm|',
+  '4.0|4.0|COMPLETED|1795692645|1795692645|1795692648|139800576|00:00.243|0:0|vm|',
+  '5_1|7|COMPLETED|1795692644|1795692645|1795692648||00:00.233|0:0|vm|60',
+  '5_1.batch|7.batch|COMPLETED|1795692645|1795692645|1795692648|66300K|00:00.233|0:0|vm|',
 ].join('\n');
 
 test('--json works: one sacct run per batch, ids joined with commas, no time window needed', async (t) => {
@@ -63,8 +64,8 @@ test('sacct without --json: falls back to -P -n --format once and remembers it',
   await client.fetchJobs([parseDistributorId('4')]);
   t.deepEqual(runs(fake.log), [
     '--json -j 4,5_1 tf=',
-    '-P -n --noconvert --format=JobID,JobIDRaw,State,Submit,Start,End,MaxRSS,TotalCPU -j 4,5_1 tf=%s',
-    '-P -n --noconvert --format=JobID,JobIDRaw,State,Submit,Start,End,MaxRSS,TotalCPU -j 4 tf=%s',
+    '-P -n --noconvert --format=JobID,JobIDRaw,State,Submit,Start,End,MaxRSS,TotalCPU,ExitCode,NodeList,TimelimitRaw -j 4,5_1 tf=%s',
+    '-P -n --noconvert --format=JobID,JobIDRaw,State,Submit,Start,End,MaxRSS,TotalCPU,ExitCode,NodeList,TimelimitRaw -j 4 tf=%s',
   ]);
 });
 

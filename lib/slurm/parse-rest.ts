@@ -84,6 +84,15 @@ function parseJob(raw: unknown, index: number, minor: number): JobAccounting {
     endTime: readTimestamp(time.end, ctx, 'time.end'),
     steps: readArray(job.steps, ctx, 'steps').map((s, i) => parseStep(s, i, jobId, ctx)),
   };
+  const nodes = readNodes(job.nodes);
+  if (nodes !== undefined) record.nodes = nodes;
+  const limit = optionalNumber(() => readSlurmNumber(time.limit, ctx, 'time.limit'));
+  if (limit !== undefined) record.timeLimitMinutes = limit;
+  // v0.0.38/v0.0.39 report SUCCESS/0 whatever the job exited with (see JobAccounting.exitCode): not read.
+  if (minor >= 40) {
+    const exit = readExitCode(job.exit_code, ctx);
+    if (exit) record.exitCode = exit;
+  }
 
   // array.job_id is 0 for a job that is not part of an array.
   if (job.array !== undefined && job.array !== null) {
@@ -114,6 +123,39 @@ function readState(v: unknown, ctx: string, field: string): string {
     return (states.find((s) => BASE_STATES.has(s.toUpperCase())) ?? states[0]!).toUpperCase();
   }
   throw malformed(ctx, field, v, 'a state name or a non-empty array of state names');
+}
+
+/*
+ * Nodes, time limit and exit code only describe how a job ended (the reaper names them in its error-log
+ * rows); no usage is computed from them. An unreadable value is left out rather than failing the record.
+ */
+
+/** `"vm"`, `"node[01-03]"`; Slurm writes `"None assigned"` (or nothing) for a job that never got a node. */
+function readNodes(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  const t = v.trim();
+  return t === '' || /^none assigned$/i.test(t) ? undefined : t;
+}
+
+/** uint32 NO_VAL/INFINITE (2^32-2, 2^32-1) mean "unset" and "unlimited" for 32-bit fields such as the time limit. */
+const UINT32_SENTINEL_FLOOR = 2 ** 32 - 2;
+
+function optionalNumber(read: () => number | null): number | undefined {
+  try {
+    const n = read();
+    return n === null || !Number.isInteger(n) || n < 0 || n >= UINT32_SENTINEL_FLOOR ? undefined : n;
+  } catch {
+    return undefined;
+  }
+}
+
+/** v0.0.40+: `{status: [...], return_code: {set, number}, signal: {id: {set, number}, name}}`. */
+function readExitCode(v: unknown, ctx: string): JobAccounting['exitCode'] {
+  if (!isObject(v)) return undefined;
+  const returnCode = optionalNumber(() => readSlurmNumber(v.return_code, ctx, 'exit_code.return_code'));
+  if (returnCode === undefined) return undefined;
+  const signal = isObject(v.signal) ? optionalNumber(() => readSlurmNumber((v.signal as JsonObject).id, ctx, 'exit_code.signal.id')) : undefined;
+  return { returnCode, signal: signal ?? 0 };
 }
 
 const BASE_STATES = new Set(['PENDING', 'RUNNING', 'SUSPENDED', 'COMPLETED', 'CANCELLED', 'FAILED', 'TIMEOUT', 'NODE_FAIL', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE', 'OUT_OF_MEMORY']);

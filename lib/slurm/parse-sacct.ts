@@ -7,8 +7,10 @@ import { MalformedAccountingError, type JobAccounting, type StepUsage } from './
  * The `--format` this project asks sacct for. JobIDRaw tells array tasks apart (JobID `5_1` is raw job 7).
  * JobName is left out on purpose: it is the one free-text field (it may hold `|` or even a newline) and we
  * never use it. The parser still accepts a trailing JobName column (see `parseSacctParsable`'s `format`).
+ * ExitCode, NodeList and TimelimitRaw only describe how a job ended (the reaper names them); they are
+ * optional columns, and an unreadable value is left out of the record rather than failing it.
  */
-export const SACCT_FORMAT = ['JobID', 'JobIDRaw', 'State', 'Submit', 'Start', 'End', 'MaxRSS', 'TotalCPU'] as const;
+export const SACCT_FORMAT = ['JobID', 'JobIDRaw', 'State', 'Submit', 'Start', 'End', 'MaxRSS', 'TotalCPU', 'ExitCode', 'NodeList', 'TimelimitRaw'] as const;
 
 /** `sacct --json` output. The job-level CPU total there is filled, but like REST we sum steps, for one meaning. */
 export function parseSacctJson(text: string, apiVersion?: string): JobAccounting[] {
@@ -83,6 +85,14 @@ export function parseSacctParsable(text: string, format: readonly string[] = SAC
     } else if (!/^\d+(\+\d+)?$/.test(jobIdText)) {
       throw new MalformedAccountingError(`${ctx}: JobID is ${JSON.stringify(jobIdText)}, expected 4, 5_1, 5_[1-3] or 10+0`);
     }
+    if (columns.includes('exitcode')) {
+      const exit = /^(\d+):(\d+)$/.exec(field('ExitCode'));
+      if (exit) job.exitCode = { returnCode: Number(exit[1]), signal: Number(exit[2]) };
+    }
+    const nodes = field('NodeList');
+    if (nodes !== '' && !/^none assigned$/i.test(nodes)) job.nodes = nodes;
+    const limit = field('TimelimitRaw');
+    if (/^\d+$/.test(limit)) job.timeLimitMinutes = Number(limit);
     jobs.push(job);
     byRawId.set(jobId, job);
   });

@@ -32,11 +32,24 @@ export interface JobAccounting {
   startTime: number | null;
   endTime: number | null;
   steps: StepUsage[];
+  /**
+   * How the job exited, when the source reports it reliably: sacct -P (`ExitCode` 3:0) and slurmdb
+   * v0.0.40+. Absent for slurmdb v0.0.38/v0.0.39 (REST and `sacct --json` of Slurm 22.05/23.02), which
+   * report SUCCESS/0 even for a job that exited 3 (checked on 22.05).
+   */
+  exitCode?: { returnCode: number; signal: number };
+  /** The nodes the job ran on as Slurm prints them (`vm`, `node[01-03]`); absent when it never got one. */
+  nodes?: string;
+  /** The job's time limit in minutes; absent when unset, unlimited or not reported. */
+  timeLimitMinutes?: number;
 }
+
+/** Slurm states in which a job has not ended (it may still run, or run again). */
+export const SLURM_UNFINISHED_STATES: readonly string[] = ['RUNNING', 'PENDING', 'REQUEUED', 'SUSPENDED', 'COMPLETING', 'CONFIGURING', 'RESIZING', 'REQUEUE_HOLD', 'REQUEUE_FED'];
 
 /** True once Slurm has stopped the job and its accounting will not change. */
 export function isJobFinished(job: JobAccounting): boolean {
-  return job.endTime !== null && !['RUNNING', 'PENDING', 'REQUEUED', 'SUSPENDED', 'COMPLETING', 'CONFIGURING', 'RESIZING', 'REQUEUE_HOLD', 'REQUEUE_FED'].includes(job.state);
+  return job.endTime !== null && !SLURM_UNFINISHED_STATES.includes(job.state);
 }
 
 /** Thrown for accounting data that cannot be trusted: retrying will not fix it. */
