@@ -159,3 +159,31 @@ test('TokenBucket: a burst passes at once, with an injected clock', async (t) =>
   await Promise.all([bucket.take(), bucket.take()]);
   t.true(performance.now() - started < 50);
 });
+
+test('getAll: a caller\'s whole batch goes out at once with what was pending, in one fetchMany; a busy slot makes it wait its turn', async (t) => {
+  const calls: number[][] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  const c = new Coalescer<number, number>({
+    windowMs: 60_000, // never waited out: getAll sends at once
+    maxBatchSize: 100,
+    fetchMany: async (keys) => {
+      calls.push(keys);
+      if (calls.length === 2) await gate;
+      return new Map(keys.map((k) => [k, k * 10] as const));
+    },
+  });
+  const started = Date.now();
+  const pending = c.get(1); // a usage lookup waiting for company
+  t.deepEqual(await Promise.all([pending, ...c.getAll([2, 3, 2])]), [10, 20, 30, 20]);
+  t.deepEqual(calls, [[1, 2, 3]], 'one request for the pending key and the whole batch');
+  t.true(Date.now() - started < 5_000, 'the window was not waited out');
+
+  // While the only slot is busy, a second getAll waits for it and then goes out as one batch.
+  const busy = c.getAll([4]);
+  const next = c.getAll([5, 6]);
+  t.deepEqual(calls.length, 2);
+  release();
+  t.deepEqual(await Promise.all([...busy, ...next]), [40, 50, 60]);
+  t.deepEqual(calls, [[1, 2, 3], [4], [5, 6]]);
+});

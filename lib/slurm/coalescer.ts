@@ -41,6 +41,28 @@ export class Coalescer<K, V> {
   }
 
   get(key: K): Promise<V | undefined> {
+    const answer = this.enqueue(key);
+    if (this.batch.size >= this.opts.maxBatchSize) this.send();
+    else this.timer ??= setTimeout(() => this.send(), this.opts.windowMs);
+    return answer;
+  }
+
+  /**
+   * Many keys that are wanted together (a caller that already holds its whole batch): they join the
+   * pending batch and it is sent at once, without waiting out the window, as soon as a slot is free.
+   * Keys that fit one batch (with whatever was pending) cost one fetchMany.
+   */
+  getAll(keys: readonly K[]): Promise<V | undefined>[] {
+    const answers = keys.map((k) => {
+      const answer = this.enqueue(k);
+      if (this.batch.size >= this.opts.maxBatchSize) this.send();
+      return answer;
+    });
+    if (this.batch.size > 0) this.send();
+    return answers;
+  }
+
+  private enqueue(key: K): Promise<V | undefined> {
     return new Promise<V | undefined>((resolve, reject) => {
       const id = this.opts.keyOf ? this.opts.keyOf(key) : key;
       let pending = this.batch.get(id);
@@ -49,8 +71,6 @@ export class Coalescer<K, V> {
         this.batch.set(id, pending);
       }
       pending.waiters.push({ resolve, reject });
-      if (this.batch.size >= this.opts.maxBatchSize) this.send();
-      else this.timer ??= setTimeout(() => this.send(), this.opts.windowMs);
     });
   }
 

@@ -1,17 +1,15 @@
 /**
  * Where a task instance's usage comes from, chosen by its cluster type (task_resources → queue →
  * cluster → cluster_type): Slurm accounting (slurmrestd, else sacct), qpid for UGE-style clusters,
- * or a fixed value for Jobmon's dummy cluster. Concurrent Slurm lookups in one worker coalesce.
+ * or a fixed value for Jobmon's dummy cluster. Slurm lookups go through the worker's shared
+ * SlurmJobLookup (lib/slurm/job-lookup.ts), where concurrent ones coalesce.
  */
 import type { Config } from '../config.js';
-import { Coalescer } from '../slurm/coalescer.js';
 import { parseDistributorId } from '../slurm/distributor-id.js';
+import { createSlurmJobLookup, type SlurmJobLookup } from '../slurm/job-lookup.js';
 import { QpidClient } from '../slurm/qpid-client.js';
-import { SacctClient } from '../slurm/sacct-client.js';
-import { SlurmRestClient } from '../slurm/rest-client.js';
-import { selectRecord, summarizeUsage } from '../slurm/select.js';
-import { isJobFinished, type DistributorId, type JobAccounting } from '../slurm/types.js';
-import { readTokenFile } from '../slurm/token.js';
+import { summarizeUsage } from '../slurm/select.js';
+import { isJobFinished } from '../slurm/types.js';
 import type { UsageValues } from '../db/usage-store.js';
 
 export type UsageLookup =
@@ -38,74 +36,33 @@ export function noAccountingReason(clusterType: string | null): string | undefin
   return undefined;
 }
 
-interface JobsClient { fetchJobs(ids: DistributorId[]): Promise<JobAccounting[]> }
-type Outcome = { record: JobAccounting | undefined } | { error: Error };
-
 export interface UsageSource {
   lookup(clusterType: string | null, clusterName: string | null, distributorId: string): Promise<UsageLookup>;
   /** Accounting requests sent so far (benchmarks and tests read it). */
   readonly requests: number;
 }
 
-export function createUsageSource(config: Config): UsageSource {
-  let slurm: JobsClient;
-  let sourceName = 'sacct';
-  if (config.slurm.restUrl) {
-    const { jwt, jwtFile } = config.slurm;
-    slurm = new SlurmRestClient({
-      baseUrl: config.slurm.restUrl,
-      apiVersion: config.slurm.restApiVersion,
-      userName: config.slurm.userName!,
-      // Re-read on every call so a rotated token file is picked up after a 401.
-      token: () => (jwtFile ? readTokenFile(jwtFile) : jwt!),
-      maxRequestsPerSecond: config.slurm.maxRequestsPerSecond,
-      timeoutMs: config.slurm.requestTimeoutMs,
-    });
-    sourceName = 'slurmrestd';
-  } else {
-    slurm = new SacctClient({ sacctPath: config.slurm.sacctPath, maxRequestsPerSecond: config.slurm.maxRequestsPerSecond });
-  }
+/** `slurm`: the worker's shared Slurm job lookup (one is made from the config when absent). */
+export function createUsageSource(config: Config, slurm: SlurmJobLookup = createSlurmJobLookup(config)): UsageSource {
   const qpid = config.qpidUrl ? new QpidClient({ baseUrl: config.qpidUrl }) : undefined;
-  let requests = 0;
-
-  const coalescer = new Coalescer<string, Outcome>({
-    windowMs: config.usage.coalesceWindowMs,
-    maxBatchSize: config.usage.coalesceMaxBatch,
-    maxInFlight: config.slurm.maxConcurrentRequests,
-    fetchMany: async (raws: string[]) => {
-      const ids = raws.map((r) => parseDistributorId(r));
-      requests++;
-      const records = await slurm.fetchJobs(ids);
-      const out = new Map<string, Outcome>();
-      for (const id of ids) {
-        try {
-          out.set(id.raw, { record: selectRecord(records, id) });
-        } catch (e) {
-          out.set(id.raw, { error: e as Error });
-        }
-      }
-      return out;
-    },
-  });
+  let qpidRequests = 0;
 
   return {
-    get requests() { return requests; },
+    get requests() { return slurm.requests + qpidRequests; },
     async lookup(clusterType, clusterName, distributorId) {
       const type = clusterType ?? '';
       if (type.toLowerCase() === 'dummy') return { kind: 'found', values: DUMMY_USAGE, summary: 'dummy cluster: maxrss=1314, as Jobmon writes it' };
       if (QPID_CLUSTER_TYPES.test(type)) {
         if (!qpid) throw new NoUsageSourceError(`cluster type ${type} needs QPID_URL, which is not set`);
-        requests++;
+        qpidRequests++;
         const pss = await qpid.fetchMaxPss(clusterName ?? type, distributorId);
         if (pss === null) return { kind: 'missing', what: `qpid has no max_pss for job ${distributorId} on ${clusterName}` };
         return { kind: 'found', values: { maxpss: String(pss), usageStr: `qpid maxpss=${pss}` }, summary: `qpid maxpss=${pss}` };
       }
       if (type.toLowerCase() !== 'slurm') throw new NoUsageSourceError(`no usage source for cluster type ${JSON.stringify(type || null)}`);
       const id = parseDistributorId(distributorId);
-      const got = (await coalescer.get(id.raw)) ?? { record: undefined };
-      if ('error' in got) throw got.error;
-      const job = got.record;
-      if (!job) return { kind: 'missing', what: `Slurm job ${id.raw} is not in ${sourceName} accounting yet` };
+      const job = await slurm.find(id.raw);
+      if (!job) return { kind: 'missing', what: `Slurm job ${id.raw} is not in ${slurm.sourceName} accounting yet` };
       if (!isJobFinished(job)) return { kind: 'unfinished', what: `Slurm job ${id.raw} is ${job.state} in accounting; its usage is not final` };
       const u = summarizeUsage(job, { rssAggregation: config.usage.rssAggregation });
       return { kind: 'found', values: { maxrss: u.maxrss, wallclock: u.wallclock, cpu: u.cpu, usageStr: u.usageStr }, summary: u.usageStr };
