@@ -68,6 +68,15 @@ export interface ReaperConfig {
   /** How lost C/H runs are reaped: Jobmon 3.6.0's route, or the cleanup of Jobmon's unreleased main. */
   resumeRoute: ResumeRoute;
   slackWebhookUrl?: string;
+  /**
+   * Ask Slurm about orphaned instances of `slurm` clusters before reaping them (when a Slurm source
+   * is configured: SLURM_REST_URL, or a runnable sacct).
+   */
+  slurmLookup: boolean;
+  /** A job Slurm still shows alive is left unreaped until its report_by_date passed this long ago. */
+  slurmAliveGraceMs: number;
+  /** How long one batch's Slurm lookup may take before the batch is reaped without it. */
+  slurmTimeoutMs: number;
 }
 
 export interface Config {
@@ -236,6 +245,9 @@ export function loadConfig(env: Env = process.env): Config {
       reapLiveRunInstances: r.bool('REAP_LIVE_RUN_INSTANCES', false),
       resumeRoute: r.oneOf('REAPER_RESUME_ROUTE', 'released', RESUME_ROUTES),
       slackWebhookUrl: r.url('SLACK_WEBHOOK_URL', ['http:', 'https:']),
+      slurmLookup: r.bool('REAPER_SLURM_LOOKUP', true),
+      slurmAliveGraceMs: r.duration('REAPER_SLURM_ALIVE_GRACE', '30m', true),
+      slurmTimeoutMs: r.duration('REAPER_SLURM_TIMEOUT', '10s'),
     },
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);

@@ -43,3 +43,14 @@ test('durations and redaction', (t) => {
   t.is(redactUrl('mysql://root:hunter2@db:3306/jobmon'), 'mysql://root:***@db:3306/jobmon');
   t.is(names(loadConfig({ TEMPORAL_TASK_QUEUE_PREFIX: 'blue-' }).temporal).usageTaskQueue, 'blue-jobmon-usage-integration');
 });
+
+test('the reaper\'s Slurm lookup: on by default, 30m alive grace, 10s per batch; bad values are named', (t) => {
+  const c = loadConfig({});
+  t.true(c.reaper.slurmLookup);
+  t.is(c.reaper.slurmAliveGraceMs, 30 * 60_000);
+  t.is(c.reaper.slurmTimeoutMs, 10_000);
+  const off = loadConfig({ REAPER_SLURM_LOOKUP: 'false', REAPER_SLURM_ALIVE_GRACE: '0s', REAPER_SLURM_TIMEOUT: '2s' });
+  t.deepEqual([off.reaper.slurmLookup, off.reaper.slurmAliveGraceMs, off.reaper.slurmTimeoutMs], [false, 0, 2000]);
+  const err = t.throws(() => loadConfig({ REAPER_SLURM_LOOKUP: 'sometimes', REAPER_SLURM_ALIVE_GRACE: 'long', REAPER_SLURM_TIMEOUT: '0s' }), { instanceOf: ConfigError });
+  t.deepEqual(err.problems.map((p) => p.split('=')[0]), ['REAPER_SLURM_LOOKUP', 'REAPER_SLURM_ALIVE_GRACE', 'REAPER_SLURM_TIMEOUT']);
+});

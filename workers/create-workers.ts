@@ -7,6 +7,7 @@ import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Knex } from 'knex';
 import { names, type Config } from '../lib/config.js';
+import { createSlurmJobLookup } from '../lib/slurm/job-lookup.js';
 import { createUsageSource, type UsageSource } from '../lib/usage/sources.js';
 import { createUsageActivities } from '../activities/usage/fetch-usage.js';
 import { createDispatchActivities } from '../activities/usage/dispatch.js';
@@ -31,7 +32,10 @@ function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'>
 export async function createWorkers(deps: WorkerDeps): Promise<{ workers: Worker[]; source: UsageSource }> {
   const { config, connection, client, db } = deps;
   const n = names(config.temporal);
-  const source = deps.source ?? createUsageSource(config);
+  // One Slurm job lookup per process: usage integrations and the reaper's orphan triage share its
+  // coalescer, rate limit and in-flight cap, so Slurm sees one stream of batched requests.
+  const slurm = createSlurmJobLookup(config);
+  const source = deps.source ?? createUsageSource(config, slurm);
   const common = { connection, namespace: config.temporal.namespace, ...workflowCode(), ...deps.overrides };
   const usage = await Worker.create({
     ...common,
@@ -43,7 +47,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<{ workers: Worker
   const reaper = await Worker.create({
     ...common,
     taskQueue: n.reaperTaskQueue,
-    activities: createReaperActivities({ db, config }),
+    activities: createReaperActivities({ db, config, slurm }),
     maxConcurrentActivityTaskExecutions: 4,
   });
   return { workers: [usage, reaper], source };

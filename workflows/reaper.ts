@@ -8,7 +8,8 @@
  *   2. repairWorkflows: F→D inconsistency repair (before the run sweep, whose workflow → F it
  *      would otherwise depend on).
  *   3. sweepWorkflowRuns: lost runs, paged by id.
- *   4. sweepTaskInstances: orphaned instances, paged by id, one short transaction per batch.
+ *   4. sweepTaskInstances: orphaned instances, paged by id, one short transaction per batch; the
+ *      jobs of Slurm clusters are looked up in Slurm first, inside the activity (lib/jobmon/slurm-triage.ts).
  *   5. notifyReapedRuns: Slack, when configured; never fails the reap.
  *
  * The result (also the `reaperProgress` query while running, and a one-line memo) is a ReapSummary.
@@ -105,7 +106,7 @@ export async function reaper(input: ReaperInput = {}): Promise<ReapSummary> {
 
   if (!dryRun && plan.slackEnabled && reapedRuns.length > 0) {
     try {
-      summary.notifications = await notifyReapedRuns({ runs: reapedRuns });
+      summary.notifications = await notifyReapedRuns({ runs: reapedRuns, ...(Object.keys(summary.slurm).length > 0 ? { slurm: summary.slurm } : {}) });
     } catch (err) {
       summary.notifications.failed += reapedRuns.length;
       log.warn('Slack notifications failed; the reap itself succeeded', { error: String(err) });

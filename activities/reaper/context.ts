@@ -1,7 +1,8 @@
-/** What every reaper activity gets: the Jobmon database, the configuration and (tests only) hooks. */
+/** What every reaper activity gets: the Jobmon database, the configuration, Slurm and (tests only) hooks. */
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
 import type { ReaperStoreOptions } from '../../lib/db/reaper-store.js';
+import type { SlurmJobLookup } from '../../lib/slurm/job-lookup.js';
 
 export type ReaperScanPhase = 'workflow_runs' | 'resume_cleanup' | 'task_instances' | 'repair';
 
@@ -13,7 +14,13 @@ export interface ReaperHooks {
   afterScan?(phase: ReaperScanPhase, ids: readonly number[]): Promise<void> | void;
 }
 
-export interface ReaperActivityDeps { db: Knex; config: Config; hooks?: ReaperHooks }
+export interface ReaperActivityDeps {
+  db: Knex;
+  config: Config;
+  /** The worker's shared Slurm job lookup (the usage integrator's); made from the config when absent. */
+  slurm?: SlurmJobLookup;
+  hooks?: ReaperHooks;
+}
 
 export function storeOptions(config: Config): ReaperStoreOptions {
   return { graceSeconds: Math.ceil(config.reaper.graceMs / 1000), reapLiveRunInstances: config.reaper.reapLiveRunInstances, resumeRoute: config.reaper.resumeRoute };

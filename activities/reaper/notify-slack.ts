@@ -3,7 +3,7 @@
  * logged and counted, never raised: notifications must not fail a reap.
  */
 import { workflowName } from '../../lib/db/reaper-store.js';
-import type { ReapedRun } from '../../lib/reaper/summary.js';
+import { slurmCountsText, type ReapedRun } from '../../lib/reaper/summary.js';
 import type { ReaperActivityDeps } from './context.js';
 import { heartbeat, logWarn } from './progress.js';
 
@@ -13,13 +13,16 @@ const WHAT: Record<string, string> = {
   T: 'transitioned a Workflow to HALTED state and associated Workflow Run to TERMINATED state',
 };
 
-export function slackMessage(run: ReapedRun, name: string | null): string {
+/** Jobmon's message for one reaped run; `slurm`: this reap's orphaned instances by what Slurm said. */
+export function slackMessage(run: ReapedRun, name: string | null, slurm?: Readonly<Record<string, number>>): string {
+  const counts = slurmCountsText(slurm);
   return `jobmon-temporal Workflow Reaper ${WHAT[run.to] ?? `moved a Workflow Run ${run.from} → ${run.to}`}.\n`
-    + `Workflow ID: ${run.workflowId ?? '?'}\nWorkflow Name: ${name ?? '?'}\nWorkflowRun ID: ${run.workflowRunId}`;
+    + `Workflow ID: ${run.workflowId ?? '?'}\nWorkflow Name: ${name ?? '?'}\nWorkflowRun ID: ${run.workflowRunId}`
+    + (counts ? `\nOrphaned task instances in this reap, by Slurm state: ${counts}` : '');
 }
 
 export function createNotifyActivities({ db, config }: ReaperActivityDeps) {
-  async function notifyReapedRuns(input: { runs: ReapedRun[] }): Promise<{ sent: number; failed: number }> {
+  async function notifyReapedRuns(input: { runs: ReapedRun[]; slurm?: Record<string, number> }): Promise<{ sent: number; failed: number }> {
     const url = config.reaper.slackWebhookUrl;
     if (!url) return { sent: 0, failed: 0 };
     let sent = 0;
@@ -30,7 +33,7 @@ export function createNotifyActivities({ db, config }: ReaperActivityDeps) {
         const res = await fetch(url, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ text: slackMessage(run, name) }),
+          body: JSON.stringify({ text: slackMessage(run, name, input.slurm) }),
           signal: AbortSignal.timeout(10_000),
         });
         if (!res.ok) throw new Error(`HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);

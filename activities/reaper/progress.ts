@@ -27,3 +27,13 @@ export function logError(message: string, meta?: Record<string, unknown>): void 
   if (inActivity()) log.error(message, meta);
   else console.error(message, meta ?? '');
 }
+
+/**
+ * Reports how one sweep call's orphans were triaged with Slurm (lib/jobmon/slurm-triage.ts buckets:
+ * `TIMEOUT`, `RUNNING(alive)`, `unavailable`, …): one log line. The place for a per-bucket counter.
+ */
+export function reportSlurmTriage(counts: Readonly<Record<string, number>>, dryRun: boolean): void {
+  const entries = Object.entries(counts);
+  if (entries.length === 0) return;
+  logInfo(`${dryRun ? 'would triage' : 'triaged'} orphaned task instance(s) with Slurm: ${entries.map(([k, n]) => `${k} ${n}`).join(', ')}`, { slurm: counts, dryRun });
+}

@@ -1,23 +1,29 @@
 /**
  * Orphaned task instances (what Jobmon leaves undone): O/R/T instances whose report_by_date passed
  * more than the grace ago and whose run no longer protects them (see lib/db/reaper-store.ts) → U,
- * task → E → G or F; instances whose task is already D or F → F. One transaction per batch.
+ * task → E → G or F; instances whose task is already D or F → F. One transaction per batch. Jobs of
+ * `slurm` clusters are looked up in Slurm first (./slurm-lookup.ts, lib/jobmon/slurm-triage.ts):
+ * a resource limit → Z, a job Slurm shows alive is left for a later reap within its grace.
  */
 import { applyOrphanedInstances, newTxStats, scanOrphanedInstances, type DryRunTaskOverlay } from '../../lib/db/reaper-store.js';
 import type { TaskStatusCode } from '../../lib/jobmon/status.js';
-import { mergeTallies, tally, type TransitionTally } from '../../lib/reaper/summary.js';
+import { mergeCounts, mergeTallies, tally, type TransitionTally } from '../../lib/reaper/summary.js';
+import { createSlurmJobLookup, type SlurmJobLookup } from '../../lib/slurm/job-lookup.js';
 import { assertBreakerClosed } from './breaker.js';
 import { storeOptions, type ReaperActivityDeps, type SweepInput } from './context.js';
-import { heartbeat, logInfo, logWarn } from './progress.js';
+import { heartbeat, logInfo, logWarn, reportSlurmTriage } from './progress.js';
+import { orphanSlurmForCall } from './slurm-lookup.js';
 import type { SweepResult } from './sweep-workflow-runs.js';
 
 /** Batches per activity call, and a time budget, so one call stays well inside its timeouts. */
 export const TASK_INSTANCE_BATCHES_PER_CALL = 20;
 const CALL_BUDGET_MS = 60_000;
 
-export function createSweepTaskInstancesActivities({ db, config, hooks }: ReaperActivityDeps) {
+export function createSweepTaskInstancesActivities({ db, config, hooks, slurm }: ReaperActivityDeps) {
   const batchSize = config.reaper.batchSize;
   const opts = storeOptions(config);
+  let lookup: SlurmJobLookup | undefined = slurm;
+  const slurmLookup = () => (lookup ??= createSlurmJobLookup(config));
 
   async function sweepTaskInstances(input: SweepInput & { maxBatches?: number }): Promise<SweepResult> {
     await assertBreakerClosed(db, config, input.ignoreBreaker);
@@ -29,12 +35,15 @@ export function createSweepTaskInstancesActivities({ db, config, hooks }: Reaper
     let raced = 0;
     let done = false;
     const overlay: DryRunTaskOverlay = new Map((input.dryRunTaskOverlay ?? []).map(([id, st]) => [id, st as TaskStatusCode]));
+    const orphanSlurm = orphanSlurmForCall(config, slurmLookup);
+    const slurmCounts: Record<string, number> = {};
     for (let batch = 0; batch < maxBatches && Date.now() - started < CALL_BUDGET_MS; batch++) {
       const ids = await scanOrphanedInstances(db, opts, after, batchSize);
       if (ids.length === 0) { done = true; break; }
       await hooks?.afterScan?.('task_instances', ids);
-      const step = await applyOrphanedInstances(db, opts, ids, input.dryRun, stats, overlay);
+      const step = await applyOrphanedInstances(db, opts, ids, input.dryRun, stats, overlay, orphanSlurm);
       mergeTallies(tallies, tally(step.transitions));
+      mergeCounts(slurmCounts, step.slurm);
       raced += step.raced;
       after = ids[ids.length - 1]!;
       heartbeat({ after });
@@ -42,11 +51,13 @@ export function createSweepTaskInstancesActivities({ db, config, hooks }: Reaper
     }
     const reaped = tallies.filter((t) => t.table === 'task_instance').reduce((n, t) => n + t.count, 0);
     if (reaped > 0) logInfo(`${input.dryRun ? 'would reap' : 'reaped'} ${reaped} orphaned task instance(s)`, { transitions: tallies.map((t) => `${t.table} ${t.from}→${t.to} ${t.count}`) });
+    reportSlurmTriage(slurmCounts, input.dryRun);
     if (raced > 0) logWarn(`${raced} task instance(s) got a heartbeat or changed status between scan and update; left alone`);
     return {
       transitions: tallies, raced: { taskInstances: raced },
       transactions: stats.transactions, maxTransactionMs: stats.maxTransactionMs,
       nextAfterId: after, done,
+      ...(Object.keys(slurmCounts).length > 0 ? { slurm: slurmCounts } : {}),
       ...(input.dryRun && overlay.size > 0 ? { dryRunTaskOverlay: [...overlay] } : {}),
     };
   }

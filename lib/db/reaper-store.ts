@@ -32,7 +32,8 @@ import {
   alwaysProtectingRuns, assertReaperInstanceTransition, decideOrphan, heartbeatProtectingRuns, resumeCleanupStates, resumeCleanupTarget,
   type ResumeRoute,
 } from '../jobmon/reaper-rules.js';
-import type { Transition } from '../reaper/summary.js';
+import { triageOrphan, type SlurmTriage, type SlurmView } from '../jobmon/slurm-triage.js';
+import { mergeCounts, type Transition } from '../reaper/summary.js';
 
 export { readDbNow };
 
@@ -352,6 +353,42 @@ export async function scanOrphanedInstances(db: Knex, opts: ReaperStoreOptions, 
 
 export interface OrphanStepResult { transitions: Transition[]; raced: number }
 
+export interface OrphanBatchResult extends OrphanStepResult {
+  /** Orphans by what Slurm said (lib/jobmon/slurm-triage.ts buckets); empty without a Slurm lookup. */
+  slurm: Record<string, number>;
+}
+
+/** An orphan the Slurm lookup is asked about. */
+export interface OrphanForSlurm { id: number; distributorId: string | null; clusterType: string | null }
+
+/**
+ * Asking Slurm about orphans before reaping them. `lookup` runs outside any transaction, once per
+ * chunk, and returns the view for each instance id (an id without one is reaped as without Slurm).
+ */
+export interface OrphanSlurm {
+  lookup(orphans: OrphanForSlurm[]): Promise<Map<number, SlurmView>>;
+  /** A job Slurm shows alive is spared until its report_by_date passed this long ago. */
+  aliveGraceSeconds: number;
+}
+
+/** The distributor id and cluster type of each instance (task_resources → queue → cluster → cluster_type). */
+export async function readOrphansForSlurm(db: Knex, ids: readonly number[]): Promise<OrphanForSlurm[]> {
+  if (ids.length === 0) return [];
+  const rows = (await db('task_instance as ti')
+    .leftJoin('task_resources as tr', 'tr.id', 'ti.task_resources_id')
+    .leftJoin('queue as q', 'q.id', 'tr.queue_id')
+    .leftJoin('cluster as c', 'c.id', 'q.cluster_id')
+    .leftJoin('cluster_type as ct', 'ct.id', 'c.cluster_type_id')
+    .whereIn('ti.id', ids)
+    .orderBy('ti.id')
+    .select('ti.id', 'ti.distributor_id', 'ct.name as cluster_type')) as Record<string, unknown>[];
+  return rows.map((r) => ({
+    id: num(r.id),
+    distributorId: r.distributor_id == null ? null : str(r.distributor_id).trim(),
+    clusterType: r.cluster_type == null ? null : str(r.cluster_type),
+  }));
+}
+
 /**
  * Dry runs only: task statuses the plan has already changed (a real run would have committed them),
  * for tasks that still have reapable instances further on. Two orphaned instances of one task: the
@@ -363,16 +400,20 @@ export type DryRunTaskOverlay = Map<number, TaskStatusCode>;
  * Reaps one batch of orphans: O/R/T → U with Jobmon's task side effect (task → E, then F when its
  * attempts are exhausted, else G); an instance whose task is already D or F → F, task unchanged.
  * A task that has moved on (G/Q/A/E: another instance or a resume owns it) is left alone.
+ * With `slurm`, each chunk's jobs are looked up first (outside the transaction) and triaged
+ * (lib/jobmon/slurm-triage.ts): a resource limit → Z (task → A when attempts remain), a job Slurm
+ * shows alive is spared within its grace, and the error-log row says what Slurm said.
  * Applied in chunks of MAX_ROWS_PER_TRANSACTION, one transaction each.
  */
 export async function applyOrphanedInstances(
-  db: Knex, opts: ReaperStoreOptions, ids: readonly number[], dryRun: boolean, stats: TxStats, overlay: DryRunTaskOverlay = new Map(),
-): Promise<OrphanStepResult> {
-  const out: OrphanStepResult = { transitions: [], raced: 0 };
+  db: Knex, opts: ReaperStoreOptions, ids: readonly number[], dryRun: boolean, stats: TxStats, overlay: DryRunTaskOverlay = new Map(), slurm?: OrphanSlurm,
+): Promise<OrphanBatchResult> {
+  const out: OrphanBatchResult = { transitions: [], raced: 0, slurm: {} };
   for (const chunk of chunks(ids, MAX_ROWS_PER_TRANSACTION)) {
-    const r = await applyOrphanChunk(db, opts, chunk, dryRun, stats, overlay);
+    const r = await applyOrphanChunk(db, opts, chunk, dryRun, stats, overlay, slurm);
     out.transitions.push(...r.transitions);
     out.raced += r.raced;
+    mergeCounts(out.slurm, r.slurm);
     if (dryRun && overlay.size > 0) {
       const later = (await db('task_instance').whereIn('task_id', [...overlay.keys()]).whereIn('status', TASK_INSTANCE_REAPABLE)
         .where('id', '>', chunk[chunk.length - 1]!).distinct('task_id')) as { task_id: unknown }[];
@@ -383,28 +424,47 @@ export async function applyOrphanedInstances(
   return out;
 }
 
-async function applyOrphanChunk(db: Knex, opts: ReaperStoreOptions, ids: readonly number[], dryRun: boolean, stats: TxStats, overlay: DryRunTaskOverlay): Promise<OrphanStepResult> {
-  if (ids.length === 0) return { transitions: [], raced: 0 };
+async function applyOrphanChunk(
+  db: Knex, opts: ReaperStoreOptions, ids: readonly number[], dryRun: boolean, stats: TxStats, overlay: DryRunTaskOverlay, slurm: OrphanSlurm | undefined,
+): Promise<OrphanBatchResult> {
+  if (ids.length === 0) return { transitions: [], raced: 0, slurm: {} };
   // The runs' state, for the error-log text only: read before the transaction, not locked.
   const runs = (await db('workflow_run').whereIn('id', db('task_instance').whereIn('id', ids).whereNotNull('workflow_run_id').select('workflow_run_id'))
     .select('id', 'status', db.raw('CASE WHEN heartbeat_date <= ? THEN 1 ELSE 0 END AS lost', [dbNow(db)]))) as Record<string, unknown>[];
   const runInfo = new Map(runs.map((r) => [num(r.id), { status: str(r.status), lost: num(r.lost) === 1 }]));
+  // What Slurm says about the chunk's jobs: asked before the transaction, which must never wait on Slurm.
+  const askedSlurm = slurm ? await readOrphansForSlurm(db, ids) : [];
+  const views = slurm ? await slurm.lookup(askedSlurm) : new Map<number, SlurmView>();
+  const askedId = new Map(askedSlurm.map((o) => [o.id, o.distributorId]));
   return runOp(db, dryRun, stats, async (q, write) => {
+    const aliveCutoff = dbNowPlus(q, -(slurm?.aliveGraceSeconds ?? 0));
     // One statement re-checks the candidates and locks them with their tasks, in id order.
     const tis = (await lockIf(q, q('task_instance as ti').join('task as t', 't.id', 'ti.task_id').whereIn('ti.id', ids).where(orphanPredicate(q, opts))
-      .orderBy('ti.id').select('ti.id', 'ti.status', 'ti.task_id', 'ti.workflow_run_id', 'ti.report_by_date', 't.status as task_status', 't.num_attempts', 't.max_attempts'), write)) as Record<string, unknown>[];
-    if (tis.length === 0) return { transitions: [], raced: ids.length };
+      .orderBy('ti.id').select('ti.id', 'ti.status', 'ti.task_id', 'ti.workflow_run_id', 'ti.report_by_date', 'ti.distributor_id', 't.status as task_status', 't.num_attempts', 't.max_attempts',
+        q.raw('CASE WHEN ti.report_by_date <= ? THEN 1 ELSE 0 END AS alive_grace_passed', [aliveCutoff])), write)) as Record<string, unknown>[];
+    if (tis.length === 0) return { transitions: [], raced: ids.length, slurm: {} };
     const task = new Map(tis.map((t) => [num(t.task_id), { status: (dryRun ? overlay.get(num(t.task_id)) : undefined) ?? (str(t.task_status) as TaskStatusCode), num: num(t.num_attempts ?? 0), max: num(t.max_attempts ?? 1) }]));
 
     const tiMoves: { id: number; from: TaskInstanceStatusCode; to: TaskInstanceStatusCode; description: string }[] = [];
     const taskMoves: Transition[] = [];
+    const counts: Record<string, number> = {};
     for (const r of tis) {
       const id = num(r.id);
       const from = str(r.status) as TaskInstanceStatusCode;
+      let triage: SlurmTriage | undefined;
+      let view = views.get(id);
+      if (view && (r.distributor_id == null ? null : str(r.distributor_id).trim()) !== askedId.get(id)) {
+        view = { kind: 'unavailable', reason: 'its distributor id changed while Slurm was asked' };
+      }
+      if (view) {
+        triage = triageOrphan(from, view, { graceSeconds: slurm!.aliveGraceSeconds, gracePassed: num(r.alive_grace_passed) === 1 });
+        if (triage.bucket !== undefined) counts[triage.bucket] = (counts[triage.bucket] ?? 0) + 1;
+        if (triage.action === 'spare') continue;
+      }
       const t = task.get(num(r.task_id));
       const run = r.workflow_run_id == null ? undefined : runInfo.get(num(r.workflow_run_id));
       const runText = run ? `workflow_run ${num(r.workflow_run_id)} is ${run.status}${run.lost && ALIVE.includes(run.status) ? ' with a lost heartbeat' : ''}` : 'no workflow_run';
-      const d = decideOrphan(from, t && { id: num(r.task_id), ...t });
+      const d = decideOrphan(from, t && { id: num(r.task_id), ...t }, triage?.to);
       if (d.task && t) {
         taskMoves.push({ table: 'task', id: num(r.task_id), from: d.task.from, to: d.task.to });
         t.status = d.task.to;
@@ -412,7 +472,7 @@ async function applyOrphanChunk(db: Knex, opts: ReaperStoreOptions, ids: readonl
       const { to, taskText } = d;
       tiMoves.push({
         id, from, to,
-        description: `Reaper: no heartbeat since report_by_date ${str(r.report_by_date)} passed (+${opts.graceSeconds}s grace); reaped ${from}→${to}; `
+        description: `Reaper: no heartbeat since report_by_date ${str(r.report_by_date)} passed (+${opts.graceSeconds}s grace); ${triage ? `${triage.text}; ` : ''}reaped ${from}→${to}; `
           + `${runText}; ${taskText} (jobmon-temporal reaper)`,
       });
     }
@@ -430,12 +490,12 @@ async function applyOrphanChunk(db: Knex, opts: ReaperStoreOptions, ids: readonl
         const n = await q('task').whereIn('id', groupIds).where('status', key[0]!).update({ status: key[1]!, status_date: dbNow(q) });
         if (n !== groupIds.length) throw new ReaperCasMismatchError(`task ${key[0]}→${key[1]}`, groupIds.length, n);
       }
-      await q('task_instance_error_log').insert(tiMoves.map((m) => ({ task_instance_id: m.id, error_time: dbNow(q), description: m.description })));
+      if (tiMoves.length > 0) await q('task_instance_error_log').insert(tiMoves.map((m) => ({ task_instance_id: m.id, error_time: dbNow(q), description: m.description })));
     }
     if (!write) for (const m of taskMoves) overlay.set(m.id, m.to as TaskStatusCode);
     const transitions: Transition[] = tiMoves.map((m) => ({ table: 'task_instance', id: m.id, from: m.from, to: m.to }));
     transitions.push(...taskMoves);
-    return { transitions, raced: ids.length - tis.length };
+    return { transitions, raced: ids.length - tis.length, slurm: counts };
   });
 }
 

@@ -91,19 +91,24 @@ export interface OrphanDecision {
 }
 
 /**
- * An orphaned instance (O/R/T, lost heartbeat, unprotected run) → U, with the task → E, then F when
- * its attempts are used up, else G. If its task is already D or F, the instance → F, task unchanged.
- * A task that has moved on (G/Q/A/E: another instance or a resume owns it) is left alone.
+ * An orphaned instance (O/R/T, lost heartbeat, unprotected run) → U, or Z when Slurm says its job hit
+ * a resource limit (./slurm-triage.ts), with the task → E, then F when its attempts are used up, else
+ * G (A after Z). If its task is already D or F, the instance → F, task unchanged. A task that has
+ * moved on (G/Q/A/E: another instance or a resume owns it) is left alone.
  */
-export function decideOrphan(from: TaskInstanceStatusCode, task: { id: number; status: TaskStatusCode; num: number; max: number } | undefined): OrphanDecision {
+export function decideOrphan(
+  from: TaskInstanceStatusCode,
+  task: { id: number; status: TaskStatusCode; num: number; max: number } | undefined,
+  errorState: typeof TI.UNKNOWN_ERROR | typeof TI.RESOURCE_ERROR = TI.UNKNOWN_ERROR,
+): OrphanDecision {
   let d: OrphanDecision;
   if (task && (task.status === TS.DONE || task.status === TS.ERROR_FATAL)) {
     d = { to: TI.ERROR_FATAL, taskText: `task ${task.id} already ${task.status}` };
   } else if (task && (task.status === TS.INSTANTIATING || task.status === TS.LAUNCHED || task.status === TS.RUNNING)) {
-    const taskTo = taskStatusAfterInstanceError(TI.UNKNOWN_ERROR, task.num, task.max);
-    d = { to: TI.UNKNOWN_ERROR, task: { from: task.status, to: taskTo }, taskText: `task ${task.id} ${task.status}→E→${taskTo} (attempt ${task.num} of ${task.max})` };
+    const taskTo = taskStatusAfterInstanceError(errorState, task.num, task.max);
+    d = { to: errorState, task: { from: task.status, to: taskTo }, taskText: `task ${task.id} ${task.status}→E→${taskTo} (attempt ${task.num} of ${task.max})` };
   } else {
-    d = { to: TI.UNKNOWN_ERROR, taskText: `task ${task?.id ?? '?'} is ${task?.status ?? 'missing'}, left alone` };
+    d = { to: errorState, taskText: `task ${task?.id ?? '?'} is ${task?.status ?? 'missing'}, left alone` };
   }
   assertReaperInstanceTransition(from, d.to);
   return d;

@@ -22,8 +22,9 @@ export const SERVICE_PRIVILEGES: Readonly<Record<Service, Privileges>> = {
     own: ['jt_usage_integration', 'jt_watermark'],
   },
   // Moves runs, workflows, tasks and instances to their failed states; one error-log row per instance.
+  // Reads an orphan's cluster type to know whether to ask Slurm about its job.
   reaper: {
-    select: ['workflow_run', 'workflow', 'task', 'task_instance'],
+    select: ['workflow_run', 'workflow', 'task', 'task_instance', 'task_resources', 'queue', 'cluster', 'cluster_type'],
     update: {
       workflow_run: ['status', 'status_date'],
       workflow: ['status', 'status_date'],

@@ -120,6 +120,11 @@ function legal<S extends string>(edges: readonly Edge<S>[], from: S, to: S): boo
   return edges.some(([a, b]) => a === from && b === to);
 }
 
+/** Whether Jobmon's task-instance state machine has the edge `from → to`. */
+export function isTaskInstanceTransition(from: TaskInstanceStatusCode, to: TaskInstanceStatusCode): boolean {
+  return legal(TASK_INSTANCE_TRANSITIONS, from, to);
+}
+
 export function assertTaskInstanceTransition(from: TaskInstanceStatusCode, to: TaskInstanceStatusCode): void {
   if (!legal(TASK_INSTANCE_TRANSITIONS, from, to)) throw new IllegalTransitionError('task_instance', from, to);
 }

@@ -54,6 +54,12 @@ export interface ReapSummary {
   /** Workflow-id windows the F→D inconsistency repair looked at, as (from, to] pairs. */
   repairWindows: [number, number][];
   notifications: { sent: number; failed: number };
+  /**
+   * Orphaned instances of Slurm clusters by what Slurm said (lib/jobmon/slurm-triage.ts): its state
+   * (`TIMEOUT`, `FAILED`, …), `<STATE>(alive)` for jobs left for a later reap, `<STATE>(alive grace
+   * passed)`, `unknown` (no record in accounting), `unavailable` (Slurm did not answer).
+   */
+  slurm: Record<string, number>;
   /** True when this reap stopped at its cap with work left (the next reap continues). */
   truncated: boolean;
   stats: { transactions: number; maxTransactionMs: number; activities: number };
@@ -69,6 +75,7 @@ export function emptySummary(dryRun: boolean): ReapSummary {
     raced: { workflowRuns: 0, taskInstances: 0, workflows: 0 },
     repairWindows: [],
     notifications: { sent: 0, failed: 0 },
+    slurm: {},
     truncated: false,
     stats: { transactions: 0, maxTransactionMs: 0, activities: 0 },
   };
@@ -80,6 +87,8 @@ export interface SweepPart {
   waitingRuns?: { count: number; ids: number[]; killSelfRemaining: number };
   raced?: Partial<ReapSummary['raced']>;
   reapedRuns?: ReapedRun[];
+  /** Orphans by what Slurm said (see ReapSummary.slurm). */
+  slurm?: Record<string, number>;
   transactions: number;
   maxTransactionMs: number;
 }
@@ -128,10 +137,22 @@ export function mergePart(summary: ReapSummary, part: SweepPart): ReapSummary {
     pushCapped(summary.waitingRuns.ids, part.waitingRuns.ids);
   }
   for (const key of ['workflowRuns', 'taskInstances', 'workflows'] as const) summary.raced[key] += part.raced?.[key] ?? 0;
+  mergeCounts(summary.slurm, part.slurm ?? {});
   summary.stats.transactions += part.transactions;
   summary.stats.maxTransactionMs = Math.max(summary.stats.maxTransactionMs, part.maxTransactionMs);
   summary.stats.activities += 1;
   return summary;
+}
+
+/** Adds counts by key into `into` (e.g. the Slurm buckets); returns `into`. */
+export function mergeCounts(into: Record<string, number>, more: Readonly<Record<string, number>>): Record<string, number> {
+  for (const [k, n] of Object.entries(more)) into[k] = (into[k] ?? 0) + n;
+  return into;
+}
+
+/** `TIMEOUT 1, RUNNING(alive) 2, unavailable 3`: Slurm buckets, largest first, then by name. */
+export function slurmCountsText(counts: Readonly<Record<string, number>> | undefined): string {
+  return Object.entries(counts ?? {}).sort(([a, x], [b, y]) => y - x || a.localeCompare(b)).map(([k, n]) => `${k} ${n}`).join(', ');
 }
 
 /** Count of one transition kind, e.g. `countOf(s, 'task_instance', 'R', 'U')`; `from` '*' sums all. */
@@ -143,6 +164,8 @@ export function countOf(summary: Pick<ReapSummary, 'transitions'>, table: ReapTa
 export function oneLine(summary: ReapSummary): string {
   const parts = summary.transitions.map((t) => `${t.table} ${t.from}→${t.to} ${t.count}`);
   if (summary.waitingRuns.count > 0) parts.push(`${summary.waitingRuns.count} run(s) waiting for K`);
+  const slurm = slurmCountsText(summary.slurm);
+  if (slurm) parts.push(`Slurm: ${slurm}`);
   return `${summary.dryRun ? 'dry run: ' : ''}${parts.length > 0 ? parts.join(', ') : 'nothing to reap'}`;
 }
 
@@ -169,6 +192,11 @@ export function formatReapSummary(summary: ReapSummary): string {
   }
   if (summary.waitingRuns.count > 0) {
     lines.push(`  ${summary.waitingRuns.count} resuming run(s) wait for ${summary.waitingRuns.killSelfRemaining} KILL_SELF instance(s) to clear${ids(summary.waitingRuns.ids, summary.waitingRuns.count)}`);
+  }
+  const slurm = slurmCountsText(summary.slurm);
+  if (slurm) {
+    lines.push(`  orphaned instances by what Slurm said: ${slurm}`);
+    if (Object.keys(summary.slurm).some((k) => k.endsWith('(alive)'))) lines.push('  the (alive) ones, whose jobs Slurm shows alive, are left for a later reap');
   }
   const r = summary.raced;
   if (r.workflowRuns + r.taskInstances + r.workflows > 0) {

@@ -8,6 +8,7 @@ import { bundleWorkflowCode, DefaultLogger, NativeConnection, Worker } from '@te
 import type { Knex } from 'knex';
 import { names, type Config } from '../../lib/config.js';
 import type { ReapSummary } from '../../lib/reaper/summary.js';
+import { createSlurmJobLookup, type SlurmJobLookup } from '../../lib/slurm/job-lookup.js';
 import { createReaperActivities, type ReaperHooks } from '../../activities/reaper/index.js';
 import type { reaper as reaperWorkflow, ReaperInput } from '../../workflows/reaper.js';
 import { WORKFLOWS_PATH } from '../../workers/paths.js';
@@ -20,6 +21,8 @@ export interface ReaperCtx {
   client: Client;
   reap(input?: ReaperInput, workflowId?: string): Promise<ReapSummary>;
   activities: ReturnType<typeof createReaperActivities>;
+  /** The Slurm job lookup the reaper's activities share (as createWorkers wires it). */
+  slurm: SlurmJobLookup;
 }
 
 let shared: Promise<{ client: Client; connection: NativeConnection; bundle: { code: string } }> | undefined;
@@ -53,12 +56,13 @@ export async function withReaper(kind: DbKind, env: Record<string, string>, fn: 
   try {
     const config = testConfig(tdb.url, env);
     const taskQueue = names(config.temporal).reaperTaskQueue;
-    const activities = createReaperActivities({ db: tdb.db, config, hooks });
+    const slurm = createSlurmJobLookup(config);
+    const activities = createReaperActivities({ db: tdb.db, config, hooks, slurm });
     const worker = await Worker.create({ connection, taskQueue, workflowBundle: bundle, activities, shutdownGraceTime: '1s' });
     const reap = (input: ReaperInput = {}, workflowId?: string) => client.workflow.execute<typeof reaperWorkflow>('reaper', {
       taskQueue, workflowId: workflowId ?? `${config.temporal.taskQueuePrefix}reaper-${++seq}`, args: [input], workflowExecutionTimeout: '2 minutes',
     });
-    await worker.runUntil(fn({ db: tdb.db, config, client, reap, activities }));
+    await worker.runUntil(fn({ db: tdb.db, config, client, reap, activities, slurm }));
   } finally {
     await tdb.drop();
   }
