@@ -4,9 +4,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Knex } from 'knex';
 import { loadConfig, type Config } from '../../lib/config.js';
+import { connectWorkerConnection } from '../../lib/temporal/worker-connection.js';
 import { createWorkers } from '../../workers/create-workers.js';
 import type { UsageSource } from '../../lib/usage/sources.js';
 
@@ -29,9 +30,12 @@ export async function connectTestClient(): Promise<Client> {
   return new Client({ connection });
 }
 
-/** Runs `fn` while real workers of both services poll this test's task queues. */
+/**
+ * Runs `fn` while real workers of both services poll this test's task queues, connected as
+ * `jobmon-temporal worker` connects (config.temporal: address, TLS, API key).
+ */
 export async function withWorkers<T>(config: Config, db: Knex, client: Client, fn: (source: UsageSource) => Promise<T>, source?: UsageSource): Promise<T> {
-  const connection = await NativeConnection.connect({ address: TEMPORAL_ADDRESS });
+  const connection = await connectWorkerConnection(config.temporal);
   try {
     const { workers, source: src } = await createWorkers({ config, connection, client, db, source, overrides: { shutdownGraceTime: '1s' } });
     const [first, ...rest] = workers;
