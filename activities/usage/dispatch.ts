@@ -2,16 +2,25 @@
  * The usage dispatcher's activity: one bulk read of status changes since the watermark per cycle.
  * New launched instances get their integration; instances that reached a final status wake theirs.
  */
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
 import { readChangedInstances, readWatermark, recordOutcome, writeWatermark, isFinal, type ChangedInstance } from '../../lib/db/usage-store.js';
-import { startIntegration, wakeIntegration } from '../../lib/usage/start-integration.js';
+import { startIntegration } from '../../lib/usage/start-integration.js';
+import { createIntegrationWaker, type WakeMethod } from '../../lib/usage/wake-integration.js';
 
 export const USAGE_WATERMARK = 'usage-dispatch';
 
-export interface DispatchResult { scanned: number; started: number; woken: number; watermark: string; cycles: number }
+export interface DispatchResult {
+  scanned: number;
+  started: number;
+  woken: number;
+  watermark: string;
+  cycles: number;
+  /** How this worker wakes integrations (absent in results from before the signal fallback). */
+  wakeMethod?: WakeMethod;
+}
 
 function toDbTime(d: Date): string {
   return d.toISOString().replace('T', ' ').slice(0, 19);
@@ -27,6 +36,11 @@ async function inParallel<T>(items: T[], limit: number, fn: (t: T) => Promise<vo
 export interface DispatchActivityDeps { db: Knex; config: Config; client: Client }
 
 export function createDispatchActivities({ db, config, client }: DispatchActivityDeps) {
+  // Created once per worker process, so a server's refusal of ResetActivity is learned (and logged) once.
+  const waker = createIntegrationWaker(client, config, (message) => {
+    log.warn(message);
+  });
+
   async function dispatchUsageIntegrations(opts: { maxBatches?: number } = {}): Promise<DispatchResult> {
     let wm = (await readWatermark(db, USAGE_WATERMARK)) ?? { statusDate: toDbTime(config.usage.dispatchSince), taskInstanceId: 0 };
     const result: DispatchResult = { scanned: 0, started: 0, woken: 0, watermark: wm.statusDate, cycles: 0 };
@@ -40,7 +54,7 @@ export function createDispatchActivities({ db, config, client }: DispatchActivit
           await recordOutcome(db, ti.id, 'started', null);
           if (started) result.started++;
         } else if (ti.integration === 'started' && isFinal(ti.status)) {
-          if (await wakeIntegration(client, config, ti.id)) result.woken++;
+          if (await waker.wake(ti.id)) result.woken++;
         }
       });
       const last = batch[batch.length - 1]!;
@@ -53,6 +67,7 @@ export function createDispatchActivities({ db, config, client }: DispatchActivit
       if (batch.length < config.usage.dispatchBatchSize) break;
     }
     result.watermark = wm.statusDate;
+    result.wakeMethod = waker.method;
     return result;
   }
   return { dispatchUsageIntegrations };
