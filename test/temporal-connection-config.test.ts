@@ -97,4 +97,11 @@ test('a TOML profile: chosen by TEMPORAL_PROFILE, overridden by variables, its o
 
   t.deepEqual(problems({ TEMPORAL_CONFIG_FILE: file, TEMPORAL_PROFILE: 'staging' }), [`TEMPORAL_PROFILE="staging": no such profile in ${file}`]);
   t.deepEqual(problems({ TEMPORAL_CONFIG_FILE: '/nonexistent/temporal.toml' }), ['TEMPORAL_CONFIG_FILE="/nonexistent/temporal.toml": cannot read the file (no such file)']);
+
+  // A syntax error is reported without the parser's excerpt of the file, which could show a key.
+  const bad = join(pki.dir, 'bad.toml');
+  writeFileSync(bad, '[profile.default]\napi_key = "do-not-print" x\n');
+  const syntax = problems({ TEMPORAL_CONFIG_FILE: bad }).join('\n');
+  t.regex(syntax, /bad\.toml: cannot be read as a Temporal client config file: Invalid TOML document/);
+  t.false(syntax.includes('do-not-print'));
 });

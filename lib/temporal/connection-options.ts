@@ -110,7 +110,8 @@ export function resolveTemporal(env: Env, problems: string[]): ResolvedTemporal 
     }
     profile = loadClientConfigProfile({ overrideEnvVars: vars, disableFile: fileProblem });
   } catch (e) {
-    const msg = (e as Error).message;
+    // First line only: a TOML parser's excerpt of the file could show an api_key.
+    const msg = (e as Error).message.split('\n')[0] ?? '';
     if (/Profile .* not found/.test(msg)) problems.push(`TEMPORAL_PROFILE=${JSON.stringify(profileName)}: no such profile in ${configFile ?? 'any config file'}`);
     else problems.push(`${configFile ?? 'TEMPORAL_CONFIG_FILE'}: cannot be read as a Temporal client config file: ${msg}`);
   }
