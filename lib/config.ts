@@ -5,6 +5,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { RESUME_ROUTES, type ResumeRoute } from './jobmon/reaper-rules.js';
+import { resolveTemporal, type TemporalConnectionSettings } from './temporal/connection-options.js';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -14,9 +15,13 @@ export class ConfigError extends Error {
 }
 
 export interface TemporalConfig {
+  /** From TEMPORAL_ADDRESS, else the TOML profile, else localhost:7233. */
   address: string;
+  /** From TEMPORAL_NAMESPACE, else the TOML profile, else default. */
   namespace: string;
   taskQueuePrefix: string;
+  /** TLS, mTLS and API key (lib/temporal/connection-options.ts); print with describeConnection only. */
+  connection: TemporalConnectionSettings;
 }
 
 export interface SlurmConfig {
@@ -160,8 +165,8 @@ export function loadConfig(env: Env = process.env): Config {
   const r = new Reader(env);
   const cacheDir = defaultCacheDir(env);
 
-  const address = r.str('TEMPORAL_ADDRESS', 'localhost:7233')!;
-  if (!/^[^\s:/]+:\d{1,5}$/.test(address)) r.problems.push(`TEMPORAL_ADDRESS=${JSON.stringify(address)}: expected host:port`);
+  // Address, namespace, TLS and API key: TEMPORAL_* variables over a TOML profile, the standard way.
+  const temporal = resolveTemporal(env, r.problems);
   const taskQueuePrefix = r.str('TEMPORAL_TASK_QUEUE_PREFIX', '')!;
   if (!/^[A-Za-z0-9._-]*$/.test(taskQueuePrefix)) {
     r.problems.push(`TEMPORAL_TASK_QUEUE_PREFIX=${JSON.stringify(taskQueuePrefix)}: expected letters, digits, '.', '_' or '-'`);
@@ -196,7 +201,7 @@ export function loadConfig(env: Env = process.env): Config {
 
   const config: Config = {
     cacheDir,
-    temporal: { address, namespace: r.str('TEMPORAL_NAMESPACE', 'default')!, taskQueuePrefix },
+    temporal: { ...temporal, taskQueuePrefix },
     dbUrl,
     slurm: {
       restUrl,

@@ -146,6 +146,7 @@ for (const kind of SERVER_DBS) {
         await settle();
         const third = await dispatchUsageIntegrations({});
         t.is(third.woken, 1, 'the finished instance\'s integration is woken');
+        t.is(third.wakeMethod, 'reset-activity', 'this server allows ResetActivity: no history event for the wake');
         const r = await runningHandle.result();
         t.is(r.outcome, 'integrated');
       });

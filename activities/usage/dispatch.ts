@@ -2,17 +2,26 @@
  * The usage dispatcher's activity: one bulk read of status changes since the watermark per cycle.
  * New launched instances get their integration; instances that reached a final status wake theirs.
  */
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
 import { readChangedInstances, readWatermark, recordOutcome, writeWatermark, isFinal, type ChangedInstance, type Watermark } from '../../lib/db/usage-store.js';
 import { readDbTimePlus } from '../../lib/db/clock.js';
-import { startIntegration, wakeIntegration } from '../../lib/usage/start-integration.js';
+import { startIntegration } from '../../lib/usage/start-integration.js';
+import { createIntegrationWaker, type WakeMethod } from '../../lib/usage/wake-integration.js';
 
 export const USAGE_WATERMARK = 'usage-dispatch';
 
-export interface DispatchResult { scanned: number; started: number; woken: number; watermark: string; cycles: number }
+export interface DispatchResult {
+  scanned: number;
+  started: number;
+  woken: number;
+  watermark: string;
+  cycles: number;
+  /** How this worker wakes integrations (absent in results from before the signal fallback). */
+  wakeMethod?: WakeMethod;
+}
 
 
 async function inParallel<T>(items: T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
@@ -25,6 +34,11 @@ async function inParallel<T>(items: T[], limit: number, fn: (t: T) => Promise<vo
 export interface DispatchActivityDeps { db: Knex; config: Config; client: Client }
 
 export function createDispatchActivities({ db, config, client }: DispatchActivityDeps) {
+  // Created once per worker process, so a server's refusal of ResetActivity is learned (and logged) once.
+  const waker = createIntegrationWaker(client, config, (message) => {
+    log.warn(message);
+  });
+
   /** The first watermark, by the database's clock and in its time zone: never the worker's. */
   async function firstWatermark(): Promise<Watermark> {
     const since = config.usage.dispatchSince;
@@ -45,7 +59,7 @@ export function createDispatchActivities({ db, config, client }: DispatchActivit
           await recordOutcome(db, ti.id, 'started', null);
           if (started) result.started++;
         } else if (ti.integration === 'started' && isFinal(ti.status)) {
-          if (await wakeIntegration(client, config, ti.id)) result.woken++;
+          if (await waker.wake(ti.id)) result.woken++;
         }
       });
       const last = batch[batch.length - 1]!;
@@ -58,6 +72,7 @@ export function createDispatchActivities({ db, config, client }: DispatchActivit
       if (batch.length < config.usage.dispatchBatchSize) break;
     }
     result.watermark = wm.statusDate;
+    result.wakeMethod = waker.method;
     return result;
   }
   return { dispatchUsageIntegrations };

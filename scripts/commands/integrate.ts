@@ -1,8 +1,9 @@
 /** `jobmon-temporal integrate` and `backfill`: start (or join) usage integrations by hand. */
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
-import type { Config } from '../../lib/config.js';
+import { names, type Config } from '../../lib/config.js';
 import { readBackfillCandidates, recordOutcome, restartOutcome } from '../../lib/db/usage-store.js';
+import { watchPollers } from '../../lib/temporal/poller-watch.js';
 import { startIntegration } from '../../lib/usage/start-integration.js';
 import type { UsageIntegrationResult } from '../../workflows/usage-integration.js';
 
@@ -36,15 +37,20 @@ export async function integrate(client: Client, db: Knex, config: Config, ids: n
     console.log(`task instance ${id}: ${started ? 'started' : `joined existing integration (${desc.status.name})`} ${handle.workflowId} run ${desc.runId}`);
     handles.push({ id, handle });
   }
-  if (opts.wait) {
-    for (const { id, handle } of handles) {
-      try {
-        console.log(formatResult(await handle.result()));
-      } catch (e) {
-        const cause = (e as { cause?: Error }).cause;
-        console.error(`task instance ${id}: failed: ${cause?.message ?? (e as Error).message}`);
-        ok = false;
+  if (opts.wait && handles.length > 0) {
+    const stopWatch = watchPollers(client, config.temporal.namespace, names(config.temporal).usageTaskQueue, (line) => console.log(line));
+    try {
+      for (const { id, handle } of handles) {
+        try {
+          console.log(formatResult(await handle.result()));
+        } catch (e) {
+          const cause = (e as { cause?: Error }).cause;
+          console.error(`task instance ${id}: failed: ${cause?.message ?? (e as Error).message}`);
+          ok = false;
+        }
       }
+    } finally {
+      stopWatch();
     }
   }
   return ok;

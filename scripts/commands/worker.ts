@@ -1,13 +1,13 @@
 /** `jobmon-temporal worker`: runs the workers of both services until SIGINT/SIGTERM. */
-import { NativeConnection } from '@temporalio/worker';
 import type { Config } from '../../lib/config.js';
 import { names } from '../../lib/config.js';
 import { openJobmonDb } from '../../lib/db/connection.js';
 import { connectClient } from '../../lib/temporal/client.js';
+import { connectWorkerConnection } from '../../lib/temporal/worker-connection.js';
 import { createWorkers } from '../../workers/create-workers.js';
 
 export async function runWorker(config: Config): Promise<void> {
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const connection = await connectWorkerConnection(config.temporal);
   const client = await connectClient(config.temporal);
   const db = openJobmonDb(config.dbUrl);
   try {
