@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /** `jobmon-temporal`: the one command-line program for every operation of this project. */
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, names } from '../lib/config.js';
+import { ConfigError, loadConfig, names, parseWorkerQueues } from '../lib/config.js';
 import { openJobmonDb } from '../lib/db/connection.js';
 import { migrateDownAll, migrateDownReaperIndexes, migrateLatest } from '../lib/db/migrate.js';
 import { connectClient } from '../lib/temporal/client.js';
@@ -20,7 +20,7 @@ Usage: jobmon-temporal <command> [options]
 Commands:
   stack up|down|status   the local stack: Temporal dev server + UI, Jobmon database, Slurm
   migrate                create or upgrade the Jobmon schema subset (and jobmon-temporal's tables)
-  worker                 run the workers of both services (configured by environment variables)
+  worker [--queue Q]     run the workers of both services, or of one (configured by environment variables)
   schedules apply        create or update the Temporal Schedules and search attributes
   integrate <id...>      start (or join) usage integrations for task instances
   backfill --since DATE  start usage integrations for history, rate-limited
@@ -40,10 +40,11 @@ Run 'jobmon-temporal <command> --help' for a command's options. Configuration: s
   --reaper-indexes        also add (status, heartbeat_date) and (status, report_by_date) indexes
   --down-reaper-indexes   remove only those optional indexes
   --down                  roll back everything this project created (destroys the data!)`,
-  worker: `Usage: jobmon-temporal worker
+  worker: `Usage: jobmon-temporal worker [--queue usage|reaper|all]
 
-  Runs the usage-integration and reaper workers until SIGINT/SIGTERM. Configured by environment
-  variables only (TEMPORAL_*, JOBMON_DB_URL, SLURM_*, ...): see README.md.`,
+  Runs the usage-integration and reaper workers until SIGINT/SIGTERM, then drains them. Configured by
+  environment variables (TEMPORAL_*, JOBMON_DB_URL, SLURM_*, WORKER_*, METRICS_ADDRESS, ...): see README.md.
+  --queue   poll only this service's task queue (default all), so each scales on its own`,
   schedules: `Usage: jobmon-temporal schedules apply
 
   Registers missing search attributes, then creates or updates the Schedules
@@ -93,6 +94,7 @@ async function main(argv: string[]): Promise<number> {
       down: { type: 'boolean' },
       since: { type: 'string' },
       until: { type: 'string' },
+      queue: { type: 'string' },
     },
   });
   if (opts.help) {
@@ -124,9 +126,12 @@ async function main(argv: string[]): Promise<number> {
       }
       return 0;
     }
-    case 'worker':
-      await runWorker(loadConfig());
+    case 'worker': {
+      const queues = parseWorkerQueues(opts.queue);
+      if (!queues) usageError(`--queue must be usage, reaper or all, not ${JSON.stringify(opts.queue)}`, 'worker');
+      await runWorker(loadConfig(), { queues });
       return 0;
+    }
     case 'schedules': {
       if (positionals[0] !== 'apply') usageError('schedules needs apply', 'schedules');
       const config = loadConfig();
