@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { WorkflowFailedError } from '@temporalio/client';
 import { names } from '../lib/config.js';
 import { createLaunchedInstance, createWorkflowRun } from '../lib/db/factory.js';
 import { countOf, type ReapSummary } from '../lib/reaper/summary.js';
@@ -119,6 +120,8 @@ test('a real worker process: metrics, health, JSON logs, and a SIGTERM that drai
     // Longer than this test: the drain below must end because the activity finished, not because time ran out.
     WORKER_SHUTDOWN_GRACE: '10m',
     LOG_LEVEL: 'INFO',
+    // One lost run is reaped; the four lost at once later trip the breaker (4 of 7 alive runs > 50%).
+    REAPER_BREAKER_MIN_RUNS: '2',
   };
   delete env.LOG_FORMAT;
   const child = spawn(process.execPath, [CLI, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -147,11 +150,16 @@ test('a real worker process: metrics, health, JSON logs, and a SIGTERM that drai
       taskQueue: n.reaperTaskQueue, workflowId: `${config.temporal.taskQueuePrefix}reap`, args: [{}], workflowExecutionTimeout: '2 minutes',
     })) as ReapSummary;
     t.is(countOf(summary, 'workflow_run', 'R', 'E'), 1);
+    for (let i = 0; i < 4; i++) await createWorkflowRun(tdb.db, { status: 'R', heartbeatInSeconds: -600 });
+    const tripped = client.workflow.execute('reaper', {
+      taskQueue: n.reaperTaskQueue, workflowId: `${config.temporal.taskQueuePrefix}reap-tripped`, args: [{}], workflowExecutionTimeout: '2 minutes',
+    });
+    await t.throwsAsync(tripped, { instanceOf: WorkflowFailedError }, 'the breaker stops the reap');
 
-    // Workflow metrics (the reap's duration) are emitted after the workflow task: wait for them.
+    // Workflow metrics (the reaps' durations) are emitted after the workflow task: wait for them.
     const metrics = await until('the reap duration series', async () => {
       const text = await scrape();
-      return sample(text, 'jobmon_reap_duration_seconds_count') !== undefined ? text : undefined;
+      return sample(text, 'jobmon_reap_duration_seconds_count') === 2 ? text : undefined;
     });
     t.regex(metrics, /^temporal_activity_execution_latency_count\{/m, 'the SDK\'s series, with its temporal_ prefix');
     t.regex(metrics, /^temporal_worker_task_slots_available\{/m);
@@ -166,7 +174,9 @@ test('a real worker process: metrics, health, JSON logs, and a SIGTERM that drai
     t.is(sample(metrics, 'jobmon_reaper_transitions_total', { kind: 'workflow_run', from: 'R', to: 'E' }), 1);
     t.is(sample(metrics, 'jobmon_reaper_transitions_total', { kind: 'workflow', to: 'F' }), 1);
     t.is(sample(metrics, 'jobmon_reap_duration_seconds_count', { outcome: 'completed', workflowType: 'reaper', taskQueue: n.reaperTaskQueue }), 1, 'recorded by the workflow, with its tags');
-    t.is(sample(metrics, 'jobmon_reaper_breaker_trips_total'), undefined, 'no trip, no series');
+    t.is(sample(metrics, 'jobmon_reaper_breaker_trips_total', { workflowType: 'reaper' }), 1);
+    t.is(sample(metrics, 'jobmon_reap_duration_seconds_count', { outcome: 'breaker_open' }), 1);
+    t.is(sample(metrics, 'jobmon_reaper_transitions_total', { kind: 'workflow_run' }), 1, 'the stopped reap moved nothing');
 
     // SIGTERM while a fetch-usage attempt waits for slurmrestd.
     const inFlight = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '202', cluster: { clusterType: 'slurm', clusterName: 'jobmon' } });
