@@ -2,7 +2,7 @@
 /** `jobmon-temporal`: the one command-line program for every operation of this project. */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../lib/config.js';
+import { ConfigError, loadConfig, parseWorkerQueues } from '../lib/config.js';
 import { dialectOf, openJobmonDb } from '../lib/db/connection.js';
 import { grantStatements, type Service } from '../lib/jobmon/required-privileges.js';
 import { migrateDownAll, migrateDownReaperIndexes, migrateLatest } from '../lib/db/migrate.js';
@@ -23,7 +23,7 @@ Commands:
   stack up|down|status   development: the local stack (Temporal dev server + UI, Jobmon database, Slurm)
   dev-schema             development: create Jobmon 3.6.0's schema in an empty JOBMON_DB_URL
   migrate                check Jobmon's schema, then create or upgrade jobmon-temporal's own tables
-  worker                 run the workers of both services (configured by environment variables)
+  worker [--queue Q]     run the workers of both services, or of one (configured by environment variables)
   grants --user GRANTEE  print the least database privileges the services need, as GRANT statements
   schedules apply        create or update the Temporal Schedules and search attributes
   integrate <id...>      start (or join) usage integrations for task instances
@@ -52,10 +52,11 @@ Run 'jobmon-temporal <command> --help' for a command's options. Configuration: s
   --reaper-indexes        also add (status, heartbeat_date) and (status, report_by_date) indexes
   --down-reaper-indexes   remove only those optional indexes
   --down                  remove jobmon-temporal's own tables (its integration records and watermark)`,
-  worker: `Usage: jobmon-temporal worker
+  worker: `Usage: jobmon-temporal worker [--queue usage|reaper|all]
 
-  Runs the usage-integration and reaper workers until SIGINT/SIGTERM. Configured by environment
-  variables only (TEMPORAL_*, JOBMON_DB_URL, SLURM_*, ...): see README.md.`,
+  Runs the usage-integration and reaper workers until SIGINT/SIGTERM, then drains them. Configured by
+  environment variables (TEMPORAL_*, JOBMON_DB_URL, SLURM_*, WORKER_*, METRICS_ADDRESS, ...): see README.md.
+  --queue   poll only this service's task queue (default all), so each scales on its own`,
   grants: `Usage: jobmon-temporal grants --user GRANTEE [--service usage|reaper|all]
 
   Prints the GRANT statements for the dialect of JOBMON_DB_URL (MySQL/MariaDB or PostgreSQL) that
@@ -91,7 +92,7 @@ const COMMAND_OPTIONS: Record<string, { options: string[]; positionals: boolean 
   'dev-schema': { options: [], positionals: false },
   grants: { options: ['user', 'service'], positionals: false },
   migrate: { options: ['reaper-indexes', 'down-reaper-indexes', 'down'], positionals: false },
-  worker: { options: [], positionals: false },
+  worker: { options: ['queue'], positionals: false },
   schedules: { options: [], positionals: true },
   integrate: { options: ['wait', 'force'], positionals: true },
   backfill: { options: ['since', 'until'], positionals: false },
@@ -145,6 +146,7 @@ function parseCommandLine(command: string, args: string[]) {
         until: { type: 'string' },
         user: { type: 'string' },
         service: { type: 'string' },
+        queue: { type: 'string' },
       },
     });
   } catch (e) {
@@ -228,9 +230,12 @@ async function main(argv: string[]): Promise<number> {
       }
       return 0;
     }
-    case 'worker':
-      await runWorker(loadConfig());
+    case 'worker': {
+      const queues = parseWorkerQueues(opts.queue);
+      if (!queues) usageError(`--queue must be usage, reaper or all, not ${JSON.stringify(opts.queue)}`, 'worker');
+      await runWorker(loadConfig(), { queues });
       return 0;
+    }
     case 'schedules': {
       if (positionals[0] !== 'apply') usageError('schedules needs apply', 'schedules');
       const config = loadConfig();

@@ -1,12 +1,14 @@
 /**
- * Wires the workers of both services: the usage integrator's queue (integrations and the dispatcher)
- * and the reaper's queue. Only wiring: every behaviour lives in workflows/ and activities/.
+ * Wires the workers of this process: the usage integrator's queue (integrations and the dispatcher)
+ * and the reaper's queue, or only one of them (`worker --queue`), so each queue scales on its own.
+ * Only wiring: every behaviour lives in workflows/ and activities/.
  */
 import { existsSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Knex } from 'knex';
-import { names, type Config } from '../lib/config.js';
+import { names, WORKER_QUEUES, type Config, type WorkerQueue } from '../lib/config.js';
+import { JobmonMetrics } from '../lib/metrics.js';
 import { createUsageSource, type UsageSource } from '../lib/usage/sources.js';
 import { createUsageActivities } from '../activities/usage/fetch-usage.js';
 import { createDispatchActivities } from '../activities/usage/dispatch.js';
@@ -18,10 +20,17 @@ export interface WorkerDeps {
   connection: NativeConnection;
   client: Client;
   db: Knex;
+  /** Which queues to poll (default: all). */
+  queues?: readonly WorkerQueue[];
   source?: UsageSource;
+  /** Our metrics (default: on the Runtime's meter, served by its Prometheus endpoint when configured). */
+  metrics?: JobmonMetrics;
   /** Extra options (tests shorten shutdown, benchmarks raise concurrency). */
   overrides?: Partial<WorkerOptions>;
 }
+
+/** Past the grace time activities are cancelled; this much later a worker that still has not stopped fails. */
+const FORCE_AFTER_GRACE_MS = 15_000;
 
 function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
   // The build bundles workflows ahead of time; fall back to bundling at start in a dev checkout.
@@ -30,21 +39,39 @@ function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'>
 
 export async function createWorkers(deps: WorkerDeps): Promise<{ workers: Worker[]; source: UsageSource }> {
   const { config, connection, client, db } = deps;
+  const queues = deps.queues ?? WORKER_QUEUES;
   const n = names(config.temporal);
-  const source = deps.source ?? createUsageSource(config);
-  const common = { connection, namespace: config.temporal.namespace, ...workflowCode(), ...deps.overrides };
-  const usage = await Worker.create({
-    ...common,
-    taskQueue: n.usageTaskQueue,
-    activities: { ...createUsageActivities({ db, config, source }), ...createDispatchActivities({ db, config, client }) },
-    // Lookups are I/O bound and coalesce: many concurrent attempts make bigger accounting batches.
-    maxConcurrentActivityTaskExecutions: 200,
-  });
-  const reaper = await Worker.create({
-    ...common,
-    taskQueue: n.reaperTaskQueue,
-    activities: createReaperActivities({ db, config }),
-    maxConcurrentActivityTaskExecutions: 4,
-  });
-  return { workers: [usage, reaper], source };
+  const metrics = deps.metrics ?? new JobmonMetrics(Runtime.instance().metricMeter);
+  const source = deps.source ?? createUsageSource(config, metrics);
+  const w = config.worker;
+  const common: Partial<WorkerOptions> = {
+    connection,
+    namespace: config.temporal.namespace,
+    ...workflowCode(),
+    ...(w.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: w.maxCachedWorkflows } : {}),
+    shutdownGraceTime: w.shutdownGraceMs,
+    shutdownForceTime: w.shutdownGraceMs + FORCE_AFTER_GRACE_MS,
+  };
+  const workers: Worker[] = [];
+  if (queues.includes('usage')) {
+    workers.push(await Worker.create({
+      ...common,
+      taskQueue: n.usageTaskQueue,
+      activities: { ...createUsageActivities({ db, config, source, metrics }), ...createDispatchActivities({ db, config, client }) },
+      // Lookups are I/O bound and coalesce: many concurrent attempts make bigger accounting batches.
+      maxConcurrentActivityTaskExecutions: w.usageMaxConcurrentActivities,
+      ...deps.overrides,
+    }));
+  }
+  if (queues.includes('reaper')) {
+    workers.push(await Worker.create({
+      ...common,
+      taskQueue: n.reaperTaskQueue,
+      activities: createReaperActivities({ db, config, metrics }),
+      // Sweeps hold database transactions: a few at a time.
+      maxConcurrentActivityTaskExecutions: w.reaperMaxConcurrentActivities,
+      ...deps.overrides,
+    }));
+  }
+  return { workers, source };
 }

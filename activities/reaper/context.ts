@@ -2,6 +2,8 @@
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
 import type { ReaperStoreOptions } from '../../lib/db/reaper-store.js';
+import type { JobmonMetrics } from '../../lib/metrics.js';
+import { mergeTallies, tally, type Transition, type TransitionTally } from '../../lib/reaper/summary.js';
 
 export type ReaperScanPhase = 'workflow_runs' | 'resume_cleanup' | 'task_instances' | 'repair';
 
@@ -13,7 +15,17 @@ export interface ReaperHooks {
   afterScan?(phase: ReaperScanPhase, ids: readonly number[]): Promise<void> | void;
 }
 
-export interface ReaperActivityDeps { db: Knex; config: Config; hooks?: ReaperHooks }
+export interface ReaperActivityDeps { db: Knex; config: Config; hooks?: ReaperHooks; metrics?: JobmonMetrics }
+
+/**
+ * Adds one committed step's transitions to the call's tallies, and (not in a dry run) to the
+ * transition metric right away, so a call that fails later still counts what it committed.
+ */
+export function tallyStep(into: TransitionTally[], transitions: readonly Transition[], dryRun: boolean, metrics: JobmonMetrics | undefined): void {
+  const step = tally(transitions);
+  mergeTallies(into, step);
+  if (!dryRun) metrics?.reaperTransitions(step);
+}
 
 export function storeOptions(config: Config): ReaperStoreOptions {
   return { graceSeconds: Math.ceil(config.reaper.graceMs / 1000), reapLiveRunInstances: config.reaper.reapLiveRunInstances, resumeRoute: config.reaper.resumeRoute };

@@ -4,6 +4,7 @@
  */
 import { workflowName } from '../../lib/db/reaper-store.js';
 import type { ReapedRun } from '../../lib/reaper/summary.js';
+import { cancellationSignal } from '../cancellation.js';
 import type { ReaperActivityDeps } from './context.js';
 import { heartbeat, logWarn } from './progress.js';
 
@@ -16,6 +17,12 @@ const WHAT: Record<string, string> = {
 export function slackMessage(run: ReapedRun, name: string | null): string {
   return `jobmon-temporal Workflow Reaper ${WHAT[run.to] ?? `moved a Workflow Run ${run.from} → ${run.to}`}.\n`
     + `Workflow ID: ${run.workflowId ?? '?'}\nWorkflow Name: ${name ?? '?'}\nWorkflowRun ID: ${run.workflowRunId}`;
+}
+
+/** Also stops the request when the activity is cancelled (worker shutdown). */
+function withCancellation(signal: AbortSignal): AbortSignal {
+  const cancel = cancellationSignal();
+  return cancel ? AbortSignal.any([signal, cancel]) : signal;
 }
 
 export function createNotifyActivities({ db, config }: ReaperActivityDeps) {
@@ -31,7 +38,7 @@ export function createNotifyActivities({ db, config }: ReaperActivityDeps) {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ text: slackMessage(run, name) }),
-          signal: AbortSignal.timeout(10_000),
+          signal: withCancellation(AbortSignal.timeout(10_000)),
         });
         if (!res.ok) throw new Error(`HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
         sent += 1;

@@ -5,9 +5,9 @@
  */
 import { applyOrphanedInstances, newTxStats, scanOrphanedInstances, type DryRunTaskOverlay } from '../../lib/db/reaper-store.js';
 import type { TaskStatusCode } from '../../lib/jobmon/status.js';
-import { mergeTallies, tally, type TransitionTally } from '../../lib/reaper/summary.js';
+import type { TransitionTally } from '../../lib/reaper/summary.js';
 import { assertBreakerClosed } from './breaker.js';
-import { storeOptions, type ReaperActivityDeps, type SweepInput } from './context.js';
+import { storeOptions, tallyStep, type ReaperActivityDeps, type SweepInput } from './context.js';
 import { heartbeat, logInfo, logWarn } from './progress.js';
 import type { SweepResult } from './sweep-workflow-runs.js';
 
@@ -15,7 +15,7 @@ import type { SweepResult } from './sweep-workflow-runs.js';
 export const TASK_INSTANCE_BATCHES_PER_CALL = 20;
 const CALL_BUDGET_MS = 60_000;
 
-export function createSweepTaskInstancesActivities({ db, config, hooks }: ReaperActivityDeps) {
+export function createSweepTaskInstancesActivities({ db, config, hooks, metrics }: ReaperActivityDeps) {
   const batchSize = config.reaper.batchSize;
   const opts = storeOptions(config);
 
@@ -34,7 +34,7 @@ export function createSweepTaskInstancesActivities({ db, config, hooks }: Reaper
       if (ids.length === 0) { done = true; break; }
       await hooks?.afterScan?.('task_instances', ids);
       const step = await applyOrphanedInstances(db, opts, ids, input.dryRun, stats, overlay);
-      mergeTallies(tallies, tally(step.transitions));
+      tallyStep(tallies, step.transitions, input.dryRun, metrics);
       raced += step.raced;
       after = ids[ids.length - 1]!;
       heartbeat({ after });

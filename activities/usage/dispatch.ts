@@ -10,6 +10,7 @@ import { readChangedInstances, readWatermark, recordOutcome, writeWatermark, isF
 import { readDbTimePlus } from '../../lib/db/clock.js';
 import { startIntegration } from '../../lib/usage/start-integration.js';
 import { createIntegrationWaker, type WakeMethod } from '../../lib/usage/wake-integration.js';
+import { cancellationSignal, stopIfCancelled } from '../cancellation.js';
 
 export const USAGE_WATERMARK = 'usage-dispatch';
 
@@ -24,10 +25,11 @@ export interface DispatchResult {
 }
 
 
-async function inParallel<T>(items: T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
+/** Runs fn over items, `limit` at a time; once `signal` aborts, no further item is started. */
+async function inParallel<T>(items: T[], limit: number, fn: (t: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
   let next = 0;
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
+    while (next < items.length && !signal?.aborted) await fn(items[next++]!);
   }));
 }
 
@@ -53,6 +55,7 @@ export function createDispatchActivities({ db, config, client }: DispatchActivit
     for (let i = 0; i < maxBatches; i++) {
       const batch = await readChangedInstances(db, wm, config.usage.dispatchBatchSize, Math.ceil(config.usage.dispatchSettleMs / 1000));
       if (batch.length === 0) break;
+      const signal = cancellationSignal();
       await inParallel(batch, 16, async (ti: ChangedInstance) => {
         if (ti.integration === null) {
           const { started } = await startIntegration(client, config, { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId });
@@ -61,7 +64,10 @@ export function createDispatchActivities({ db, config, client }: DispatchActivit
         } else if (ti.integration === 'started' && isFinal(ti.status)) {
           if (await waker.wake(ti.id)) result.woken++;
         }
-      });
+      }, signal);
+      // Cancelled (worker shutdown) part-way: stop before the watermark passes rows not handled; a
+      // retry starts this batch again, and starting or recording an integration twice is a no-op.
+      stopIfCancelled();
       const last = batch[batch.length - 1]!;
       wm = { statusDate: last.statusDate, taskInstanceId: last.id };
       // Persist per batch: a retried activity resumes where this one stopped.

@@ -4,18 +4,21 @@
  * or a fixed value for Jobmon's dummy cluster. Concurrent Slurm lookups in one worker coalesce.
  */
 import type { Config } from '../config.js';
+import { NO_METRICS, type JobmonMetrics, type SlurmSource } from '../metrics.js';
 import { Coalescer } from '../slurm/coalescer.js';
+import { SlurmAuthError, SlurmQueryError, SlurmUnavailableError } from '../slurm/errors.js';
 import { parseDistributorId } from '../slurm/distributor-id.js';
 import { QpidClient } from '../slurm/qpid-client.js';
 import { SacctClient } from '../slurm/sacct-client.js';
 import { SlurmRestClient } from '../slurm/rest-client.js';
 import { selectRecord, summarizeUsage } from '../slurm/select.js';
-import { isJobFinished, type DistributorId, type JobAccounting } from '../slurm/types.js';
+import { isJobFinished, MalformedAccountingError, type DistributorId, type JobAccounting } from '../slurm/types.js';
 import { readTokenFile } from '../slurm/token.js';
 import type { UsageValues } from '../db/usage-store.js';
 
 export type UsageLookup =
-  | { kind: 'found'; values: UsageValues; summary: string }
+  /** `endTime`: the job's end in epoch seconds by accounting, when the source knows it. */
+  | { kind: 'found'; values: UsageValues; summary: string; endTime?: number }
   | { kind: 'missing'; what: string }
   | { kind: 'unfinished'; what: string };
 
@@ -38,18 +41,44 @@ export function noAccountingReason(clusterType: string | null): string | undefin
   return undefined;
 }
 
-interface JobsClient { fetchJobs(ids: DistributorId[]): Promise<JobAccounting[]> }
+interface JobsClient { fetchJobs(ids: DistributorId[], signal?: AbortSignal): Promise<JobAccounting[]> }
 type Outcome = { record: JobAccounting | undefined } | { error: Error };
 
 export interface UsageSource {
-  lookup(clusterType: string | null, clusterName: string | null, distributorId: string): Promise<UsageLookup>;
+  /** An aborted `signal` (the activity was cancelled) rejects at once with its reason. */
+  lookup(clusterType: string | null, clusterName: string | null, distributorId: string, signal?: AbortSignal): Promise<UsageLookup>;
   /** Accounting requests sent so far (benchmarks and tests read it). */
   readonly requests: number;
 }
 
-export function createUsageSource(config: Config): UsageSource {
+/** The `result` label of an accounting request: `ok`, or what kind of failure. */
+export function requestResult(error: unknown, signal?: AbortSignal): string {
+  if (error === undefined) return 'ok';
+  if (signal?.aborted) return 'cancelled';
+  if (error instanceof SlurmUnavailableError) return 'unavailable';
+  if (error instanceof SlurmAuthError) return 'auth';
+  if (error instanceof SlurmQueryError) return 'query';
+  if (error instanceof MalformedAccountingError) return 'malformed';
+  return 'error';
+}
+
+/** Runs one accounting request and records it (count, latency, ids asked for, result). */
+async function measured<T>(metrics: JobmonMetrics, source: SlurmSource, ids: number, signal: AbortSignal | undefined, request: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  let error: unknown;
+  try {
+    return await request();
+  } catch (e) {
+    error = e ?? new Error('rejected');
+    throw e;
+  } finally {
+    metrics.slurmRequest(source, requestResult(error, signal), (performance.now() - started) / 1000, ids);
+  }
+}
+
+export function createUsageSource(config: Config, metrics: JobmonMetrics = NO_METRICS): UsageSource {
   let slurm: JobsClient;
-  let sourceName = 'sacct';
+  let sourceName: SlurmSource = 'sacct';
   if (config.slurm.restUrl) {
     const { jwt, jwtFile } = config.slurm;
     slurm = new SlurmRestClient({
@@ -72,10 +101,10 @@ export function createUsageSource(config: Config): UsageSource {
     windowMs: config.usage.coalesceWindowMs,
     maxBatchSize: config.usage.coalesceMaxBatch,
     maxInFlight: config.slurm.maxConcurrentRequests,
-    fetchMany: async (raws: string[]) => {
+    fetchMany: async (raws: string[], signal: AbortSignal) => {
       const ids = raws.map((r) => parseDistributorId(r));
       requests++;
-      const records = await slurm.fetchJobs(ids);
+      const records = await measured(metrics, sourceName, ids.length, signal, () => slurm.fetchJobs(ids, signal));
       const out = new Map<string, Outcome>();
       for (const id of ids) {
         try {
@@ -90,25 +119,25 @@ export function createUsageSource(config: Config): UsageSource {
 
   return {
     get requests() { return requests; },
-    async lookup(clusterType, clusterName, distributorId) {
+    async lookup(clusterType, clusterName, distributorId, signal) {
       const type = clusterType ?? '';
       if (type.toLowerCase() === 'dummy') return { kind: 'found', values: DUMMY_USAGE, summary: 'dummy cluster: maxrss=1314, as Jobmon writes it' };
       if (QPID_CLUSTER_TYPES.test(type)) {
         if (!qpid) throw new NoUsageSourceError(`cluster type ${type} needs QPID_URL, which is not set`);
         requests++;
-        const pss = await qpid.fetchMaxPss(clusterName ?? type, distributorId);
+        const pss = await measured(metrics, 'qpid', 1, signal, () => qpid.fetchMaxPss(clusterName ?? type, distributorId, signal));
         if (pss === null) return { kind: 'missing', what: `qpid has no max_pss for job ${distributorId} on ${clusterName}` };
         return { kind: 'found', values: { maxpss: String(pss), usageStr: `qpid maxpss=${pss}` }, summary: `qpid maxpss=${pss}` };
       }
       if (type.toLowerCase() !== 'slurm') throw new NoUsageSourceError(`no usage source for cluster type ${JSON.stringify(type || null)}`);
       const id = parseDistributorId(distributorId);
-      const got = (await coalescer.get(id.raw)) ?? { record: undefined };
+      const got = (await coalescer.get(id.raw, signal)) ?? { record: undefined };
       if ('error' in got) throw got.error;
       const job = got.record;
       if (!job) return { kind: 'missing', what: `Slurm job ${id.raw} is not in ${sourceName} accounting yet` };
       if (!isJobFinished(job)) return { kind: 'unfinished', what: `Slurm job ${id.raw} is ${job.state} in accounting; its usage is not final` };
       const u = summarizeUsage(job, { rssAggregation: config.usage.rssAggregation });
-      return { kind: 'found', values: { maxrss: u.maxrss, wallclock: u.wallclock, cpu: u.cpu, usageStr: u.usageStr }, summary: u.usageStr };
+      return { kind: 'found', values: { maxrss: u.maxrss, wallclock: u.wallclock, cpu: u.cpu, usageStr: u.usageStr }, summary: u.usageStr, endTime: job.endTime ?? undefined };
     },
   };
 }
