@@ -120,7 +120,7 @@ test('reap --dry-run reports exactly what reap --wait then does', async (t) => {
 test('each command takes only its own options; --version prints the package version', async (t) => {
   const cases: [string[], RegExp][] = [
     [['reap', '--force'], /reap does not take --force \(it takes --dry-run, --wait, --ignore-breaker\)/],
-    [['worker', '--wait'], /worker does not take --wait \(it takes no options\)/],
+    [['worker', '--wait'], /worker does not take --wait \(it takes --queue\)/],
     [['migrate', '--bogus'], /migrate does not take --bogus/],
     [['integrate', '1', '--since', '2026-01-01'], /integrate does not take --since \(it takes --wait, --force\)/],
     [['reap', '42'], /reap takes no arguments, got "42"/],

@@ -30,7 +30,7 @@ export interface WorkerDeps {
 }
 
 /** Past the grace time activities are cancelled; this much later a worker that still has not stopped fails. */
-const FORCE_AFTER_GRACE_MS = 15_000;
+export const FORCE_AFTER_GRACE_MS = 15_000;
 
 function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
   // The build bundles workflows ahead of time; fall back to bundling at start in a dev checkout.
