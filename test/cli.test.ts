@@ -2,27 +2,13 @@
  * The `jobmon-temporal` program as operators run it: a child process against the real stack.
  */
 import test from 'ava';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { createLaunchedInstance, createWorkflowRun } from '../dev/factory.js';
 import { createTestDb } from './helpers/databases.js';
 import { connectTestClient, testConfig, withWorkers, TEMPORAL_ADDRESS } from './helpers/temporal.js';
 import { sbatch, waitForAccounting, SLURM_CLUSTER } from './helpers/slurm.js';
-
-const run = promisify(execFile);
-const CLI = fileURLToPath(new URL('../../bin/jobmon-temporal.js', import.meta.url));
-
-async function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 120_000 });
-    return { code: 0, out: stdout + stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : 1, out: `${err.stdout ?? ''}${err.stderr ?? ''}` };
-  }
-}
+import { CLI, cli } from './helpers/cli.js';
 
 /** The CLI in the background, for commands that wait: read its output as it comes, then its exit. */
 function cliInBackground(args: string[], env: Record<string, string>) {
