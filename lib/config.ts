@@ -5,6 +5,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { RESUME_ROUTES, type ResumeRoute } from './jobmon/reaper-rules.js';
+import { resolveTemporal, type TemporalConnectionSettings } from './temporal/connection-options.js';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -14,9 +15,13 @@ export class ConfigError extends Error {
 }
 
 export interface TemporalConfig {
+  /** From TEMPORAL_ADDRESS, else the TOML profile, else localhost:7233. */
   address: string;
+  /** From TEMPORAL_NAMESPACE, else the TOML profile, else default. */
   namespace: string;
   taskQueuePrefix: string;
+  /** TLS, mTLS and API key (lib/temporal/connection-options.ts); print with describeConnection only. */
+  connection: TemporalConnectionSettings;
 }
 
 export interface SlurmConfig {
@@ -79,6 +84,37 @@ export interface ReaperConfig {
   slurmTimeoutMs: number;
 }
 
+/** The task queues one worker process can poll; each scales on its own. */
+export const WORKER_QUEUES = ['usage', 'reaper'] as const;
+export type WorkerQueue = (typeof WORKER_QUEUES)[number];
+
+/** `--queue usage|reaper|all` as the queues to poll; undefined for anything else. */
+export function parseWorkerQueues(choice = 'all'): WorkerQueue[] | undefined {
+  if (choice === 'all') return [...WORKER_QUEUES];
+  return (WORKER_QUEUES as readonly string[]).includes(choice) ? [choice as WorkerQueue] : undefined;
+}
+
+export interface WorkerConfig {
+  usageMaxConcurrentActivities: number;
+  reaperMaxConcurrentActivities: number;
+  /** Sticky workflow cache size per worker; undefined leaves the SDK's default (sized to the heap). */
+  maxCachedWorkflows?: number;
+  /** On SIGTERM, how long in-flight activities may run before they are cancelled. */
+  shutdownGraceMs: number;
+}
+
+export const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+export interface ObservabilityConfig {
+  /** host:port of the Prometheus endpoint (`/metrics`); undefined when turned off. */
+  metricsAddress?: string;
+  /** host:port of `/healthz` and `/readyz`; undefined when turned off. */
+  healthAddress?: string;
+  logLevel: LogLevelName;
+  logFormat: 'json' | 'pretty';
+}
+
 export interface Config {
   cacheDir: string;
   temporal: TemporalConfig;
@@ -87,6 +123,8 @@ export interface Config {
   qpidUrl?: string;
   usage: UsageConfig;
   reaper: ReaperConfig;
+  worker: WorkerConfig;
+  observability: ObservabilityConfig;
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -139,12 +177,27 @@ class Reader {
     return fallback;
   }
 
-  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[], normalize: (v: string) => string = (v) => v): T {
     const raw = this.str(name);
     if (raw === undefined) return fallback;
-    if ((allowed as readonly string[]).includes(raw)) return raw as T;
+    const v = normalize(raw);
+    if ((allowed as readonly string[]).includes(v)) return v as T;
     this.problems.push(`${name}=${JSON.stringify(raw)}: expected one of ${allowed.join(', ')}`);
     return fallback;
+  }
+
+  /** `host:port` (IPv6 hosts in brackets) to listen on, or `off`; `ipOnly` when the listener takes no host names. */
+  listenAddress(name: string, fallback: string, ipOnly = false): string | undefined {
+    const raw = this.str(name, fallback)!;
+    if (raw.toLowerCase() === 'off') return undefined;
+    const host = ipOnly ? String.raw`\[[0-9A-Fa-f:.]+\]|\d{1,3}(?:\.\d{1,3}){3}` : String.raw`\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+`;
+    const m = new RegExp(`^(?:${host}):(\\d{1,5})$`).exec(raw);
+    if (!m || Number(m[1]) > 65535) {
+      const what = ipOnly ? 'an IP address and port' : 'host:port';
+      this.problems.push(`${name}=${JSON.stringify(raw)}: expected ${what} to listen on (such as 0.0.0.0:${fallback.split(':').pop()}), or off`);
+      return fallback;
+    }
+    return raw;
   }
 
   url(name: string, protocols: string[]): string | undefined {
@@ -169,8 +222,8 @@ export function loadConfig(env: Env = process.env): Config {
   const r = new Reader(env);
   const cacheDir = defaultCacheDir(env);
 
-  const address = r.str('TEMPORAL_ADDRESS', 'localhost:7233')!;
-  if (!/^[^\s:/]+:\d{1,5}$/.test(address)) r.problems.push(`TEMPORAL_ADDRESS=${JSON.stringify(address)}: expected host:port`);
+  // Address, namespace, TLS and API key: TEMPORAL_* variables over a TOML profile, the standard way.
+  const temporal = resolveTemporal(env, r.problems);
   const taskQueuePrefix = r.str('TEMPORAL_TASK_QUEUE_PREFIX', '')!;
   if (!/^[A-Za-z0-9._-]*$/.test(taskQueuePrefix)) {
     r.problems.push(`TEMPORAL_TASK_QUEUE_PREFIX=${JSON.stringify(taskQueuePrefix)}: expected letters, digits, '.', '_' or '-'`);
@@ -205,7 +258,7 @@ export function loadConfig(env: Env = process.env): Config {
 
   const config: Config = {
     cacheDir,
-    temporal: { address, namespace: r.str('TEMPORAL_NAMESPACE', 'default')!, taskQueuePrefix },
+    temporal: { ...temporal, taskQueuePrefix },
     dbUrl,
     slurm: {
       restUrl,
@@ -248,6 +301,20 @@ export function loadConfig(env: Env = process.env): Config {
       slurmLookup: r.bool('REAPER_SLURM_LOOKUP', true),
       slurmAliveGraceMs: r.duration('REAPER_SLURM_ALIVE_GRACE', '30m', true),
       slurmTimeoutMs: r.duration('REAPER_SLURM_TIMEOUT', '10s'),
+    },
+    worker: {
+      usageMaxConcurrentActivities: r.number('USAGE_WORKER_MAX_CONCURRENT_ACTIVITIES', 200, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+      reaperMaxConcurrentActivities: r.number('REAPER_WORKER_MAX_CONCURRENT_ACTIVITIES', 4, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+      maxCachedWorkflows: r.str('WORKER_MAX_CACHED_WORKFLOWS') === undefined
+        ? undefined
+        : r.number('WORKER_MAX_CACHED_WORKFLOWS', 0, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
+      shutdownGraceMs: r.duration('WORKER_SHUTDOWN_GRACE', '30s', true),
+    },
+    observability: {
+      metricsAddress: r.listenAddress('METRICS_ADDRESS', '0.0.0.0:9464', true),
+      healthAddress: r.listenAddress('HEALTH_ADDRESS', '0.0.0.0:8080'),
+      logLevel: r.oneOf('LOG_LEVEL', 'INFO', LOG_LEVELS, (v) => v.toUpperCase()),
+      logFormat: r.oneOf('LOG_FORMAT', 'json', ['json', 'pretty'] as const, (v) => v.toLowerCase()),
     },
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);

@@ -1,27 +1,29 @@
 #!/usr/bin/env node
 /** `jobmon-temporal`: the one command-line program for every operation of this project. */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig, names } from '../lib/config.js';
+import { ConfigError, loadConfig, parseWorkerQueues } from '../lib/config.js';
 import { dialectOf, openJobmonDb } from '../lib/db/connection.js';
 import { grantStatements, type Service } from '../lib/jobmon/required-privileges.js';
 import { migrateDownAll, migrateDownReaperIndexes, migrateLatest } from '../lib/db/migrate.js';
 import { connectClient } from '../lib/temporal/client.js';
 import { registerSearchAttributes } from '../lib/temporal/register-search-attributes.js';
 import { applySchedules } from '../lib/temporal/schedules.js';
-import { formatReapSummary, type ReapSummary } from '../workflows/reaper.js';
 import { backfill, integrate } from './commands/integrate.js';
+import { reap } from './commands/reap.js';
 import { runWorker } from './commands/worker.js';
 
 const HELP: Record<string, string> = {
   '': `jobmon-temporal: Jobmon's usage integrator and reaper on Temporal
 
 Usage: jobmon-temporal <command> [options]
+       jobmon-temporal --version
 
 Commands:
   stack up|down|status   development: the local stack (Temporal dev server + UI, Jobmon database, Slurm)
   dev-schema             development: create Jobmon 3.6.0's schema in an empty JOBMON_DB_URL
   migrate                check Jobmon's schema, then create or upgrade jobmon-temporal's own tables
-  worker                 run the workers of both services (configured by environment variables)
+  worker [--queue Q]     run the workers of both services, or of one (configured by environment variables)
   grants --user GRANTEE  print the least database privileges the services need, as GRANT statements
   schedules apply        create or update the Temporal Schedules and search attributes
   integrate <id...>      start (or join) usage integrations for task instances
@@ -50,10 +52,11 @@ Run 'jobmon-temporal <command> --help' for a command's options. Configuration: s
   --reaper-indexes        also add (status, heartbeat_date) and (status, report_by_date) indexes
   --down-reaper-indexes   remove only those optional indexes
   --down                  remove jobmon-temporal's own tables (its integration records and watermark)`,
-  worker: `Usage: jobmon-temporal worker
+  worker: `Usage: jobmon-temporal worker [--queue usage|reaper|all]
 
-  Runs the usage-integration and reaper workers until SIGINT/SIGTERM. Configured by environment
-  variables only (TEMPORAL_*, JOBMON_DB_URL, SLURM_*, ...): see README.md.`,
+  Runs the usage-integration and reaper workers until SIGINT/SIGTERM, then drains them. Configured by
+  environment variables (TEMPORAL_*, JOBMON_DB_URL, SLURM_*, WORKER_*, METRICS_ADDRESS, ...): see README.md.
+  --queue   poll only this service's task queue (default all), so each scales on its own`,
   grants: `Usage: jobmon-temporal grants --user GRANTEE [--service usage|reaper|all]
 
   Prints the GRANT statements for the dialect of JOBMON_DB_URL (MySQL/MariaDB or PostgreSQL) that
@@ -68,7 +71,7 @@ Run 'jobmon-temporal <command> --help' for a command's options. Configuration: s
   integrate: `Usage: jobmon-temporal integrate <taskInstanceId...> [--wait] [--force]
 
   Starts the integration workflow usage-integration-<id> for each id, or joins the one that exists.
-  --wait    wait for each outcome and print the values written
+  --wait    wait for each outcome and print the values written (says so if no worker polls)
   --force   start again even if an integration already finished`,
   backfill: `Usage: jobmon-temporal backfill --since DATE [--until DATE]
 
@@ -79,8 +82,21 @@ Run 'jobmon-temporal <command> --help' for a command's options. Configuration: s
 
   Starts a reaper workflow now (the same one the jobmon-reaper Schedule runs).
   --dry-run         report what a reap would do and change nothing (implies --wait)
-  --wait            wait and print the summary
+  --wait            show progress while it runs, then the summary (or why the circuit breaker stopped it)
   --ignore-breaker  reap even if the circuit breaker is open (the lost runs really are dead)`,
+};
+
+/** The options each command takes (besides --help); any other is a usage error naming both. */
+const COMMAND_OPTIONS: Record<string, { options: string[]; positionals: boolean }> = {
+  stack: { options: ['no-slurm'], positionals: true },
+  'dev-schema': { options: [], positionals: false },
+  grants: { options: ['user', 'service'], positionals: false },
+  migrate: { options: ['reaper-indexes', 'down-reaper-indexes', 'down'], positionals: false },
+  worker: { options: ['queue'], positionals: false },
+  schedules: { options: [], positionals: true },
+  integrate: { options: ['wait', 'force'], positionals: true },
+  backfill: { options: ['since', 'until'], positionals: false },
+  reap: { options: ['dry-run', 'wait', 'ignore-breaker'], positionals: false },
 };
 
 /** The development commands (dev/commands/stack.ts), which are not in the image. */
@@ -105,36 +121,71 @@ function usageError(msg: string, command = ''): never {
   process.exit(2);
 }
 
+function takes(command: string): string {
+  const o = COMMAND_OPTIONS[command]!.options;
+  return o.length > 0 ? `it takes ${o.map((x) => `--${x}`).join(', ')}` : 'it takes no options';
+}
+
+/** Every option any command takes; which command takes which is checked after (COMMAND_OPTIONS). */
+function parseCommandLine(command: string, args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        wait: { type: 'boolean' },
+        force: { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
+        'ignore-breaker': { type: 'boolean' },
+        'no-slurm': { type: 'boolean' },
+        'reaper-indexes': { type: 'boolean' },
+        'down-reaper-indexes': { type: 'boolean' },
+        down: { type: 'boolean' },
+        since: { type: 'string' },
+        until: { type: 'string' },
+        user: { type: 'string' },
+        service: { type: 'string' },
+        queue: { type: 'string' },
+      },
+    });
+  } catch (e) {
+    // parseArgs's own errors (an unknown option, a missing value) become usage errors that name the command.
+    const code = (e as { code?: string }).code;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const option = /'([^']+)'/.exec((e as Error).message)?.[1] ?? (e as Error).message;
+      usageError(`${command} does not take ${option} (${takes(command)})`, command);
+    }
+    if (code?.startsWith('ERR_PARSE_ARGS_')) usageError(`${command}: ${(e as Error).message}`, command);
+    throw e;
+  }
+}
+
+function packageVersion(): string {
+  // dist/scripts/cli.js → the package's own package.json.
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command = '', ...rest] = argv;
   if (command === '--help' || command === '-h' || command === 'help' || command === '') {
     console.log(HELP['']);
     return command === '' ? 2 : 0;
   }
-  if (!(command in HELP)) usageError(`unknown command ${JSON.stringify(command)}`);
-  const { values: opts, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      wait: { type: 'boolean' },
-      force: { type: 'boolean' },
-      'dry-run': { type: 'boolean' },
-      'ignore-breaker': { type: 'boolean' },
-      'no-slurm': { type: 'boolean' },
-      user: { type: 'string' },
-      service: { type: 'string' },
-      'reaper-indexes': { type: 'boolean' },
-      'down-reaper-indexes': { type: 'boolean' },
-      down: { type: 'boolean' },
-      since: { type: 'string' },
-      until: { type: 'string' },
-    },
-  });
+  if (command === '--version') {
+    console.log(`jobmon-temporal ${packageVersion()}`);
+    return 0;
+  }
+  if (!(command in COMMAND_OPTIONS)) usageError(`unknown command ${JSON.stringify(command)}`);
+  const { values: opts, positionals } = parseCommandLine(command, rest);
   if (opts.help) {
     console.log(HELP[command]);
     return 0;
   }
+  for (const name of Object.keys(opts)) {
+    if (name !== 'help' && !COMMAND_OPTIONS[command]!.options.includes(name)) usageError(`${command} does not take --${name} (${takes(command)})`, command);
+  }
+  if (!COMMAND_OPTIONS[command]!.positionals && positionals.length > 0) usageError(`${command} takes no arguments, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`, command);
 
   switch (command) {
     case 'stack': {
@@ -146,10 +197,9 @@ async function main(argv: string[]): Promise<number> {
       else usageError('stack needs up, down or status', 'stack');
       return 0;
     }
-    case 'dev-schema': {
+    case 'dev-schema':
       await (await devCommands('dev-schema')).devSchema();
       return 0;
-    }
     case 'migrate': {
       const config = loadConfig();
       const db = openJobmonDb(config.dbUrl);
@@ -180,9 +230,12 @@ async function main(argv: string[]): Promise<number> {
       }
       return 0;
     }
-    case 'worker':
-      await runWorker(loadConfig());
+    case 'worker': {
+      const queues = parseWorkerQueues(opts.queue);
+      if (!queues) usageError(`--queue must be usage, reaper or all, not ${JSON.stringify(opts.queue)}`, 'worker');
+      await runWorker(loadConfig(), { queues });
       return 0;
+    }
     case 'schedules': {
       if (positionals[0] !== 'apply') usageError('schedules needs apply', 'schedules');
       const config = loadConfig();
@@ -226,19 +279,10 @@ async function main(argv: string[]): Promise<number> {
       const config = loadConfig();
       const client = await connectClient(config.temporal);
       try {
-        const dryRun = !!opts['dry-run'];
-        const n = names(config.temporal);
-        const handle = await client.workflow.start('reaper', {
-          taskQueue: n.reaperTaskQueue,
-          workflowId: `${n.reaperScheduleId}-manual-${new Date().toISOString()}`,
-          args: [{ dryRun, ignoreBreaker: !!opts['ignore-breaker'] }],
-        });
-        console.log(`reap started: workflow ${handle.workflowId}${dryRun ? ' (dry run)' : ''}`);
-        if (opts.wait || dryRun) console.log(formatReapSummary((await handle.result()) as ReapSummary));
+        return (await reap(client, config, { dryRun: !!opts['dry-run'], wait: !!opts.wait, ignoreBreaker: !!opts['ignore-breaker'] })) ? 0 : 1;
       } finally {
         await client.connection.close();
       }
-      return 0;
     }
   }
   return 2;

@@ -9,4 +9,5 @@ $cli stack up
 $cli migrate
 $cli schedules apply
 echo "Temporal UI: http://127.0.0.1:8233  (Ctrl-C stops the worker; 'jobmon-temporal stack down' stops the stack)"
-exec $cli worker
+# Human log lines in a terminal; production keeps the default, one JSON object per line.
+LOG_FORMAT="${LOG_FORMAT:-pretty}" exec $cli worker

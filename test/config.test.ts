@@ -1,6 +1,6 @@
 /** Configuration: defaults, and a start-up error that names every bad variable. */
 import test from 'ava';
-import { ConfigError, loadConfig, names, parseDuration, redactUrl } from '../lib/config.js';
+import { ConfigError, loadConfig, names, parseDuration, parseWorkerQueues, redactUrl } from '../lib/config.js';
 
 test('defaults need no environment at all', (t) => {
   const c = loadConfig({});
@@ -53,4 +53,57 @@ test('the reaper\'s Slurm lookup: on by default, 30m alive grace, 10s per batch;
   t.deepEqual([off.reaper.slurmLookup, off.reaper.slurmAliveGraceMs, off.reaper.slurmTimeoutMs], [false, 0, 2000]);
   const err = t.throws(() => loadConfig({ REAPER_SLURM_LOOKUP: 'sometimes', REAPER_SLURM_ALIVE_GRACE: 'long', REAPER_SLURM_TIMEOUT: '0s' }), { instanceOf: ConfigError });
   t.deepEqual(err.problems.map((p) => p.split('=')[0]), ['REAPER_SLURM_LOOKUP', 'REAPER_SLURM_ALIVE_GRACE', 'REAPER_SLURM_TIMEOUT']);
+});
+
+test('worker and observability settings: defaults, and values as operators write them', (t) => {
+  const d = loadConfig({});
+  t.deepEqual(d.worker, { usageMaxConcurrentActivities: 200, reaperMaxConcurrentActivities: 4, maxCachedWorkflows: undefined, shutdownGraceMs: 30_000 });
+  t.deepEqual(d.observability, { metricsAddress: '0.0.0.0:9464', healthAddress: '0.0.0.0:8080', logLevel: 'INFO', logFormat: 'json' });
+  const c = loadConfig({
+    USAGE_WORKER_MAX_CONCURRENT_ACTIVITIES: '50',
+    REAPER_WORKER_MAX_CONCURRENT_ACTIVITIES: '1',
+    WORKER_MAX_CACHED_WORKFLOWS: '0',
+    WORKER_SHUTDOWN_GRACE: '2m',
+    METRICS_ADDRESS: '[::]:9100',
+    HEALTH_ADDRESS: 'localhost:8081',
+    LOG_LEVEL: 'debug',
+    LOG_FORMAT: 'pretty',
+  });
+  t.deepEqual(c.worker, { usageMaxConcurrentActivities: 50, reaperMaxConcurrentActivities: 1, maxCachedWorkflows: 0, shutdownGraceMs: 120_000 });
+  t.deepEqual(c.observability, { metricsAddress: '[::]:9100', healthAddress: 'localhost:8081', logLevel: 'DEBUG', logFormat: 'pretty' });
+  const off = loadConfig({ METRICS_ADDRESS: 'off', HEALTH_ADDRESS: 'OFF' }).observability;
+  t.is(off.metricsAddress, undefined);
+  t.is(off.healthAddress, undefined);
+});
+
+test('bad worker and observability settings are each named with what they expect', (t) => {
+  const err = t.throws(() => loadConfig({
+    USAGE_WORKER_MAX_CONCURRENT_ACTIVITIES: '0',
+    REAPER_WORKER_MAX_CONCURRENT_ACTIVITIES: '2.5',
+    WORKER_MAX_CACHED_WORKFLOWS: '-1',
+    WORKER_SHUTDOWN_GRACE: 'long',
+    METRICS_ADDRESS: 'metrics.local:9464',
+    HEALTH_ADDRESS: '8080',
+    LOG_LEVEL: 'verbose',
+    LOG_FORMAT: 'xml',
+  }), { instanceOf: ConfigError });
+  const expected: [string, RegExp][] = [
+    ['USAGE_WORKER_MAX_CONCURRENT_ACTIVITIES', /USAGE_WORKER_MAX_CONCURRENT_ACTIVITIES="0": expected a positive integer/],
+    ['REAPER_WORKER_MAX_CONCURRENT_ACTIVITIES', /REAPER_WORKER_MAX_CONCURRENT_ACTIVITIES="2.5": expected a positive integer/],
+    ['WORKER_MAX_CACHED_WORKFLOWS', /WORKER_MAX_CACHED_WORKFLOWS="-1": expected a non-negative integer/],
+    ['WORKER_SHUTDOWN_GRACE', /WORKER_SHUTDOWN_GRACE="long": expected a non-negative duration/],
+    ['METRICS_ADDRESS', /METRICS_ADDRESS="metrics.local:9464": expected an IP address and port to listen on \(such as 0\.0\.0\.0:9464\), or off/],
+    ['HEALTH_ADDRESS', /HEALTH_ADDRESS="8080": expected host:port to listen on \(such as 0\.0\.0\.0:8080\), or off/],
+    ['LOG_LEVEL', /LOG_LEVEL="verbose": expected one of TRACE, DEBUG, INFO, WARN, ERROR/],
+    ['LOG_FORMAT', /LOG_FORMAT="xml": expected one of json, pretty/],
+  ];
+  for (const [name, re] of expected) t.regex(err.message, re, `${name} is named with what it expects`);
+  t.is(err.problems.length, expected.length);
+});
+
+test('--queue choices', (t) => {
+  t.deepEqual(parseWorkerQueues(), ['usage', 'reaper']);
+  t.deepEqual(parseWorkerQueues('all'), ['usage', 'reaper']);
+  t.deepEqual(parseWorkerQueues('reaper'), ['reaper']);
+  t.is(parseWorkerQueues('both'), undefined);
 });

@@ -342,7 +342,9 @@ for (const kind of SERVER_DBS) {
     });
     await withReaper(kind, { REAPER_BREAKER_MIN_RUNS: '0' }, async ({ db, reap }) => {
       const only = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
-      await t.throwsAsync(reap(), { instanceOf: WorkflowFailedError, message: /.*/ });
+      const err = await t.throwsAsync(reap(), { instanceOf: WorkflowFailedError });
+      t.is((err?.cause as ApplicationFailure | undefined)?.type, BREAKER_FAILURE_TYPE, 'it is the breaker that stops it');
+      t.regex(String(err?.cause?.message), /circuit breaker open: 1 of 1 alive workflow runs/);
       t.is(await statusOf(db, 'workflow_run', only.workflowRunId), 'R', 'with min 0 the fraction rule always applies');
     });
   });

@@ -23,7 +23,10 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import type { Knex } from 'knex';
 import { createLaunchedInstance, createRunWithInstances } from '../dev/factory.js';
+import { loadConfig } from '../lib/config.js';
+import { JobmonMetrics, METRIC, type MetricTags } from '../lib/metrics.js';
 import { countOf } from '../lib/reaper/summary.js';
+import { createSlurmJobLookup } from '../lib/slurm/job-lookup.js';
 import { SERVER_DBS, type DbKind } from './helpers/databases.js';
 import { statusOf, useReaperHarness, withReaper } from './helpers/reaper.js';
 import { SLURM_CLUSTER, sbatch, scancel, slurmRestEnv, waitForAccounting } from './helpers/slurm.js';
@@ -148,17 +151,60 @@ for (const kind of SERVER_DBS) {
   });
 }
 
-/** A stand-in slurmrestd that accepts connections and never answers. */
-async function hangingServer(): Promise<{ url: string; close(): void; requests: () => number }> {
+/** A stand-in slurmrestd that accepts connections and never answers; `abandoned`: requests whose client hung up. */
+async function hangingServer(): Promise<{ url: string; close(): void; requests: () => number; abandoned: () => number }> {
   let requests = 0;
-  const server: Server = createServer(() => { requests++; });
+  let abandoned = 0;
+  const server: Server = createServer((_req, res) => {
+    requests++;
+    res.on('close', () => { abandoned++; });
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests: () => requests,
+    abandoned: () => abandoned,
     close: () => { server.closeAllConnections(); server.close(); },
   };
 }
+
+test('job lookup: findMany gives up after its timeout and aborts the request nobody waits for; a cancelled caller leaves at once; requests are measured', async (t) => {
+  const hang = await hangingServer();
+  const requests: MetricTags[] = [];
+  const metrics = new JobmonMetrics({
+    createCounter: (name) => ({ add: (_v, tags) => { if (name === METRIC.slurmRequests && tags) requests.push(tags); } }),
+    createHistogram: () => ({ record: () => undefined }),
+  });
+  try {
+    // SLURM_REQUEST_TIMEOUT stays 30s: only an abort ends the request sooner.
+    const lookup = createSlurmJobLookup(loadConfig({ ...slurmRestEnv(), SLURM_REST_URL: hang.url, SLURM_REST_API_VERSION: 'v0.0.38' }), metrics);
+    let started = Date.now();
+    const answers = await lookup.findMany(['4242', '4243'], 500);
+    t.true(Date.now() - started < 5_000);
+    t.deepEqual([...answers.values()], [
+      { kind: 'unavailable', reason: 'slurmrestd did not answer within 0.5s', wholeBatch: true },
+      { kind: 'unavailable', reason: 'slurmrestd did not answer within 0.5s', wholeBatch: true },
+    ]);
+    for (let i = 0; i < 100 && requests.length === 0; i++) await sleep(20);
+    t.deepEqual(requests, [{ source: 'slurmrestd', result: 'cancelled' }], 'the request was aborted, and counted');
+    for (let i = 0; i < 100 && hang.abandoned() === 0; i++) await sleep(20);
+    t.is(hang.abandoned(), 1, 'slurmrestd saw the request go away');
+
+    const cancel = new AbortController();
+    started = Date.now();
+    const cancelled = lookup.findMany(['4244'], 30_000, cancel.signal);
+    await sleep(200);
+    cancel.abort(new Error('activity cancelled'));
+    await t.throwsAsync(cancelled, { message: 'activity cancelled' });
+    t.true(Date.now() - started < 5_000, 'the cancelled caller did not wait for the timeout');
+    await t.throwsAsync(lookup.findMany(['4245'], 30_000, cancel.signal), { message: 'activity cancelled' }, 'an aborted signal asks nothing');
+    for (let i = 0; i < 100 && requests.length < 2; i++) await sleep(20);
+    t.deepEqual(requests, [{ source: 'slurmrestd', result: 'cancelled' }, { source: 'slurmrestd', result: 'cancelled' }]);
+    t.is(hang.requests(), 2);
+  } finally {
+    hang.close();
+  }
+});
 
 test('pg: Slurm not answering: orphans are reaped as without Slurm, each saying Slurm could not say; one timeout per sweep call; no breaker', async (t) => {
   const hang = await hangingServer();

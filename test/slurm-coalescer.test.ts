@@ -187,3 +187,95 @@ test('getAll: a caller\'s whole batch goes out at once with what was pending, in
   t.deepEqual(await Promise.all([...busy, ...next]), [40, 50, 60]);
   t.deepEqual(calls, [[1, 2, 3], [4], [5, 6]]);
 });
+
+test('a cancelled caller leaves at once with its reason; the batch still answers the others', async (t) => {
+  let seen: AbortSignal | undefined;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => { release = r; });
+  const c = new Coalescer<number, number>({
+    windowMs: 1,
+    maxBatchSize: 100,
+    fetchMany: async (keys, signal) => {
+      seen = signal;
+      await gate;
+      return new Map(keys.map((k) => [k, k * 10] as const));
+    },
+  });
+  const cancel = new AbortController();
+  const leaving = c.get(1, cancel.signal);
+  const staying = c.get(2);
+  await sleep(20); // the batch [1, 2] is in flight
+  const reason = new Error('activity cancelled');
+  cancel.abort(reason);
+  t.is(await t.throwsAsync(leaving), reason);
+  t.false(seen!.aborted, 'someone still waits: the request goes on');
+  release();
+  t.is(await staying, 20);
+});
+
+test('a batch every caller left is aborted; an unsent key nobody waits for is dropped', async (t) => {
+  const signals: AbortSignal[] = [];
+  const calls: number[][] = [];
+  const c = new Coalescer<number, number>({
+    windowMs: 30,
+    maxBatchSize: 100,
+    fetchMany: (keys, signal) => {
+      calls.push(keys);
+      signals.push(signal);
+      return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted request'))));
+    },
+  });
+  const a = new AbortController();
+  const inFlight = c.get(1, a.signal);
+  await sleep(60); // sent
+  t.is(calls.length, 1);
+  a.abort(new Error('gone'));
+  await t.throwsAsync(inFlight, { message: 'gone' });
+  t.true(signals[0]!.aborted, 'nobody waits: the request is aborted');
+
+  const b = new AbortController();
+  const unsent = c.get(2, b.signal);
+  b.abort(new Error('gone too'));
+  await t.throwsAsync(unsent, { message: 'gone too' });
+  t.is(c.pendingCount, 0);
+  await sleep(60);
+  t.is(calls.length, 1, 'no request for a key nobody waits for');
+  await t.throwsAsync(c.get(3, b.signal), { message: 'gone too' }, 'an already aborted signal never joins');
+});
+
+test('TokenBucket: an aborted wait rejects at once with the reason', async (t) => {
+  const bucket = new TokenBucket(1, 1);
+  await bucket.take();
+  const cancel = new AbortController();
+  const waiting = bucket.take(cancel.signal); // would wait about a second
+  cancel.abort(new Error('stop'));
+  await t.throwsAsync(waiting, { message: 'stop' });
+});
+
+test('getAll with a signal: a cancelled caller leaves its whole batch at once; an aborted signal never joins', async (t) => {
+  const signals: AbortSignal[] = [];
+  const calls: number[][] = [];
+  const c = new Coalescer<number, number>({
+    windowMs: 60_000,
+    maxBatchSize: 100,
+    fetchMany: (keys, signal) => {
+      calls.push(keys);
+      signals.push(signal);
+      return new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted request'))));
+    },
+  });
+  const cancel = new AbortController();
+  const answers = c.getAll([1, 2], cancel.signal);
+  t.deepEqual(calls, [[1, 2]], 'sent at once');
+  const rejected = Promise.all(answers.map(async (a) => t.throwsAsync(a)));
+  const reason = new Error('reaper activity cancelled');
+  cancel.abort(reason);
+  t.deepEqual(await rejected, [reason, reason]);
+  t.true(signals[0]!.aborted, 'nobody waits: the request is aborted');
+
+  const again = c.getAll([3], cancel.signal);
+  t.is(again.length, 1);
+  await t.throwsAsync(again[0]!, { is: reason });
+  t.is(c.pendingCount, 0);
+  t.is(calls.length, 1, 'no request for an already cancelled caller');
+});

@@ -7,7 +7,9 @@ import { decideOrphan } from '../lib/jobmon/reaper-rules.js';
 import { formatGrace, SLURM_ALIVE_STATES, triageOrphan, type SlurmView } from '../lib/jobmon/slurm-triage.js';
 import { TASK_INSTANCE_FAILED, TASK_INSTANCE_REAPABLE, type TaskInstanceStatusCode } from '../lib/jobmon/status.js';
 import { emptySummary, formatReapSummary, mergePart, oneLine, slurmCountsText } from '../lib/reaper/summary.js';
+import { JobmonMetrics, METRIC, type MetricTags } from '../lib/metrics.js';
 import { slackMessage } from '../activities/reaper/notify-slack.js';
+import { countSlurmStep } from '../activities/reaper/context.js';
 import type { JobAccounting } from '../lib/slurm/types.js';
 
 const GRACE = { graceSeconds: 1800, gracePassed: false };
@@ -113,4 +115,28 @@ test('summary, log line and Slack message count orphans by what Slurm said', (t)
   t.regex(slackMessage(run, 'wf', s.slurm), /WorkflowRun ID: 3\nOrphaned task instances in this reap, by Slurm state: unavailable 3, RUNNING\(alive\) 2, TIMEOUT 1$/);
   t.notRegex(slackMessage(run, 'wf', {}), /Slurm/);
   t.notRegex(slackMessage(run, 'wf'), /Slurm/);
+});
+
+test('jobmon_reaper_slurm_outcomes_total counts each committed step\'s outcomes by state; dry runs count nothing', (t) => {
+  const added: [string, number, MetricTags | undefined][] = [];
+  const metrics = new JobmonMetrics({
+    createCounter: (name) => ({ add: (value, tags) => { added.push([name, value, tags]); } }),
+    createHistogram: () => ({ record: () => undefined }),
+  });
+  const call: Record<string, number> = {};
+  countSlurmStep(call, { TIMEOUT: 2, 'RUNNING(alive)': 1 }, false, metrics);
+  countSlurmStep(call, { TIMEOUT: 1, unavailable: 0 }, false, metrics);
+  t.deepEqual(call, { TIMEOUT: 3, 'RUNNING(alive)': 1, unavailable: 0 }, 'the call\'s counts add up (the summary and the log line)');
+  t.deepEqual(added, [
+    [METRIC.reaperSlurmOutcomes, 2, { state: 'TIMEOUT' }],
+    [METRIC.reaperSlurmOutcomes, 1, { state: 'RUNNING(alive)' }],
+    [METRIC.reaperSlurmOutcomes, 1, { state: 'TIMEOUT' }],
+  ]);
+  t.is(METRIC.reaperSlurmOutcomes, 'jobmon_reaper_slurm_outcomes_total');
+
+  const dry: Record<string, number> = {};
+  countSlurmStep(dry, { FAILED: 1 }, true, metrics);
+  countSlurmStep(dry, { FAILED: 1 }, false, undefined);
+  t.deepEqual(dry, { FAILED: 2 });
+  t.is(added.length, 3, 'a dry run (or no metrics) records nothing');
 });

@@ -133,20 +133,20 @@ for (const kind of SERVER_DBS) {
         t.is((await doneHandle.result()).outcome, 'integrated');
 
         const runningHandle = client.workflow.getHandle(`${config.temporal.taskQueuePrefix}usage-integration-${running.taskInstanceId}`);
-        // Wait until its first attempt has failed ("waiting for the job") and it sits in a 1 h backoff.
-        for (let i = 0; i < 100; i++) {
-          const d = await runningHandle.describe();
-          const pending = d.raw.pendingActivities?.[0];
-          if (pending && Number(pending.attempt) >= 2) {
-            t.regex(String(pending.lastFailure?.message), /is R \(RUNNING\) in Jobmon: waiting for the job to finish/);
-            break;
-          }
-          await new Promise((r) => setTimeout(r, 200));
+        // Wait until its first attempt has failed ("waiting for the job") and it sits in a 1 h backoff:
+        // the wake below must be what ends that wait. No first failure seen means the test fails here.
+        let lastFailure: string | undefined;
+        for (let i = 0; i < 300 && lastFailure === undefined; i++) {
+          const pending = (await runningHandle.describe()).raw.pendingActivities?.[0];
+          if (pending && Number(pending.attempt) >= 2) lastFailure = String(pending.lastFailure?.message);
+          else await new Promise((r) => setTimeout(r, 200));
         }
+        t.regex(lastFailure ?? '(no failed attempt seen)', /is R \(RUNNING\) in Jobmon: waiting for the job to finish/);
         await tdb.db('task_instance').where({ id: running.taskInstanceId }).update({ status: 'D', status_date: dbNowPlus(tdb.db, 0) });
         await settle();
         const third = await dispatchUsageIntegrations({});
         t.is(third.woken, 1, 'the finished instance\'s integration is woken');
+        t.is(third.wakeMethod, 'reset-activity', 'this server allows ResetActivity: no history event for the wake');
         const r = await runningHandle.result();
         t.is(r.outcome, 'integrated');
       });
@@ -160,19 +160,31 @@ for (const kind of SERVER_DBS) {
 test('pg: backfill starts integrations for history once, within the window, rate-limited', async (t) => {
   const tdb = await createTestDb('pg');
   const client = await connectTestClient();
-  const config = testConfig(tdb.url, { ...FAST, BACKFILL_PER_SECOND: '20' });
+  const config = testConfig(tdb.url, { ...FAST, BACKFILL_PER_SECOND: '5' });
   try {
     const dummy = { clusterType: 'dummy', clusterName: 'dummy' };
-    const inWindow = [await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '301', cluster: dummy }), await createLaunchedInstance(tdb.db, { status: 'E', distributorId: '302', cluster: dummy })];
+    const inWindow = [
+      await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '301', cluster: dummy }), await createLaunchedInstance(tdb.db, { status: 'E', distributorId: '302', cluster: dummy }),
+      await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '304', cluster: dummy }), await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '305', cluster: dummy }),
+    ];
     const old = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '303', cluster: dummy });
     await tdb.db('task_instance').where({ id: old.taskInstanceId }).update({ status_date: '2001-01-01 00:00:00' });
     await withWorkers(config, tdb.db, client, async () => {
-      t.is(await backfill(client, tdb.db, config, '2020-01-01', undefined), 2, 'only the window');
+      t.is(await backfill(client, tdb.db, config, '2020-01-01', undefined), 4, 'only the window');
       t.is(await backfill(client, tdb.db, config, '2020-01-01', undefined), 0, 'never twice');
+      const starts: number[] = [];
       for (const x of inWindow) {
-        const r = await client.workflow.getHandle(`${config.temporal.taskQueuePrefix}usage-integration-${x.taskInstanceId}`).result();
+        const handle = client.workflow.getHandle(`${config.temporal.taskQueuePrefix}usage-integration-${x.taskInstanceId}`);
+        const r = await handle.result();
         t.true(['integrated', 'dropped'].includes((r as { outcome: string }).outcome));
+        starts.push((await handle.describe()).startTime.getTime());
       }
+      // The rate limit, as the server recorded the starts: at BACKFILL_PER_SECOND=5 consecutive starts
+      // are at least 200 ms apart (backfill waits a full interval after each acknowledged start; a
+      // slow machine only widens the gaps).
+      starts.sort((a, b) => a - b);
+      const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
+      t.true(gaps.every((g) => g >= 199), `start gaps ${gaps.join(', ')} ms: none shorter than 1/BACKFILL_PER_SECOND`);
       t.is(await backfill(client, tdb.db, config, '2000-01-01', '2002-01-01'), 1, 'an older window on request');
     });
   } finally {

@@ -1,18 +1,21 @@
 /**
  * Replays recorded histories of real usage integrations and a dispatcher cycle against the current
  * workflow code, loaded as the worker loads it, so a non-deterministic change fails CI.
- * A missing fixture fails its test: replaying the code against a history it has just recorded would
- * prove nothing. Record one deliberately with USAGE_RECORD_HISTORY=<name,...> (a new outcome, or after
- * an intentional, versioned change), and keep the old ones: they are what guards old running workflows.
+ * A missing fixture fails the test: it is never re-recorded behind one's back, because the old
+ * histories are what proves old runs still replay. USAGE_RECORD_HISTORY=missing records the missing
+ * ones (a new fixture); USAGE_RECORD_HISTORY=all records every one again (rarely: that drops the
+ * proof for histories from before a patch).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import test from 'ava';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { names } from '../lib/config.js';
 import { createLaunchedInstance } from '../dev/factory.js';
 import { dbNowPlus } from '../lib/db/clock.js';
-import { startIntegration, wakeIntegration } from '../lib/usage/start-integration.js';
+import { startIntegration } from '../lib/usage/start-integration.js';
+import { wakeIntegration, type WakeMethod } from '../lib/usage/wake-integration.js';
 import { WORKFLOWS_PATH } from '../workers/paths.js';
 import { createTestDb } from './helpers/databases.js';
 import { HISTORY_FIXTURES, historyFromFixture, historyJSON, loadHistory } from './helpers/histories.js';
@@ -26,61 +29,71 @@ const FIXTURES = {
   unavailable: `${HISTORY_FIXTURES}usage-integration-unavailable.json`,
   no_accounting: `${HISTORY_FIXTURES}usage-integration-no-accounting.json`,
   dispatch: `${HISTORY_FIXTURES}usage-dispatch.json`,
+  // Recorded after the `wake-signal` patch: woken by the signal where ResetActivity is refused.
+  signal: `${HISTORY_FIXTURES}usage-integration-woken-by-signal.json`,
 };
+type FixtureName = keyof typeof FIXTURES;
 
-async function record(only: ReadonlySet<string>): Promise<void> {
+async function record(which: Set<FixtureName>): Promise<void> {
   mkdirSync(HISTORY_FIXTURES, { recursive: true });
   const tdb = await createTestDb('pg');
   const client = await connectTestClient();
   const config = testConfig(tdb.url, { USAGE_RETRY_INITIAL: '1s', USAGE_RETRY_MAX: '1s', USAGE_ACCOUNTING_RETRY: '1s', USAGE_DEADLINE: '8s', USAGE_DISPATCH_SINCE: '2000-01-01', USAGE_DISPATCH_SETTLE: '0s' });
   const dummy = { clusterType: 'dummy', clusterName: 'dummy' };
   const start = (id: number, dist: string | null) => startIntegration(client, config, { taskInstanceId: id, workflowRunId: null, distributorId: dist });
-  const save = async (path: string, workflowId: string) => {
-    const name = Object.entries(FIXTURES).find(([, p]) => p === path)![0];
-    if (only.has(name)) writeFileSync(path, historyJSON(await client.workflow.getHandle(workflowId).fetchHistory()));
+  const save = async (path: string, workflowId: string) => writeFileSync(path, historyJSON(await client.workflow.getHandle(workflowId).fetchHistory()));
+  // Waiting for the job, then woken (by ResetActivity or the signal) once the job is done.
+  const wokenIntegration = async (distributorId: string, method: WakeMethod) => {
+    const running = await createLaunchedInstance(tdb.db, { status: 'R', distributorId, cluster: dummy });
+    const r = await start(running.taskInstanceId, distributorId);
+    await new Promise((res) => setTimeout(res, 1500));
+    await tdb.db('task_instance').where({ id: running.taskInstanceId }).update({ status: 'D', status_date: dbNowPlus(tdb.db, 0) });
+    await wakeIntegration(client, config, running.taskInstanceId, method);
+    await r.handle.result();
+    return r.handle.workflowId;
   };
   try {
     await withWorkers(config, tdb.db, client, async () => {
-      // Waiting for the job, then woken by the dispatcher once the job is done.
-      const running = await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '1', cluster: dummy });
-      const r = await start(running.taskInstanceId, '1');
-      await new Promise((res) => setTimeout(res, 1500));
-      await tdb.db('task_instance').where({ id: running.taskInstanceId }).update({ status: 'D', status_date: dbNowPlus(tdb.db, 0) });
-      await wakeIntegration(client, config, running.taskInstanceId);
-      await r.handle.result();
-      await save(FIXTURES.integrated, r.handle.workflowId);
-
-      // Done long ago, accounting missing: the workflow switches to the accounting phase, then times out.
-      const old = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '99999998', cluster: { clusterType: 'slurm', clusterName: 'jobmon' } });
-      await tdb.db('task_instance').where({ id: old.taskInstanceId }).update({ status_date: dbNowPlus(tdb.db, -3600) });
-      const acc = await start(old.taskInstanceId, '99999998');
-      await acc.handle.result();
-      await save(FIXTURES.accounting, acc.handle.workflowId);
-
-      const failedJob = await createLaunchedInstance(tdb.db, { status: 'E', distributorId: '3', cluster: dummy });
-      const d = await start(failedJob.taskInstanceId, '3');
-      await d.handle.result();
-      await save(FIXTURES.dropped, d.handle.workflowId);
-
-      const gone = await start(424242, null);
-      await gone.handle.result().catch((e: unknown) => { if (!(e instanceof WorkflowFailedError)) throw e; });
-      await save(FIXTURES.failed, gone.handle.workflowId);
-
-      const unknown = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '99999997', cluster: { clusterType: 'slurm', clusterName: 'jobmon' } });
-      const u = await start(unknown.taskInstanceId, '99999997');
-      await u.handle.result();
-      await save(FIXTURES.unavailable, u.handle.workflowId);
-
-      const local = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '6', cluster: { clusterType: 'sequential', clusterName: 'sequential' } });
-      const na = await start(local.taskInstanceId, '6');
-      await na.handle.result();
-      await save(FIXTURES.no_accounting, na.handle.workflowId);
-
-      await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '5', cluster: dummy });
-      const n = names(config.temporal);
-      const disp = await client.workflow.start('usageDispatch', { taskQueue: n.usageTaskQueue, workflowId: `${n.usageDispatchScheduleId}-recorded` });
-      await disp.result();
-      await save(FIXTURES.dispatch, disp.workflowId);
+      if (which.has('integrated')) await save(FIXTURES.integrated, await wokenIntegration('1', 'reset-activity'));
+      if (which.has('signal')) await save(FIXTURES.signal, await wokenIntegration('6', 'signal'));
+      if (which.has('accounting')) {
+        // Done long ago, accounting missing: the workflow switches to the accounting phase, then times out.
+        const old = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '99999998', cluster: { clusterType: 'slurm', clusterName: 'jobmon' } });
+        await tdb.db('task_instance').where({ id: old.taskInstanceId }).update({ status_date: dbNowPlus(tdb.db, -3600) });
+        const acc = await start(old.taskInstanceId, '99999998');
+        await acc.handle.result();
+        await save(FIXTURES.accounting, acc.handle.workflowId);
+      }
+      if (which.has('dropped')) {
+        const failedJob = await createLaunchedInstance(tdb.db, { status: 'E', distributorId: '3', cluster: dummy });
+        const d = await start(failedJob.taskInstanceId, '3');
+        await d.handle.result();
+        await save(FIXTURES.dropped, d.handle.workflowId);
+      }
+      if (which.has('failed')) {
+        const gone = await start(424242, null);
+        await gone.handle.result().catch((e: unknown) => { if (!(e instanceof WorkflowFailedError)) throw e; });
+        await save(FIXTURES.failed, gone.handle.workflowId);
+      }
+      if (which.has('unavailable')) {
+        const unknown = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '99999997', cluster: { clusterType: 'slurm', clusterName: 'jobmon' } });
+        const u = await start(unknown.taskInstanceId, '99999997');
+        await u.handle.result();
+        await save(FIXTURES.unavailable, u.handle.workflowId);
+      }
+      if (which.has('no_accounting')) {
+        const local = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '7', cluster: { clusterType: 'sequential', clusterName: 'sequential' } });
+        const na = await start(local.taskInstanceId, '7');
+        await na.handle.result();
+        await save(FIXTURES.no_accounting, na.handle.workflowId);
+      }
+      if (which.has('dispatch')) {
+        await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '5', cluster: dummy });
+        const n = names(config.temporal);
+        const disp = await client.workflow.start('usageDispatch', { taskQueue: n.usageTaskQueue, workflowId: `${n.usageDispatchScheduleId}-recorded` });
+        await disp.result();
+        await save(FIXTURES.dispatch, disp.workflowId);
+      }
     });
   } finally {
     await client.connection.close();
@@ -89,14 +102,16 @@ async function record(only: ReadonlySet<string>): Promise<void> {
 }
 
 test.before(async () => {
-  const only = new Set((process.env.USAGE_RECORD_HISTORY ?? '').split(',').filter((n) => n in FIXTURES));
-  if (only.size > 0) await record(only);
+  const mode = process.env.USAGE_RECORD_HISTORY;
+  const all = Object.keys(FIXTURES) as FixtureName[];
+  const which = new Set(mode === 'all' ? all : mode === 'missing' ? all.filter((f) => !existsSync(FIXTURES[f])) : []);
+  if (which.size > 0) await record(which);
 });
 
 for (const [name, path] of Object.entries(FIXTURES)) {
   test(`replay: the recorded ${name} history replays on the current workflow code`, async (t) => {
-    if (!existsSync(path)) t.fail(`fixture ${path} is missing: record it deliberately with USAGE_RECORD_HISTORY=${name}`);
-    await t.notThrowsAsync(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, historyFromFixture(loadHistory(path))));
+    if (!existsSync(path)) t.fail(`fixture ${basename(path)} is missing: record it on purpose with USAGE_RECORD_HISTORY=missing`);
+    else await t.notThrowsAsync(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, historyFromFixture(loadHistory(path))));
   });
 }
 
@@ -112,4 +127,15 @@ test('replay: a history that disagrees with the code is detected (the check can 
   t.truthy(scheduled);
   scheduled!.activityTaskScheduledEventAttributes!.activityType!.name = 'someOtherActivity';
   await t.throwsAsync(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, historyFromFixture(history)), { message: /[Nn]ondetermin|activity type/ });
+});
+
+test('the fixtures cover both wake paths: from before the wake-signal patch, and woken by the signal after it', (t) => {
+  type Event = { eventType?: string; markerRecordedEventAttributes?: { details?: Record<string, { payloads?: { data?: string }[] }> }; workflowExecutionSignaledEventAttributes?: { signalName?: string } };
+  const events = (path: string) => loadHistory(path).events as Event[];
+  const patchIds = (path: string) => events(path).flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {})
+    .flatMap((d) => d.payloads ?? []).map((p) => (JSON.parse(Buffer.from(p.data ?? '', 'base64').toString()) as { id?: string }).id));
+  t.deepEqual(patchIds(FIXTURES.integrated), [], 'recorded before the patch: replays the old path');
+  t.deepEqual(patchIds(FIXTURES.signal), ['wake-signal']);
+  t.true(events(FIXTURES.signal).some((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'wake'));
+  t.true(events(FIXTURES.signal).some((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_CANCELED'), 'the wake cancelled the attempt in backoff');
 });

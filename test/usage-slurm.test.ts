@@ -9,11 +9,11 @@ import type { Config } from '../lib/config.js';
 import { createLaunchedInstance } from '../dev/factory.js';
 import { dbNowPlus } from '../lib/db/clock.js';
 import { startIntegration } from '../lib/usage/start-integration.js';
-import { wakeIntegration } from '../lib/usage/start-integration.js';
+import { wakeIntegration } from '../lib/usage/wake-integration.js';
 import type { UsageIntegrationResult } from '../workflows/usage-integration.js';
 import { connectTestClient, testConfig, withWorkers } from './helpers/temporal.js';
 import { createTestDb, type DbKind, type TestDb } from './helpers/databases.js';
-import { SLURM_CLUSTER, sacctReport, sbatch, scancel, slurmRestEnv, startSlurm, stopSlurmrestd, waitForAccounting } from './helpers/slurm.js';
+import { PrivateSlurmrestd, SLURM_CLUSTER, sacctReport, sbatch, scancel, slurmRestEnv, waitForAccounting } from './helpers/slurm.js';
 
 const FAST = { USAGE_RETRY_INITIAL: '1s', USAGE_RETRY_MAX: '3s', USAGE_ACCOUNTING_RETRY: '1s', USAGE_DEADLINE: '5m', USAGE_ATTEMPT_TIMEOUT: '10s' };
 const SLURM = { clusterType: 'slurm', clusterName: SLURM_CLUSTER };
@@ -152,8 +152,10 @@ test.serial('sacct on mysql: a job cancelled while pending is recorded without i
 });
 
 test.serial('slurmrestd on pg: slurmrestd stopped mid-wait, then restarted: integrated, nothing lost', async (t) => {
-  await withStack('pg', slurmRestEnv(), async (c) => {
-    await stopSlurmrestd();
+  // This test's own slurmrestd: stopping it leaves the stack's, which other test files use, alone.
+  const rest = await PrivateSlurmrestd.start();
+  await withStack('pg', rest.env(), async (c) => {
+    await rest.stop();
     try {
       const { taskInstanceId, workflowRunId } = await createLaunchedInstance(c.tdb.db, { status: 'D', distributorId: jobs.memory, cluster: SLURM });
       const { handle } = await startIntegration(c.client, c.config, { taskInstanceId, workflowRunId, distributorId: jobs.memory });
@@ -165,11 +167,11 @@ test.serial('slurmrestd on pg: slurmrestd stopped mid-wait, then restarted: inte
       }
       t.regex(seen, /SlurmUnavailableError/, 'the waiting integration says Slurm is unreachable');
       t.notRegex(seen, /eyJ/, 'no token in the failure message');
-      await startSlurm();
+      await rest.restart();
       t.is((await handle.result()).outcome, 'integrated');
       await assertMatchesSacct(t, jobs.memory, (await c.tdb.db('task_instance').where({ id: taskInstanceId }).first()) as Record<string, string | null>, 300 * MB);
     } finally {
-      await startSlurm();
+      await rest.stop();
     }
   });
 });

@@ -1,13 +1,15 @@
 /**
- * Wires the workers of both services: the usage integrator's queue (integrations and the dispatcher)
- * and the reaper's queue. Only wiring: every behaviour lives in workflows/ and activities/.
+ * Wires the workers of this process: the usage integrator's queue (integrations and the dispatcher)
+ * and the reaper's queue, or only one of them (`worker --queue`), so each queue scales on its own.
+ * Only wiring: every behaviour lives in workflows/ and activities/.
  */
 import { existsSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Knex } from 'knex';
-import { names, type Config } from '../lib/config.js';
-import { createSlurmJobLookup } from '../lib/slurm/job-lookup.js';
+import { names, WORKER_QUEUES, type Config, type WorkerQueue } from '../lib/config.js';
+import { JobmonMetrics } from '../lib/metrics.js';
+import { createSlurmJobLookup, type SlurmJobLookup } from '../lib/slurm/job-lookup.js';
 import { createUsageSource, type UsageSource } from '../lib/usage/sources.js';
 import { createUsageActivities } from '../activities/usage/fetch-usage.js';
 import { createDispatchActivities } from '../activities/usage/dispatch.js';
@@ -19,10 +21,22 @@ export interface WorkerDeps {
   connection: NativeConnection;
   client: Client;
   db: Knex;
+  /** Which queues to poll (default: all). */
+  queues?: readonly WorkerQueue[];
   source?: UsageSource;
+  /**
+   * The process's Slurm job lookup, shared by the usage source and the reaper's orphan triage
+   * (default: one made from the config, with `metrics`).
+   */
+  slurm?: SlurmJobLookup;
+  /** Our metrics (default: on the Runtime's meter, served by its Prometheus endpoint when configured). */
+  metrics?: JobmonMetrics;
   /** Extra options (tests shorten shutdown, benchmarks raise concurrency). */
   overrides?: Partial<WorkerOptions>;
 }
+
+/** Past the grace time activities are cancelled; this much later a worker that still has not stopped fails. */
+export const FORCE_AFTER_GRACE_MS = 15_000;
 
 function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
   // The build bundles workflows ahead of time; fall back to bundling at start in a dev checkout.
@@ -31,24 +45,44 @@ function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'>
 
 export async function createWorkers(deps: WorkerDeps): Promise<{ workers: Worker[]; source: UsageSource }> {
   const { config, connection, client, db } = deps;
+  const queues = deps.queues ?? WORKER_QUEUES;
   const n = names(config.temporal);
+  const metrics = deps.metrics ?? new JobmonMetrics(Runtime.instance().metricMeter);
   // One Slurm job lookup per process: usage integrations and the reaper's orphan triage share its
-  // coalescer, rate limit and in-flight cap, so Slurm sees one stream of batched requests.
-  const slurm = createSlurmJobLookup(config);
-  const source = deps.source ?? createUsageSource(config, slurm);
-  const common = { connection, namespace: config.temporal.namespace, ...workflowCode(), ...deps.overrides };
-  const usage = await Worker.create({
-    ...common,
-    taskQueue: n.usageTaskQueue,
-    activities: { ...createUsageActivities({ db, config, source }), ...createDispatchActivities({ db, config, client }) },
-    // Lookups are I/O bound and coalesce: many concurrent attempts make bigger accounting batches.
-    maxConcurrentActivityTaskExecutions: 200,
-  });
-  const reaper = await Worker.create({
-    ...common,
-    taskQueue: n.reaperTaskQueue,
-    activities: createReaperActivities({ db, config, slurm }),
-    maxConcurrentActivityTaskExecutions: 4,
-  });
-  return { workers: [usage, reaper], source };
+  // coalescer, rate limit and in-flight cap, so Slurm sees one stream of batched requests. Made only
+  // when a queue of this process asks Slurm (a given usage source brings its own).
+  const needsSlurm = queues.includes('reaper') || (queues.includes('usage') && !deps.source);
+  const slurm = deps.slurm ?? (needsSlurm ? createSlurmJobLookup(config, metrics) : undefined);
+  const source = deps.source ?? createUsageSource(config, metrics, slurm);
+  const w = config.worker;
+  const common: Partial<WorkerOptions> = {
+    connection,
+    namespace: config.temporal.namespace,
+    ...workflowCode(),
+    ...(w.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: w.maxCachedWorkflows } : {}),
+    shutdownGraceTime: w.shutdownGraceMs,
+    shutdownForceTime: w.shutdownGraceMs + FORCE_AFTER_GRACE_MS,
+  };
+  const workers: Worker[] = [];
+  if (queues.includes('usage')) {
+    workers.push(await Worker.create({
+      ...common,
+      taskQueue: n.usageTaskQueue,
+      activities: { ...createUsageActivities({ db, config, source, metrics }), ...createDispatchActivities({ db, config, client }) },
+      // Lookups are I/O bound and coalesce: many concurrent attempts make bigger accounting batches.
+      maxConcurrentActivityTaskExecutions: w.usageMaxConcurrentActivities,
+      ...deps.overrides,
+    }));
+  }
+  if (queues.includes('reaper')) {
+    workers.push(await Worker.create({
+      ...common,
+      taskQueue: n.reaperTaskQueue,
+      activities: createReaperActivities({ db, config, metrics, ...(slurm ? { slurm } : {}) }),
+      // Sweeps hold database transactions: a few at a time.
+      maxConcurrentActivityTaskExecutions: w.reaperMaxConcurrentActivities,
+      ...deps.overrides,
+    }));
+  }
+  return { workers, source };
 }

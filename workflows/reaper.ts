@@ -14,8 +14,9 @@
  *
  * The result (also the `reaperProgress` query while running, and a one-line memo) is a ReapSummary.
  */
-import { ActivityFailure, ApplicationFailure, defineQuery, log, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, defineQuery, log, metricMeter, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
 import type { ReaperActivities, SweepResult } from '../activities/reaper/index.js';
+import { JobmonMetrics } from '../lib/metrics.js';
 import { BREAKER_FAILURE_TYPE, emptySummary, mergePart, oneLine, type ReapedRun, type ReapSummary } from '../lib/reaper/summary.js';
 
 export { formatReapSummary, oneLine, countOf, BREAKER_FAILURE_TYPE } from '../lib/reaper/summary.js';
@@ -63,7 +64,26 @@ function breakerFailure(summary: ReapSummary, reason: string): ApplicationFailur
   return ApplicationFailure.nonRetryable(reason, BREAKER_FAILURE_TYPE, summary);
 }
 
+/**
+ * Records how long the reap took and whether the breaker stopped it. Workflow metrics are emitted
+ * once, not again when the history is replayed.
+ */
 export async function reaper(input: ReaperInput = {}): Promise<ReapSummary> {
+  const metrics = new JobmonMetrics(metricMeter);
+  const started = Date.now(); // workflow time
+  try {
+    const summary = await reap(input);
+    metrics.reapDuration((Date.now() - started) / 1000, 'completed');
+    return summary;
+  } catch (err) {
+    const breakerOpen = err instanceof ApplicationFailure && err.type === BREAKER_FAILURE_TYPE;
+    if (breakerOpen) metrics.breakerTrip();
+    metrics.reapDuration((Date.now() - started) / 1000, breakerOpen ? 'breaker_open' : 'failed');
+    throw err;
+  }
+}
+
+async function reap(input: ReaperInput): Promise<ReapSummary> {
   const dryRun = input.dryRun === true;
   const ignoreBreaker = input.ignoreBreaker === true;
   const summary = emptySummary(dryRun);

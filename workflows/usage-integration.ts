@@ -3,9 +3,13 @@
  * The fetch-usage activity retries with backoff inside Temporal, so a job that runs for hours costs
  * a handful of attempts and about a dozen history events; the dispatcher wakes the pending attempt
  * when the instance reaches a final status, so usage lands within about a minute of appearing.
+ * It wakes it with ResetActivity where the server allows it, else with the `wake` signal handled here.
  */
 import { RetryState } from '@temporalio/common';
-import { ActivityFailure, ApplicationFailure, TimeoutFailure, proxyActivities, setHandler, defineQuery, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure, ApplicationFailure, CancellationScope, TimeoutFailure, condition, defineQuery, defineSignal, isCancellation,
+  patched, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
+} from '@temporalio/workflow';
 import type { UsageActivities, FetchUsageResult } from '../activities/usage/fetch-usage.js';
 import { UsagePhase, UsagePhaseKey, type UsagePhaseName } from '../lib/temporal/search-attributes.js';
 
@@ -32,6 +36,38 @@ export type UsageIntegrationResult =
 
 export const usagePhaseQuery = defineQuery<UsagePhaseName>('usagePhase');
 
+/**
+ * "Try fetch-usage again now": the dispatcher's wake where the server refuses ResetActivity (an
+ * older or locked-down server). Costs a few history events where ResetActivity costs none.
+ */
+export const wakeSignal = defineSignal('wake');
+
+/** Histories recorded before the wake signal replay without it; see test/usage-replay.test.ts. */
+export const WAKE_SIGNAL_PATCH = 'wake-signal';
+
+const WOKEN = Symbol('woken');
+
+/**
+ * Runs fetch-usage (with all its retries) until it settles, or until a wake signal arrives: then the
+ * pending attempt and its backoff are cancelled and WOKEN is returned, so the caller starts it again.
+ * An attempt that is running when the wake arrives is abandoned (TRY_CANCEL); attempts are
+ * idempotent, and the dispatcher waits for a running attempt to end before it wakes.
+ */
+async function fetchUntilWoken<T>(fetch: () => Promise<T>, woken: () => boolean): Promise<T | typeof WOKEN> {
+  const scope = new CancellationScope();
+  const attempt = scope.run(fetch);
+  // Left pending when the attempt wins: an unresolved condition costs nothing and never blocks completion.
+  const wake = condition(woken).then(() => WOKEN);
+  if ((await Promise.race([attempt, wake])) !== WOKEN) return attempt;
+  scope.cancel();
+  try {
+    return await attempt; // it may have settled in the same activation as the signal
+  } catch (err) {
+    if (isCancellation(err)) return WOKEN;
+    throw err;
+  }
+}
+
 /** Once the job has finished, accounting shows up within seconds: poll it on a shorter leash. */
 const ACCOUNTING_MAX_INTERVAL_MS = 5 * 60_000;
 
@@ -45,6 +81,12 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
   };
   const deadlineAt = workflowInfo().startTime.getTime() + policy.deadlineMs;
   let fetchPhase: 'job' | 'accounting' = 'job';
+  let wakeRequested = false;
+  setHandler(wakeSignal, () => {
+    wakeRequested = true;
+  });
+  // New runs record a marker and honour the signal; histories from before it replay unchanged.
+  const wakeable = patched(WAKE_SIGNAL_PATCH);
 
   for (;;) {
     const remainingMs = deadlineAt - Date.now();
@@ -59,7 +101,11 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
     });
     let result: FetchUsageResult;
     try {
-      result = await fetchUsage({ taskInstanceId, phase: fetchPhase });
+      const input = { taskInstanceId, phase: fetchPhase };
+      wakeRequested = false; // this attempt starts now: a wake before it has been served
+      const outcome = wakeable ? await fetchUntilWoken(() => fetchUsage(input), () => wakeRequested) : await fetchUsage(input);
+      if (outcome === WOKEN) continue;
+      result = outcome;
     } catch (err) {
       // The overall deadline ends the retries: retryState TIMEOUT, the cause being the last attempt's failure.
       if (err instanceof ActivityFailure && (err.retryState === RetryState.TIMEOUT || err.cause instanceof TimeoutFailure)) {

@@ -4,6 +4,7 @@
  */
 import { workflowName } from '../../lib/db/reaper-store.js';
 import { slurmCountsText, type ReapedRun } from '../../lib/reaper/summary.js';
+import { cancellationSignal } from '../cancellation.js';
 import type { ReaperActivityDeps } from './context.js';
 import { heartbeat, logWarn } from './progress.js';
 
@@ -21,6 +22,12 @@ export function slackMessage(run: ReapedRun, name: string | null, slurm?: Readon
     + (counts ? `\nOrphaned task instances in this reap, by Slurm state: ${counts}` : '');
 }
 
+/** Also stops the request when the activity is cancelled (worker shutdown). */
+function withCancellation(signal: AbortSignal): AbortSignal {
+  const cancel = cancellationSignal();
+  return cancel ? AbortSignal.any([signal, cancel]) : signal;
+}
+
 export function createNotifyActivities({ db, config }: ReaperActivityDeps) {
   async function notifyReapedRuns(input: { runs: ReapedRun[]; slurm?: Record<string, number> }): Promise<{ sent: number; failed: number }> {
     const url = config.reaper.slackWebhookUrl;
@@ -34,7 +41,7 @@ export function createNotifyActivities({ db, config }: ReaperActivityDeps) {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body: JSON.stringify({ text: slackMessage(run, name, input.slurm) }),
-          signal: AbortSignal.timeout(10_000),
+          signal: withCancellation(AbortSignal.timeout(10_000)),
         });
         if (!res.ok) throw new Error(`HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
         sent += 1;

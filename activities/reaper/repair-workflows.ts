@@ -1,10 +1,10 @@
 /** Jobmon's inconsistency repair: workflows in F whose tasks are all D → D, window by window. */
 import { newTxStats, repairInconsistentWorkflows, scanInconsistentWorkflows } from '../../lib/db/reaper-store.js';
-import { mergeTallies, tally, type SweepPart, type TransitionTally } from '../../lib/reaper/summary.js';
-import type { ReaperActivityDeps } from './context.js';
+import type { SweepPart, TransitionTally } from '../../lib/reaper/summary.js';
+import { tallyStep, type ReaperActivityDeps } from './context.js';
 import { heartbeat, logInfo } from './progress.js';
 
-export function createRepairActivities({ db, hooks }: ReaperActivityDeps) {
+export function createRepairActivities({ db, hooks, metrics }: ReaperActivityDeps) {
   async function repairWorkflows(input: { dryRun: boolean; windows: [number, number][] }): Promise<SweepPart> {
     const stats = newTxStats();
     const tallies: TransitionTally[] = [];
@@ -14,7 +14,7 @@ export function createRepairActivities({ db, hooks }: ReaperActivityDeps) {
       if (ids.length === 0) continue;
       await hooks?.afterScan?.('repair', ids);
       const step = await repairInconsistentWorkflows(db, ids, input.dryRun, stats);
-      mergeTallies(tallies, tally(step.transitions));
+      tallyStep(tallies, step.transitions, input.dryRun, metrics);
       raced += step.raced;
       heartbeat({ window: [fromId, toId] });
       if (step.transitions.length > 0) logInfo(`${input.dryRun ? 'would fix' : 'fixed'} F→D inconsistency of workflow(s) ${step.transitions.map((t) => t.id).join(', ')}`);

@@ -8,6 +8,7 @@ import type { Config } from '../../lib/config.js';
 import type { OrphanForSlurm, OrphanSlurm } from '../../lib/db/reaper-store.js';
 import type { SlurmView } from '../../lib/jobmon/slurm-triage.js';
 import { slurmSourceConfigured, type SlurmJobLookup } from '../../lib/slurm/job-lookup.js';
+import { cancellationSignal } from '../cancellation.js';
 import { heartbeat, logWarn } from './progress.js';
 
 /**
@@ -31,7 +32,8 @@ export function orphanSlurmForCall(config: Config, lookup: () => SlurmJobLookup)
       }
       if (ask.length === 0) return views;
       const slurm = lookup();
-      const answers = await slurm.findMany(ask.map((o) => o.distributorId!), config.reaper.slurmTimeoutMs);
+      // A cancelled activity leaves the lookup at once (its request is aborted when nobody else waits).
+      const answers = await slurm.findMany(ask.map((o) => o.distributorId!), config.reaper.slurmTimeoutMs, cancellationSignal());
       heartbeat();
       for (const o of ask) {
         const a = answers.get(o.distributorId!) ?? { kind: 'unavailable', reason: 'no answer for this id' };

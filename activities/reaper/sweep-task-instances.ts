@@ -7,10 +7,10 @@
  */
 import { applyOrphanedInstances, newTxStats, scanOrphanedInstances, type DryRunTaskOverlay } from '../../lib/db/reaper-store.js';
 import type { TaskStatusCode } from '../../lib/jobmon/status.js';
-import { mergeCounts, mergeTallies, tally, type TransitionTally } from '../../lib/reaper/summary.js';
+import type { TransitionTally } from '../../lib/reaper/summary.js';
 import { createSlurmJobLookup, type SlurmJobLookup } from '../../lib/slurm/job-lookup.js';
 import { assertBreakerClosed } from './breaker.js';
-import { storeOptions, type ReaperActivityDeps, type SweepInput } from './context.js';
+import { countSlurmStep, storeOptions, tallyStep, type ReaperActivityDeps, type SweepInput } from './context.js';
 import { heartbeat, logInfo, logWarn, reportSlurmTriage } from './progress.js';
 import { orphanSlurmForCall } from './slurm-lookup.js';
 import type { SweepResult } from './sweep-workflow-runs.js';
@@ -19,11 +19,11 @@ import type { SweepResult } from './sweep-workflow-runs.js';
 export const TASK_INSTANCE_BATCHES_PER_CALL = 20;
 const CALL_BUDGET_MS = 60_000;
 
-export function createSweepTaskInstancesActivities({ db, config, hooks, slurm }: ReaperActivityDeps) {
+export function createSweepTaskInstancesActivities({ db, config, hooks, metrics, slurm }: ReaperActivityDeps) {
   const batchSize = config.reaper.batchSize;
   const opts = storeOptions(config);
   let lookup: SlurmJobLookup | undefined = slurm;
-  const slurmLookup = () => (lookup ??= createSlurmJobLookup(config));
+  const slurmLookup = () => (lookup ??= createSlurmJobLookup(config, metrics));
 
   async function sweepTaskInstances(input: SweepInput & { maxBatches?: number }): Promise<SweepResult> {
     await assertBreakerClosed(db, config, input.ignoreBreaker);
@@ -42,8 +42,8 @@ export function createSweepTaskInstancesActivities({ db, config, hooks, slurm }:
       if (ids.length === 0) { done = true; break; }
       await hooks?.afterScan?.('task_instances', ids);
       const step = await applyOrphanedInstances(db, opts, ids, input.dryRun, stats, overlay, orphanSlurm);
-      mergeTallies(tallies, tally(step.transitions));
-      mergeCounts(slurmCounts, step.slurm);
+      tallyStep(tallies, step.transitions, input.dryRun, metrics);
+      countSlurmStep(slurmCounts, step.slurm, input.dryRun, metrics);
       raced += step.raced;
       after = ids[ids.length - 1]!;
       heartbeat({ after });

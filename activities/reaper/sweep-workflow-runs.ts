@@ -9,9 +9,9 @@ import {
   applyResumeCleanup, countLiveKillSelf, newTxStats, reapLostRun, scanLostRuns, scanResumeCleanup, terminateResumedRun,
   type LostRun, type RunStepResult,
 } from '../../lib/db/reaper-store.js';
-import { mergeTallies, tally, type ReapedRun, type SweepPart, type TransitionTally } from '../../lib/reaper/summary.js';
+import type { ReapedRun, SweepPart, TransitionTally } from '../../lib/reaper/summary.js';
 import { assertBreakerClosed } from './breaker.js';
-import { storeOptions, type ReaperActivityDeps, type SweepInput } from './context.js';
+import { storeOptions, tallyStep, type ReaperActivityDeps, type SweepInput } from './context.js';
 import { heartbeat, logInfo, logWarn } from './progress.js';
 
 export interface SweepResult extends SweepPart {
@@ -28,7 +28,7 @@ function reapedRun(run: LostRun, r: RunStepResult): ReapedRun | undefined {
   return { workflowRunId: run.id, workflowId: run.workflowId, from: t.from, to: t.to, workflowTo: wf?.to ?? null };
 }
 
-export function createSweepWorkflowRunsActivities({ db, config, hooks }: ReaperActivityDeps) {
+export function createSweepWorkflowRunsActivities({ db, config, hooks, metrics }: ReaperActivityDeps) {
   const batchSize = config.reaper.batchSize;
   const opts = storeOptions(config);
 
@@ -59,7 +59,7 @@ export function createSweepWorkflowRunsActivities({ db, config, hooks }: ReaperA
           await hooks?.afterScan?.('resume_cleanup', ids);
           const step = await applyResumeCleanup(db, opts, run, ids, input.dryRun, stats);
           if (step.raced) { lostRace = true; break; }
-          mergeTallies(tallies, tally(step.transitions));
+          tallyStep(tallies, step.transitions, input.dryRun, metrics);
           plannedKillSelf += step.killSelf;
           after = ids[ids.length - 1]!;
           heartbeat({ run: run.id, after });
@@ -86,7 +86,7 @@ export function createSweepWorkflowRunsActivities({ db, config, hooks }: ReaperA
         logWarn(`workflow_run ${run.id}: a heartbeat or status change landed between scan and update; left alone`, { jobmonWorkflowRunId: run.id });
         continue;
       }
-      mergeTallies(tallies, tally(result.transitions));
+      tallyStep(tallies, result.transitions, input.dryRun, metrics);
       const reaped = reapedRun(run, result);
       if (reaped) {
         reapedRuns.push(reaped);

@@ -2,29 +2,45 @@
  * The usage dispatcher's activity: one bulk read of status changes since the watermark per cycle.
  * New launched instances get their integration; instances that reached a final status wake theirs.
  */
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
 import { readChangedInstances, readWatermark, recordOutcome, writeWatermark, isFinal, type ChangedInstance, type Watermark } from '../../lib/db/usage-store.js';
 import { readDbTimePlus } from '../../lib/db/clock.js';
-import { startIntegration, wakeIntegration } from '../../lib/usage/start-integration.js';
+import { startIntegration } from '../../lib/usage/start-integration.js';
+import { createIntegrationWaker, type WakeMethod } from '../../lib/usage/wake-integration.js';
+import { cancellationSignal, stopIfCancelled } from '../cancellation.js';
 
 export const USAGE_WATERMARK = 'usage-dispatch';
 
-export interface DispatchResult { scanned: number; started: number; woken: number; watermark: string; cycles: number }
+export interface DispatchResult {
+  scanned: number;
+  started: number;
+  woken: number;
+  watermark: string;
+  cycles: number;
+  /** How this worker wakes integrations (absent in results from before the signal fallback). */
+  wakeMethod?: WakeMethod;
+}
 
 
-async function inParallel<T>(items: T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
+/** Runs fn over items, `limit` at a time; once `signal` aborts, no further item is started. */
+async function inParallel<T>(items: T[], limit: number, fn: (t: T) => Promise<void>, signal?: AbortSignal): Promise<void> {
   let next = 0;
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
+    while (next < items.length && !signal?.aborted) await fn(items[next++]!);
   }));
 }
 
 export interface DispatchActivityDeps { db: Knex; config: Config; client: Client }
 
 export function createDispatchActivities({ db, config, client }: DispatchActivityDeps) {
+  // Created once per worker process, so a server's refusal of ResetActivity is learned (and logged) once.
+  const waker = createIntegrationWaker(client, config, (message) => {
+    log.warn(message);
+  });
+
   /** The first watermark, by the database's clock and in its time zone: never the worker's. */
   async function firstWatermark(): Promise<Watermark> {
     const since = config.usage.dispatchSince;
@@ -39,15 +55,19 @@ export function createDispatchActivities({ db, config, client }: DispatchActivit
     for (let i = 0; i < maxBatches; i++) {
       const batch = await readChangedInstances(db, wm, config.usage.dispatchBatchSize, Math.ceil(config.usage.dispatchSettleMs / 1000));
       if (batch.length === 0) break;
+      const signal = cancellationSignal();
       await inParallel(batch, 16, async (ti: ChangedInstance) => {
         if (ti.integration === null) {
           const { started } = await startIntegration(client, config, { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId });
           await recordOutcome(db, ti.id, 'started', null);
           if (started) result.started++;
         } else if (ti.integration === 'started' && isFinal(ti.status)) {
-          if (await wakeIntegration(client, config, ti.id)) result.woken++;
+          if (await waker.wake(ti.id)) result.woken++;
         }
-      });
+      }, signal);
+      // Cancelled (worker shutdown) part-way: stop before the watermark passes rows not handled; a
+      // retry starts this batch again, and starting or recording an integration twice is a no-op.
+      stopIfCancelled();
       const last = batch[batch.length - 1]!;
       wm = { statusDate: last.statusDate, taskInstanceId: last.id };
       // Persist per batch: a retried activity resumes where this one stopped.
@@ -58,6 +78,7 @@ export function createDispatchActivities({ db, config, client }: DispatchActivit
       if (batch.length < config.usage.dispatchBatchSize) break;
     }
     result.watermark = wm.statusDate;
+    result.wakeMethod = waker.method;
     return result;
   }
   return { dispatchUsageIntegrations };

@@ -3,12 +3,15 @@
  * "not yet" is a retryable failure whose message says what is missing, so Temporal's retry policy
  * spaces the attempts without writing them to history.
  */
+import { log } from '@temporalio/activity';
 import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
 import { readTaskInstanceForUsage, recordOutcome, writeUsage, type IntegrationOutcome } from '../../lib/db/usage-store.js';
 import { TASK_INSTANCE_FAILED, TaskInstanceStatus, taskInstanceLabel } from '../../lib/jobmon/status.js';
+import { NO_METRICS, type JobmonMetrics } from '../../lib/metrics.js';
 import { noAccountingReason, type UsageSource } from '../../lib/usage/sources.js';
+import { cancellationSignal } from '../cancellation.js';
 import { classifyUsageError } from './errors.js';
 
 export interface FetchUsageInput {
@@ -28,24 +31,30 @@ export type FetchUsageResult =
 /** After the job finished, accounting normally lags seconds: retry quickly this long before saying so. */
 const ACCOUNTING_LAG_SECONDS = 120;
 
-export interface UsageActivityDeps { db: Knex; config: Config; source: UsageSource }
+export interface UsageActivityDeps { db: Knex; config: Config; source: UsageSource; metrics?: JobmonMetrics }
 
-export function createUsageActivities({ db, config, source }: UsageActivityDeps) {
+export function createUsageActivities({ db, config, source, metrics = NO_METRICS }: UsageActivityDeps) {
   async function fetchUsage({ taskInstanceId, phase }: FetchUsageInput): Promise<FetchUsageResult> {
+    const started = Date.now();
     const ti = await readTaskInstanceForUsage(db, taskInstanceId);
     if (!ti) throw ApplicationFailure.nonRetryable(`task instance ${taskInstanceId} does not exist in the Jobmon database`, 'TaskInstanceNotFound');
     if (!ti.distributorId) throw ApplicationFailure.nonRetryable(`task instance ${taskInstanceId} has no distributor id: it was never launched`, 'NoDistributorId');
     const job = `task instance ${ti.id} (job ${ti.distributorId}${ti.clusterName ? ` on ${ti.clusterName}` : ''})`;
+    const ids = { jobmonTaskInstanceId: ti.id, jobmonWorkflowRunId: ti.workflowRunId, jobmonDistributorId: ti.distributorId };
     const none = noAccountingReason(ti.clusterType);
     if (none) {
       const reason = `${job}: ${none}`;
       await recordOutcome(db, ti.id, 'no_accounting', reason);
+      metrics.usageIntegration('no_accounting');
+      log.info('usage integration ended: no accounting for this cluster type', { ...ids, clusterType: ti.clusterType });
       return { outcome: 'no_accounting', reason };
     }
     const failed = TASK_INSTANCE_FAILED.includes(ti.status);
     if (failed && !config.usage.integrateFailedJobs) {
       const reason = `${job} ended ${ti.status} (${taskInstanceLabel(ti.status)}) in Jobmon; INTEGRATE_FAILED_JOBS is off`;
       await recordOutcome(db, ti.id, 'dropped', reason);
+      metrics.usageIntegration('dropped');
+      log.info('usage integration dropped: the job failed', { ...ids, status: ti.status });
       return { outcome: 'dropped', status: ti.status, reason };
     }
     if (!failed && ti.status !== TaskInstanceStatus.DONE) {
@@ -58,12 +67,20 @@ export function createUsageActivities({ db, config, source }: UsageActivityDeps)
     }
     let lookup;
     try {
-      lookup = await source.lookup(ti.clusterType, ti.clusterName, ti.distributorId);
+      lookup = await source.lookup(ti.clusterType, ti.clusterName, ti.distributorId, cancellationSignal());
     } catch (e) {
+      // A cancelled activity (worker shutdown) reports its cancellation, not a Slurm failure.
+      const signal = cancellationSignal();
+      if (signal?.aborted) throw signal.reason;
       throw classifyUsageError(e, job);
     }
     if (lookup.kind === 'found') {
       const values = await writeUsage(db, ti.id, lookup.values, lookup.summary);
+      metrics.usageIntegration('integrated');
+      // Lag from Slurm's end of the job when accounting has it; else from Jobmon's status_date (read by the database clock).
+      if (lookup.endTime !== undefined) metrics.usageWriteLag(Date.now() / 1000 - lookup.endTime, 'job_end');
+      else metrics.usageWriteLag(ti.secondsSinceStatus + (Date.now() - started) / 1000, 'status_date');
+      log.info('usage integrated', { ...ids, summary: lookup.summary });
       return { outcome: 'integrated', values, summary: lookup.summary };
     }
     const reason = `${lookup.what} (${job} is ${ti.status} in Jobmon since ${ti.statusDate}): waiting for accounting`;
@@ -79,6 +96,8 @@ export function createUsageActivities({ db, config, source }: UsageActivityDeps)
   /** Records how an integration ended when the workflow, not fetchUsage, decided it (deadline, bad input). */
   async function recordIntegrationOutcome(input: { taskInstanceId: number; outcome: IntegrationOutcome; reason: string }): Promise<void> {
     await recordOutcome(db, input.taskInstanceId, input.outcome, input.reason);
+    if (input.outcome !== 'started') metrics.usageIntegration(input.outcome);
+    log.warn(`usage integration ended ${input.outcome}`, { jobmonTaskInstanceId: input.taskInstanceId, reason: input.reason });
   }
 
   return { fetchUsage, recordIntegrationOutcome };

@@ -39,8 +39,7 @@ export async function stackUp(opts: { slurm: boolean }): Promise<void> {
     await db.destroy();
   }
   if (opts.slurm) {
-    const out = await step('Slurm', () => slurmUp(config.cacheDir));
-    log(out.trim().split('\n').map((l) => `slurm:      ${l}`).join('\n'));
+    await step('Slurm', () => slurmUp(config.cacheDir, (line) => log(`slurm:      ${line}`)));
   }
 }
 

@@ -1,5 +1,7 @@
 /** The local Slurm cluster: driven by scripts/slurm-*.sh, which install and run the Debian packages. */
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execFileAsync } from './process.js';
@@ -15,7 +17,23 @@ async function run(script: string, cacheDir: string): Promise<string> {
   return `${stdout}${stderr}`;
 }
 
-export const slurmUp = (cacheDir: string) => run('slurm-up.sh', cacheDir);
+/**
+ * Brings Slurm up, passing each line of slurm-up.sh's output on as it comes: a cold start installs
+ * packages for minutes, and an operator should see it happen.
+ */
+export async function slurmUp(cacheDir: string, onLine: (line: string) => void = () => undefined): Promise<void> {
+  const child = spawn('bash', [join(SCRIPTS, 'slurm-up.sh')], { env: { ...process.env, JOBMON_TEMPORAL_CACHE: cacheDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const tail: string[] = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      onLine(line);
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
+    });
+  }
+  const code = await new Promise<number | null>((resolve, reject) => { child.once('error', reject).once('close', resolve); });
+  if (code !== 0) throw new Error(`slurm-up.sh exited with ${code}: ${tail.slice(-5).join(' | ')}`);
+}
 export const slurmDown = (cacheDir: string) => run('slurm-down.sh', cacheDir);
 export async function slurmStatus(cacheDir: string): Promise<{ ok: boolean; text: string }> {
   try {

@@ -8,6 +8,7 @@ import pg from 'pg';
 // back must equal what the database holds, not a reinterpretation in the worker's time zone.
 pg.types.setTypeParser(1114, (s: string) => s);
 import { redactUrl } from '../config.js';
+import { processLogger } from '../log/logger.js';
 
 export type Dialect = 'pg' | 'mysql' | 'sqlite';
 
@@ -62,6 +63,14 @@ export function knexConfig(url: string, pool: { min: number; max: number } = { m
   throw new Error(`unsupported JOBMON_DB_URL ${redactUrl(url)}: expected postgres://, mysql:// or sqlite:PATH`);
 }
 
+/** knex's own warnings (a failed connection attempt, ...) go through the process's logger, in its format. */
+const knexLog: Knex.Config['log'] = {
+  warn: (message: string) => { processLogger().warn(`knex: ${message}`); },
+  error: (message: string) => { processLogger().error(`knex: ${message}`); },
+  deprecate: (method: string, alternative: string) => { processLogger().warn(`knex: ${method} is deprecated, use ${alternative}`); },
+  debug: (message: string) => { processLogger().debug(`knex: ${message}`); },
+};
+
 export function openJobmonDb(url: string, pool?: { min: number; max: number }): Knex {
-  return knexFactory(knexConfig(url, pool));
+  return knexFactory({ ...knexConfig(url, pool), log: knexLog });
 }

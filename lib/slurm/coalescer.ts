@@ -5,8 +5,11 @@
  */
 
 export interface CoalescerOptions<K, V> {
-  /** Answers a batch; keys absent from the map resolve to undefined. A rejection rejects every waiter of the batch. */
-  fetchMany: (keys: K[]) => Promise<Map<K, V | undefined>>;
+  /**
+   * Answers a batch; keys absent from the map resolve to undefined. A rejection rejects every waiter of the batch.
+   * `signal` aborts once every waiter of the batch has gone (their activities were cancelled): nobody wants the answer.
+   */
+  fetchMany: (keys: K[], signal: AbortSignal) => Promise<Map<K, V | undefined>>;
   /** How long the first key of a batch waits for company. */
   windowMs: number;
   /** A batch this full is sent at once. */
@@ -23,9 +26,13 @@ export interface CoalescerOptions<K, V> {
   keyOf?: (key: K) => unknown;
 }
 
+interface Waiter<V> { resolve: (v: V | undefined) => void; reject: (e: unknown) => void }
+
 interface Pending<K, V> {
   key: K;
-  waiters: { resolve: (v: V | undefined) => void; reject: (e: unknown) => void }[];
+  waiters: Set<Waiter<V>>;
+  /** Set once the key's batch is sent. */
+  sent?: { entries: Pending<K, V>[]; controller: AbortController };
 }
 
 export class Coalescer<K, V> {
@@ -40,8 +47,13 @@ export class Coalescer<K, V> {
     if (!(opts.windowMs >= 0)) throw new RangeError(`windowMs must be >= 0, got ${opts.windowMs}`);
   }
 
-  get(key: K): Promise<V | undefined> {
-    const answer = this.enqueue(key);
+  /**
+   * The value for `key`, from the batch it joins. An aborted `signal` rejects this caller at once with
+   * the signal's reason; the batch goes on for its other callers, or is dropped when none remain.
+   */
+  get(key: K, signal?: AbortSignal): Promise<V | undefined> {
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
+    const answer = this.enqueue(key, signal);
     if (this.batch.size >= this.opts.maxBatchSize) this.send();
     else this.timer ??= setTimeout(() => this.send(), this.opts.windowMs);
     return answer;
@@ -50,11 +62,13 @@ export class Coalescer<K, V> {
   /**
    * Many keys that are wanted together (a caller that already holds its whole batch): they join the
    * pending batch and it is sent at once, without waiting out the window, as soon as a slot is free.
-   * Keys that fit one batch (with whatever was pending) cost one fetchMany.
+   * Keys that fit one batch (with whatever was pending) cost one fetchMany. An aborted `signal`
+   * rejects every one of them, as for get().
    */
-  getAll(keys: readonly K[]): Promise<V | undefined>[] {
+  getAll(keys: readonly K[], signal?: AbortSignal): Promise<V | undefined>[] {
+    if (signal?.aborted) return keys.map(() => Promise.reject(signal.reason as Error));
     const answers = keys.map((k) => {
-      const answer = this.enqueue(k);
+      const answer = this.enqueue(k, signal);
       if (this.batch.size >= this.opts.maxBatchSize) this.send();
       return answer;
     });
@@ -62,16 +76,41 @@ export class Coalescer<K, V> {
     return answers;
   }
 
-  private enqueue(key: K): Promise<V | undefined> {
+  /** Adds a waiter for `key` to the pending batch; the caller decides when the batch goes out. */
+  private enqueue(key: K, signal?: AbortSignal): Promise<V | undefined> {
     return new Promise<V | undefined>((resolve, reject) => {
       const id = this.opts.keyOf ? this.opts.keyOf(key) : key;
       let pending = this.batch.get(id);
       if (!pending) {
-        pending = { key, waiters: [] };
+        pending = { key, waiters: new Set() };
         this.batch.set(id, pending);
       }
-      pending.waiters.push({ resolve, reject });
+      const waiter: Waiter<V> = { resolve, reject };
+      if (signal) {
+        const entry = pending;
+        const onAbort = () => this.leave(id, entry, waiter, signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+        waiter.resolve = (v) => { signal.removeEventListener('abort', onAbort); resolve(v); };
+        waiter.reject = (e) => { signal.removeEventListener('abort', onAbort); reject(e as Error); };
+      }
+      pending.waiters.add(waiter);
     });
+  }
+
+  /** A caller gave up: unsent keys nobody waits for leave the batch; a sent batch nobody waits for is aborted. */
+  private leave(id: unknown, pending: Pending<K, V>, waiter: Waiter<V>, reason: unknown): void {
+    if (!pending.waiters.delete(waiter)) return;
+    waiter.reject(reason);
+    if (pending.waiters.size > 0) return;
+    if (!pending.sent) {
+      if (this.batch.get(id) === pending) this.batch.delete(id);
+      if (this.batch.size === 0 && this.timer) {
+        clearTimeout(this.timer);
+        this.timer = undefined;
+      }
+    } else if (pending.sent.entries.every((e) => e.waiters.size === 0)) {
+      pending.sent.controller.abort(reason);
+    }
   }
 
   /** Sends the pending batch now, whatever is in flight (e.g. at shutdown). */
@@ -103,9 +142,11 @@ export class Coalescer<K, V> {
   }
 
   private async run(entries: Pending<K, V>[]): Promise<void> {
+    const sent = { entries, controller: new AbortController() };
+    for (const e of entries) e.sent = sent;
     let results: Map<K, V | undefined>;
     try {
-      results = await this.opts.fetchMany(entries.map((e) => e.key));
+      results = await this.opts.fetchMany(entries.map((e) => e.key), sent.controller.signal);
       if (!(results instanceof Map)) throw new TypeError('Coalescer: fetchMany must resolve to a Map');
     } catch (error) {
       for (const e of entries) for (const w of e.waiters) w.reject(error);

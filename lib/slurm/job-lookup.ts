@@ -6,15 +6,17 @@
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Config } from '../config.js';
+import { NO_METRICS, type JobmonMetrics, type SlurmSource } from '../metrics.js';
 import { Coalescer } from './coalescer.js';
 import { parseDistributorId } from './distributor-id.js';
+import { SlurmAuthError, SlurmQueryError, SlurmUnavailableError } from './errors.js';
 import { SacctClient } from './sacct-client.js';
 import { SlurmRestClient } from './rest-client.js';
 import { selectRecord } from './select.js';
 import { readTokenFile } from './token.js';
-import type { DistributorId, JobAccounting } from './types.js';
+import { MalformedAccountingError, type DistributorId, type JobAccounting } from './types.js';
 
-interface JobsClient { fetchJobs(ids: DistributorId[]): Promise<JobAccounting[]> }
+interface JobsClient { fetchJobs(ids: DistributorId[], signal?: AbortSignal): Promise<JobAccounting[]> }
 type Outcome = { record: JobAccounting | undefined } | { error: Error };
 
 /** What Slurm said about one distributor id, or why it could not say. */
@@ -30,24 +32,53 @@ export type SlurmJobAnswer =
 
 export interface SlurmJobLookup {
   /** `slurmrestd` or `sacct`. */
-  readonly sourceName: string;
+  readonly sourceName: SlurmSource;
   /**
    * One job's record, undefined when accounting has none. Concurrent calls coalesce (after the
    * window). Throws the source's error (unreachable Slurm, a distributor id naming another array task).
+   * An aborted `signal` (the activity was cancelled) rejects at once with its reason.
    */
-  find(distributorId: string): Promise<JobAccounting | undefined>;
+  find(distributorId: string, signal?: AbortSignal): Promise<JobAccounting | undefined>;
   /**
-   * Many jobs wanted together: sent at once, in one request when they fit one batch. Never throws;
-   * waits at most `timeoutMs` (then every id not answered yet is `unavailable`).
+   * Many jobs wanted together: sent at once, in one request when they fit one batch. Waits at most
+   * `timeoutMs` (then every id not answered yet is `unavailable`, and it leaves its batch: a request
+   * nobody else waits for is aborted). Never throws, except the reason of an aborted `signal` (the
+   * activity was cancelled), at once.
    */
-  findMany(distributorIds: readonly string[], timeoutMs: number): Promise<Map<string, SlurmJobAnswer>>;
+  findMany(distributorIds: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<Map<string, SlurmJobAnswer>>;
   /** Accounting requests sent so far (benchmarks and tests read it). */
   readonly requests: number;
 }
 
-export function createSlurmJobLookup(config: Config): SlurmJobLookup {
+/** The `result` label of an accounting request: `ok`, or what kind of failure. */
+export function requestResult(error: unknown, signal?: AbortSignal): string {
+  if (error === undefined) return 'ok';
+  if (signal?.aborted) return 'cancelled';
+  if (error instanceof SlurmUnavailableError) return 'unavailable';
+  if (error instanceof SlurmAuthError) return 'auth';
+  if (error instanceof SlurmQueryError) return 'query';
+  if (error instanceof MalformedAccountingError) return 'malformed';
+  return 'error';
+}
+
+/** Runs one accounting request and records it (count, latency, ids asked for, result). */
+export async function measured<T>(metrics: JobmonMetrics, source: SlurmSource, ids: number, signal: AbortSignal | undefined, request: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  let error: unknown;
+  try {
+    return await request();
+  } catch (e) {
+    error = e ?? new Error('rejected');
+    throw e;
+  } finally {
+    metrics.slurmRequest(source, requestResult(error, signal), (performance.now() - started) / 1000, ids);
+  }
+}
+
+/** `metrics`: where the accounting requests are counted (jobmon_slurm_requests_total and its histograms). */
+export function createSlurmJobLookup(config: Config, metrics: JobmonMetrics = NO_METRICS): SlurmJobLookup {
   let client: JobsClient;
-  let sourceName = 'sacct';
+  let sourceName: SlurmSource = 'sacct';
   if (config.slurm.restUrl) {
     const { jwt, jwtFile } = config.slurm;
     client = new SlurmRestClient({
@@ -69,10 +100,10 @@ export function createSlurmJobLookup(config: Config): SlurmJobLookup {
     windowMs: config.usage.coalesceWindowMs,
     maxBatchSize: config.usage.coalesceMaxBatch,
     maxInFlight: config.slurm.maxConcurrentRequests,
-    fetchMany: async (raws: string[]) => {
+    fetchMany: async (raws: string[], signal: AbortSignal) => {
       const ids = raws.map((r) => parseDistributorId(r));
       requests++;
-      const records = await client.fetchJobs(ids);
+      const records = await measured(metrics, sourceName, ids.length, signal, () => client.fetchJobs(ids, signal));
       const out = new Map<string, Outcome>();
       for (const id of ids) {
         try {
@@ -88,13 +119,14 @@ export function createSlurmJobLookup(config: Config): SlurmJobLookup {
   return {
     sourceName,
     get requests() { return requests; },
-    async find(distributorId) {
+    async find(distributorId, signal) {
       const id = parseDistributorId(distributorId);
-      const got = (await coalescer.get(id.raw)) ?? { record: undefined };
+      const got = (await coalescer.get(id.raw, signal)) ?? { record: undefined };
       if ('error' in got) throw got.error;
       return got.record;
     },
-    async findMany(distributorIds, timeoutMs) {
+    async findMany(distributorIds, timeoutMs, signal) {
+      signal?.throwIfAborted();
       const out = new Map<string, SlurmJobAnswer>();
       const valid: string[] = [];
       for (const raw of new Set(distributorIds)) {
@@ -105,22 +137,30 @@ export function createSlurmJobLookup(config: Config): SlurmJobLookup {
         }
       }
       if (valid.length === 0) return out;
-      const answers = coalescer.getAll(valid).map((p, i) => p.then(
-        (got): [string, SlurmJobAnswer] => {
-          const raw = valid[i]!;
-          if (got && 'error' in got) return [raw, { kind: 'unavailable', reason: got.error.message }];
-          return got?.record ? [raw, { kind: 'found', job: got.record }] : [raw, { kind: 'missing', reason: `job ${raw} is not in ${sourceName} accounting` }];
-        },
-        (e: unknown): [string, SlurmJobAnswer] => [valid[i]!, { kind: 'unavailable', reason: e instanceof Error ? e.message : String(e), wholeBatch: true }],
-      ));
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<undefined>((resolve) => { timer = setTimeout(() => resolve(undefined), timeoutMs); });
+      // The batch is left when the caller is cancelled or the time is up: every waiter rejects at once.
+      const leave = new AbortController();
+      const timer = setTimeout(() => leave.abort(new Error(`${sourceName} did not answer within ${timeoutMs / 1000}s`)), timeoutMs);
+      const onCancel = () => leave.abort(signal!.reason);
+      signal?.addEventListener('abort', onCancel, { once: true });
       try {
-        const settled = await Promise.race([Promise.all(answers), timedOut]);
-        if (settled) for (const [raw, answer] of settled) out.set(raw, answer);
-        else for (const raw of valid) out.set(raw, { kind: 'unavailable', reason: `${sourceName} did not answer within ${timeoutMs / 1000}s`, wholeBatch: true });
+        const settled = await Promise.allSettled(coalescer.getAll(valid, leave.signal));
+        signal?.throwIfAborted();
+        settled.forEach((s, i) => {
+          const raw = valid[i]!;
+          if (s.status === 'rejected') {
+            const e: unknown = s.reason;
+            out.set(raw, { kind: 'unavailable', reason: e instanceof Error ? e.message : String(e), wholeBatch: true });
+          } else if (s.value && 'error' in s.value) {
+            out.set(raw, { kind: 'unavailable', reason: s.value.error.message });
+          } else if (s.value?.record) {
+            out.set(raw, { kind: 'found', job: s.value.record });
+          } else {
+            out.set(raw, { kind: 'missing', reason: `job ${raw} is not in ${sourceName} accounting` });
+          }
+        });
       } finally {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onCancel);
       }
       return out;
     },

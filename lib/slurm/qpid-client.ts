@@ -20,8 +20,8 @@ export class QpidClient {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
   }
 
-  /** Max PSS in bytes, or null when QPID has none (yet). Unreachable QPID → SlurmUnavailableError. */
-  async fetchMaxPss(cluster: string, jobId: string): Promise<number | null> {
+  /** Max PSS in bytes, or null when QPID has none (yet). Unreachable QPID → SlurmUnavailableError; an aborted `signal` → its reason. */
+  async fetchMaxPss(cluster: string, jobId: string, signal?: AbortSignal): Promise<number | null> {
     const path = `/${encodeURIComponent(cluster)}/jobmaxpss/${encodeURIComponent(jobId)}`;
     let response;
     try {
@@ -30,8 +30,10 @@ export class QpidClient {
         retry: { limit: 0 },
         throwHttpErrors: false,
         responseType: 'text',
+        signal,
       });
     } catch (err) {
+      if (signal?.aborted) throw signal.reason;
       const e = err as { code?: string; message?: string };
       throw new SlurmUnavailableError(`qpid GET ${path} failed: ${e.code ?? 'error'}${e.message ? ` (${e.message})` : ''}`);
     }

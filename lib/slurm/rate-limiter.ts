@@ -19,8 +19,12 @@ export class TokenBucket {
     this.last = this.now();
   }
 
-  /** Resolves when the caller may send one request. */
-  take(): Promise<void> {
+  /**
+   * Resolves when the caller may send one request. An aborted `signal` rejects the wait; the token
+   * stays spent, so giving up never lets the rate exceed the cap.
+   */
+  take(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
     if (this.ratePerSecond === Infinity) return Promise.resolve();
     const now = this.now();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.ratePerSecond);
@@ -29,6 +33,16 @@ export class TokenBucket {
     if (this.tokens >= 0) return Promise.resolve();
     // Negative tokens are reservations of later callers; this one's token arrives after the deficit refills.
     const waitMs = (-this.tokens / this.ratePerSecond) * 1000;
-    return new Promise((resolve) => setTimeout(resolve, Math.ceil(waitMs)));
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal!.reason as Error);
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, Math.ceil(waitMs));
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 }

@@ -49,14 +49,17 @@ export class SlurmRestClient {
     return formatApiVersion((await this.versionInfo()).minor);
   }
 
-  /** Accounting records for all `ids` in one request. Ids without a record are simply absent from the result. */
-  async fetchJobs(ids: readonly DistributorId[]): Promise<JobAccounting[]> {
+  /**
+   * Accounting records for all `ids` in one request. Ids without a record are simply absent from the result.
+   * An aborted `signal` stops the request and rejects with the signal's reason.
+   */
+  async fetchJobs(ids: readonly DistributorId[], signal?: AbortSignal): Promise<JobAccounting[]> {
     const steps = [...new Set(ids.map(formatDistributorId))];
     if (steps.length === 0) return [];
     const { minor, jobsPath } = await this.versionInfo();
     // The comma must be encoded: slurmrestd 22.05 answers "Unable to parse query" to a bare one.
     const path = `${jobsPath}?step=${encodeURIComponent(steps.join(','))}`;
-    const response = await this.get(path);
+    const response = await this.get(path, signal);
     if (response.statusCode === 404) {
       // The version may have gone away (slurmrestd restarted with other plugins): detect again next time.
       if (this.opts.apiVersion === undefined) this.version = undefined;
@@ -112,10 +115,10 @@ export class SlurmRestClient {
    * authentication error, which is how 22.05 answers an expired token) the token is read again and the
    * request retried once.
    */
-  private async get(path: string): Promise<Response<string>> {
-    let response = await this.send(path, await this.token(false));
+  private async get(path: string, signal?: AbortSignal): Promise<Response<string>> {
+    let response = await this.send(path, await this.token(false), signal);
     if (tokenRejected(response)) {
-      response = await this.send(path, await this.token(true));
+      response = await this.send(path, await this.token(true), signal);
       if (tokenRejected(response)) {
         const why = response.statusCode === 401 ? 'HTTP 401' : `Slurm said${slurmSaid(response.body)}`;
         throw new SlurmAuthError(`slurmrestd GET ${path}: ${why} for user ${JSON.stringify(this.opts.userName)}, even with a freshly read token`);
@@ -128,8 +131,8 @@ export class SlurmRestClient {
     return response;
   }
 
-  private async send(path: string, token: string): Promise<Response<string>> {
-    await this.limiter.take();
+  private async send(path: string, token: string, signal?: AbortSignal): Promise<Response<string>> {
+    await this.limiter.take(signal);
     try {
       return await got(`${this.baseUrl}${path}`, {
         headers: { 'X-SLURM-USER-NAME': this.opts.userName, 'X-SLURM-USER-TOKEN': token, accept: 'application/json' },
@@ -138,8 +141,10 @@ export class SlurmRestClient {
         followRedirect: false, // never send the token anywhere else
         throwHttpErrors: false,
         responseType: 'text',
+        signal,
       });
     } catch (err) {
+      if (signal?.aborted) throw signal.reason;
       // got's error objects hold the request options (headers, token included): keep only code and message, no cause.
       const e = err as { code?: string; message?: string };
       throw new SlurmUnavailableError(`slurmrestd GET ${path} failed: ${e.code ?? 'error'}${e.message ? ` (${e.message})` : ''}`);

@@ -30,23 +30,26 @@ export class SacctClient {
     this.limiter = new TokenBucket(opts.maxRequestsPerSecond);
   }
 
-  /** Accounting records for all `ids` with one sacct run. Ids without a record are simply absent. */
-  async fetchJobs(ids: readonly DistributorId[]): Promise<JobAccounting[]> {
+  /**
+   * Accounting records for all `ids` with one sacct run. Ids without a record are simply absent.
+   * An aborted `signal` kills sacct and rejects with the signal's reason.
+   */
+  async fetchJobs(ids: readonly DistributorId[], signal?: AbortSignal): Promise<JobAccounting[]> {
     const list = [...new Set(ids.map(formatDistributorId))].join(',');
     if (list === '') return [];
-    if (this.mode === 'json') return this.runJson(list);
-    if (this.mode === 'parsable') return this.runParsable(list);
+    if (this.mode === 'json') return this.runJson(list, signal);
+    if (this.mode === 'parsable') return this.runParsable(list, signal);
 
     // First call: try --json; if sacct refuses it (or prints no JSON) but -P works, stay with -P from now on.
     try {
-      const jobs = await this.runJson(list);
+      const jobs = await this.runJson(list, signal);
       this.mode = 'json';
       return jobs;
     } catch (jsonError) {
       // Only "sacct could not do --json" is a reason to switch; a missing binary or Slurm's own error is not.
       const refused = (jsonError instanceof SacctRunError && jsonError.kind === 'exit') || jsonError instanceof MalformedAccountingError;
       if (!refused) throw jsonError;
-      const jobs = await this.runParsable(list);
+      const jobs = await this.runParsable(list, signal);
       this.mode = 'parsable';
       return jobs;
     }
@@ -57,27 +60,28 @@ export class SacctClient {
     return this.mode;
   }
 
-  private async runJson(list: string): Promise<JobAccounting[]> {
-    return parseSacctJson(await this.run(['--json', '-j', list]));
+  private async runJson(list: string, signal?: AbortSignal): Promise<JobAccounting[]> {
+    return parseSacctJson(await this.run(['--json', '-j', list], {}, signal));
   }
 
-  private async runParsable(list: string): Promise<JobAccounting[]> {
+  private async runParsable(list: string, signal?: AbortSignal): Promise<JobAccounting[]> {
     // %s makes sacct print epoch seconds, so times do not depend on this machine's time zone.
     // --noconvert prints MaxRSS in bytes; otherwise sacct may round it (a real step printed `34.50M`).
-    const out = await this.run(['-P', '-n', '--noconvert', `--format=${SACCT_FORMAT.join(',')}`, '-j', list], { SLURM_TIME_FORMAT: '%s' });
+    const out = await this.run(['-P', '-n', '--noconvert', `--format=${SACCT_FORMAT.join(',')}`, '-j', list], { SLURM_TIME_FORMAT: '%s' }, signal);
     return parseSacctParsable(out, SACCT_FORMAT);
   }
 
-  private async run(args: string[], env: Record<string, string> = {}): Promise<string> {
-    await this.limiter.take();
+  private async run(args: string[], env: Record<string, string> = {}, signal?: AbortSignal): Promise<string> {
+    await this.limiter.take(signal);
     const timeout = this.opts.timeoutMs ?? 60_000;
     return new Promise((resolve, reject) => {
       execFile(
         this.opts.sacctPath,
         args,
-        { env: { ...process.env, ...env }, timeout, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8', windowsHide: true },
+        { env: { ...process.env, ...env }, timeout, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8', windowsHide: true, signal },
         (error, stdout, stderr) => {
           if (!error) return resolve(stdout);
+          if (signal?.aborted) return reject(signal.reason as Error);
           const e = error as NodeJS.ErrnoException & { killed?: boolean; signal?: string | null; code?: string | number | null };
           const cmd = `${this.opts.sacctPath} ${args.join(' ')}`;
           if (e.code === 'ENOENT' || e.code === 'EACCES') {

@@ -2,10 +2,7 @@
  * Starts (or joins) the one integration workflow of a task instance. Shared by the dispatcher,
  * `jobmon-temporal integrate` and `backfill`, so all three start it the same way.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
-import proto from '@temporalio/proto';
-
-const { temporal } = proto;
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Config } from '../config.js';
 import { names } from '../config.js';
@@ -47,33 +44,6 @@ export async function startIntegration(
     if (e instanceof WorkflowExecutionAlreadyStartedError) {
       return { handle: client.workflow.getHandle(workflowId), started: false };
     }
-    throw e;
-  }
-}
-
-/**
- * Makes a waiting integration try again now, instead of after its current backoff: resets the
- * pending fetch-usage activity (no history event). Returns false when there is nothing to wake.
- * A reset that lands while an attempt is running can be lost with that attempt, so wait (briefly)
- * until the attempt is back in backoff.
- */
-export async function wakeIntegration(client: Client, config: Config, taskInstanceId: number): Promise<boolean> {
-  const workflowId = names(config.temporal).usageWorkflowId(taskInstanceId);
-  try {
-    for (let i = 0; i < 20; i++) {
-      const desc = await client.workflow.getHandle(workflowId).describe();
-      if (desc.status.name !== 'RUNNING') return false;
-      const pending = desc.raw.pendingActivities?.find((a) => a.activityType?.name === 'fetchUsage');
-      if (!pending) return false;
-      if (pending.state !== temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    await client.workflowService.resetActivity({ namespace: config.temporal.namespace, execution: { workflowId }, type: 'fetchUsage' });
-    return true;
-  } catch (e) {
-    const code = (e as { code?: number }).code;
-    // 5 NOT_FOUND: no such workflow or no pending activity (it just completed).
-    if (code === 5 || e instanceof WorkflowNotFoundError) return false;
     throw e;
   }
 }

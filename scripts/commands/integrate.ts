@@ -1,8 +1,9 @@
 /** `jobmon-temporal integrate` and `backfill`: start (or join) usage integrations by hand. */
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
-import type { Config } from '../../lib/config.js';
+import { names, type Config } from '../../lib/config.js';
 import { readBackfillCandidates, recordOutcome, restartOutcome } from '../../lib/db/usage-store.js';
+import { watchPollers } from '../../lib/temporal/poller-watch.js';
 import { startIntegration } from '../../lib/usage/start-integration.js';
 import type { UsageIntegrationResult } from '../../workflows/usage-integration.js';
 
@@ -36,15 +37,20 @@ export async function integrate(client: Client, db: Knex, config: Config, ids: n
     console.log(`task instance ${id}: ${started ? 'started' : `joined existing integration (${desc.status.name})`} ${handle.workflowId} run ${desc.runId}`);
     handles.push({ id, handle });
   }
-  if (opts.wait) {
-    for (const { id, handle } of handles) {
-      try {
-        console.log(formatResult(await handle.result()));
-      } catch (e) {
-        const cause = (e as { cause?: Error }).cause;
-        console.error(`task instance ${id}: failed: ${cause?.message ?? (e as Error).message}`);
-        ok = false;
+  if (opts.wait && handles.length > 0) {
+    const stopWatch = watchPollers(client, config.temporal.namespace, names(config.temporal).usageTaskQueue, (line) => console.log(line));
+    try {
+      for (const { id, handle } of handles) {
+        try {
+          console.log(formatResult(await handle.result()));
+        } catch (e) {
+          const cause = (e as { cause?: Error }).cause;
+          console.error(`task instance ${id}: failed: ${cause?.message ?? (e as Error).message}`);
+          ok = false;
+        }
       }
+    } finally {
+      stopWatch();
     }
   }
   return ok;
@@ -54,17 +60,20 @@ export async function backfill(client: Client, db: Knex, config: Config, since: 
   const perSecond = config.usage.backfillPerSecond;
   let afterId = 0;
   let started = 0;
+  // Each start waits a full interval after the previous one was acknowledged: the server has then
+  // recorded it, so consecutive starts are never closer than 1/BACKFILL_PER_SECOND, whatever the latency.
+  let lastAcknowledged = 0;
   for (;;) {
     const batch = await readBackfillCandidates(db, since, until, afterId, 500);
     if (batch.length === 0) break;
     for (const ti of batch) {
-      const t0 = Date.now();
+      // Rate limit: history is started gently so Slurm and the workers see a steady trickle.
+      const wait = lastAcknowledged + 1000 / perSecond - Date.now();
+      if (wait > 0) await new Promise((res) => setTimeout(res, wait));
       const r = await startIntegration(client, config, { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId });
+      lastAcknowledged = Date.now();
       await recordOutcome(db, ti.id, 'started', null);
       if (r.started) started++;
-      // Rate limit: history is started gently so Slurm and the workers see a steady trickle.
-      const wait = 1000 / perSecond - (Date.now() - t0);
-      if (wait > 0) await new Promise((res) => setTimeout(res, wait));
     }
     afterId = batch[batch.length - 1]!.id;
     console.log(`backfill: ${started} started so far (up to task instance ${afterId})`);

@@ -1,23 +1,51 @@
-/** `jobmon-temporal worker`: runs the workers of both services until SIGINT/SIGTERM. */
-import { NativeConnection } from '@temporalio/worker';
-import type { Config } from '../../lib/config.js';
-import { names } from '../../lib/config.js';
+/**
+ * `jobmon-temporal worker [--queue usage|reaper|all]`: runs the workers until SIGINT/SIGTERM, then
+ * drains them (WORKER_SHUTDOWN_GRACE), closes every connection and returns, so the process exits 0.
+ */
+import type { Worker } from '@temporalio/worker';
+import type { Config, WorkerQueue } from '../../lib/config.js';
+import { redactUrl, WORKER_QUEUES } from '../../lib/config.js';
 import { openJobmonDb } from '../../lib/db/connection.js';
+import { databaseCheck, startHealthServer, workersCheck } from '../../lib/health.js';
 import { connectClient } from '../../lib/temporal/client.js';
+import { connectWorkerConnection } from '../../lib/temporal/worker-connection.js';
 import { createWorkers } from '../../workers/create-workers.js';
+import { runWorkers, watchStopSignals } from '../../workers/run-workers.js';
+import { installRuntime } from '../../workers/runtime.js';
 
-export async function runWorker(config: Config): Promise<void> {
-  const connection = await NativeConnection.connect({ address: config.temporal.address });
-  const client = await connectClient(config.temporal);
+export async function runWorker(config: Config, opts: { queues?: readonly WorkerQueue[] } = {}): Promise<void> {
+  const logger = installRuntime(config.observability);
+  const stop = watchStopSignals((signal) => {
+    logger.info(`${signal} received: draining (in-flight activities get up to ${config.worker.shutdownGraceMs} ms)`);
+  });
+  const queues = opts.queues ?? WORKER_QUEUES;
+  const obs = config.observability;
+  const workers: Worker[] = [];
   const db = openJobmonDb(config.dbUrl);
+  // Up before connecting, so liveness holds while Temporal is slow to answer, and readiness says why not yet.
+  const health = obs.healthAddress ? await startHealthServer(obs.healthAddress, { workers: workersCheck(() => workers), database: databaseCheck(db) }) : undefined;
   try {
-    const { workers } = await createWorkers({ config, connection, client, db });
-    const n = names(config.temporal);
-    console.log(`jobmon-temporal worker: polling ${n.usageTaskQueue} and ${n.reaperTaskQueue} on ${config.temporal.address} namespace ${config.temporal.namespace}`);
-    await Promise.all(workers.map((w) => w.run()));
+    const connection = await connectWorkerConnection(config.temporal);
+    const client = await connectClient(config.temporal);
+    try {
+      workers.push(...(await createWorkers({ config, connection, client, db, queues })).workers);
+      logger.info('jobmon-temporal worker started', {
+        taskQueues: workers.map((w) => w.options.taskQueue),
+        temporalAddress: config.temporal.address,
+        namespace: config.temporal.namespace,
+        database: redactUrl(config.dbUrl),
+        metrics: obs.metricsAddress ? `http://${obs.metricsAddress}/metrics` : 'off',
+        health: obs.healthAddress ? `http://${obs.healthAddress}/readyz` : 'off',
+      });
+      await runWorkers(workers, stop);
+    } finally {
+      await client.connection.close();
+      await connection.close();
+    }
   } finally {
+    stop.dispose();
+    await health?.close();
     await db.destroy();
-    await client.connection.close();
-    await connection.close();
   }
+  logger.info('jobmon-temporal worker stopped');
 }

@@ -1,5 +1,6 @@
 /** The real local Slurm cluster (scripts/slurm-up.sh): submit jobs and wait for their accounting. */
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -52,10 +53,61 @@ export async function sacctReport(jobId: string): Promise<{ maxRssSumBytes: numb
   return { maxRssSumBytes: sum, elapsedSeconds: elapsed, state };
 }
 
-export async function stopSlurmrestd(): Promise<void> {
-  await run('pkill', ['-x', 'slurmrestd']).catch(() => undefined);
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    }).on('error', reject);
+  });
 }
 
-export async function startSlurm(): Promise<void> {
-  await run('bash', [join(SCRIPTS, 'slurm-up.sh')], { maxBuffer: 16 * 1024 * 1024 });
+/**
+ * A slurmrestd of this test's own, in front of the shared cluster, on a port of its own: a test can
+ * stop and restart it (by its pid) without touching the stack's slurmrestd, which other test files use.
+ * Started as slurm-up.sh starts the stack's (as the unprivileged slurmrest user; it refuses root).
+ */
+export class PrivateSlurmrestd {
+  private child: ChildProcess | undefined;
+  private constructor(readonly port: number) {}
+
+  static async start(): Promise<PrivateSlurmrestd> {
+    const r = new PrivateSlurmrestd(await freePort());
+    await r.restart();
+    return r;
+  }
+
+  /** SLURM_* variables pointing the REST source at this slurmrestd. */
+  env(): Record<string, string> {
+    return { ...slurmRestEnv(), SLURM_REST_URL: `http://127.0.0.1:${this.port}` };
+  }
+
+  async restart(): Promise<void> {
+    if (this.child) return;
+    const child = spawn('runuser', ['-u', 'slurmrest', '--', 'env', 'SLURM_JWT=daemon', '/usr/sbin/slurmrestd',
+      '-a', 'rest_auth/jwt', '-s', 'openapi/dbv0.0.38,openapi/v0.0.38', `127.0.0.1:${this.port}`], { stdio: 'ignore' });
+    this.child = child;
+    // Ready when it answers HTTP (401 without a token).
+    for (let i = 0; i < 100; i++) {
+      if (child.exitCode !== null) throw new Error(`private slurmrestd exited with ${child.exitCode}`);
+      const ok = await fetch(`http://127.0.0.1:${this.port}/openapi`).then(() => true, () => false);
+      if (ok) return;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    throw new Error(`private slurmrestd did not answer on port ${this.port}`);
+  }
+
+  /** Stops this slurmrestd only (its process group: runuser and slurmrestd), and waits until it is gone. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.child = undefined;
+    const exited = new Promise((res) => child.once('exit', res));
+    child.kill('SIGTERM');
+    await exited;
+    for (let i = 0; i < 100; i++) {
+      if (!(await fetch(`http://127.0.0.1:${this.port}/openapi`).then(() => true, () => false))) return;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
 }

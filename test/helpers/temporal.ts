@@ -4,14 +4,23 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime, type LogEntry } from '@temporalio/worker';
 import type { Knex } from 'knex';
 import { loadConfig, type Config } from '../../lib/config.js';
+import { connectWorkerConnection } from '../../lib/temporal/worker-connection.js';
 import { createWorkers } from '../../workers/create-workers.js';
 import type { UsageSource } from '../../lib/usage/sources.js';
 
-// Workers log state changes at INFO; tests only want warnings.
-Runtime.install({ logger: new DefaultLogger('WARN') });
+// Workers log state changes at INFO; tests only want warnings, printed as usual and kept in
+// workerLog so a test can check what a worker said.
+export const workerLog: LogEntry[] = [];
+const print = new DefaultLogger('WARN');
+Runtime.install({
+  logger: new DefaultLogger('WARN', (entry) => {
+    workerLog.push(entry);
+    print.log(entry.level, entry.message, entry.meta);
+  }),
+});
 
 export const TEMPORAL_ADDRESS = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
 
@@ -29,9 +38,12 @@ export async function connectTestClient(): Promise<Client> {
   return new Client({ connection });
 }
 
-/** Runs `fn` while real workers of both services poll this test's task queues. */
+/**
+ * Runs `fn` while real workers of both services poll this test's task queues, connected as
+ * `jobmon-temporal worker` connects (config.temporal: address, TLS, API key).
+ */
 export async function withWorkers<T>(config: Config, db: Knex, client: Client, fn: (source: UsageSource) => Promise<T>, source?: UsageSource): Promise<T> {
-  const connection = await NativeConnection.connect({ address: TEMPORAL_ADDRESS });
+  const connection = await connectWorkerConnection(config.temporal);
   try {
     const { workers, source: src } = await createWorkers({ config, connection, client, db, source, overrides: { shutdownGraceTime: '1s' } });
     const [first, ...rest] = workers;
