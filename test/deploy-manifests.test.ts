@@ -335,11 +335,14 @@ for (const [label, dir] of [['base', BASE], ['example overlay', OVERLAY]] as con
         if (v.secret.secretName !== SECRET) t.is(v.secret.optional, true, `${owner}: ${v.secret.secretName} is optional`);
       }
     }
-    // The usage workers read the Slurm token from SLURM_JWT_FILE: the mounted Secret key.
-    const usage = deployments(objects).find((d) => d.metadata.name === QUEUES.usage)!.spec!.template.spec!;
-    const mounted = usage.volumes!.flatMap((v) => (v.secret?.secretName === SECRET ? (v.secret.items ?? []).map((i) => ({ volume: v.name, ...i })) : []))
-      .flatMap((i) => usage.containers[0]!.volumeMounts!.filter((m) => m.name === i.volume).map((m) => ({ file: `${m.mountPath}/${i.path}`, key: i.key })));
-    t.deepEqual(mounted.filter((m) => m.file === config.SLURM_JWT_FILE).map((m) => m.key), ['slurm-token'], 'SLURM_JWT_FILE is the mounted slurm-token');
+    // The usage workers and the reaper (its orphan sweep asks Slurm) read the Slurm token from
+    // SLURM_JWT_FILE: the mounted Secret key.
+    for (const queue of [QUEUES.usage, QUEUES.reaper]) {
+      const pod = deployments(objects).find((d) => d.metadata.name === queue)!.spec!.template.spec!;
+      const mounted = pod.volumes!.flatMap((v) => (v.secret?.secretName === SECRET ? (v.secret.items ?? []).map((i) => ({ volume: v.name, ...i })) : []))
+        .flatMap((i) => pod.containers[0]!.volumeMounts!.filter((m) => m.name === i.volume).map((m) => ({ file: `${m.mountPath}/${i.path}`, key: i.key })));
+      t.deepEqual(mounted.filter((m) => m.file === config.SLURM_JWT_FILE).map((m) => m.key), ['slurm-token'], `${queue}: SLURM_JWT_FILE is the mounted slurm-token`);
+    }
   });
 
   kubectlTest(`${label}: the setup Job runs migrate and schedules apply, fails bounded and cleans itself up`, async (t) => {
