@@ -92,7 +92,7 @@ export function createUsageSource(config: Config, metrics: JobmonMetrics = NO_ME
     });
     sourceName = 'slurmrestd';
   } else {
-    slurm = new SacctClient({ sacctPath: config.slurm.sacctPath, maxRequestsPerSecond: config.slurm.maxRequestsPerSecond });
+    slurm = new SacctClient({ sacctPath: config.slurm.sacctPath, maxRequestsPerSecond: config.slurm.maxRequestsPerSecond, timeoutMs: config.slurm.requestTimeoutMs });
   }
   const qpid = config.qpidUrl ? new QpidClient({ baseUrl: config.qpidUrl }) : undefined;
   let requests = 0;
