@@ -266,6 +266,15 @@ test('sacct -P: malformed lines are MalformedAccountingError naming the line', (
   t.throws(() => parseSacctParsable('4|4|COMPLETED|1|1|2||00:01.000\n4.0|4.0|COMPLETED|1|1|2|12Q|00:01.000\n'), { instanceOf: MalformedAccountingError, message: /line 2.*MaxRSS is "12Q"/ });
 });
 
+test('sacct -P: what no accounting can hold is MalformedAccountingError, as over REST (see test/fixtures/hostile)', (t) => {
+  const job = (start: string, end: string, stepRaw = '4.batch', rss = '1K', cpu = '00:01.000') => `4|4|COMPLETED|1|${start}|${end}||00:01.000\n${stepRaw}|${stepRaw}|COMPLETED|1|${start}|${end}|${rss}|${cpu}\n`;
+  t.is(parseSacctParsable(job('10', '20')).length, 1, 'the well-formed control');
+  t.throws(() => parseSacctParsable(job('20', '10')), { instanceOf: MalformedAccountingError, message: /time\.end 10 is before time\.start 20/ });
+  t.throws(() => parseSacctParsable(job('10', '20', "4.b'); DROP TABLE x")), { instanceOf: MalformedAccountingError, message: /step id .* is not a Slurm step id/ });
+  t.throws(() => parseSacctParsable(job('10', '20', '4.batch', '99999999T')), { instanceOf: MalformedAccountingError, message: /MaxRSS is "99999999T", more bytes than can be counted exactly/ });
+  t.throws(() => parseSacctParsable(job('10', '20', '4.batch', '1K', '99999999999-00:00:00')), { instanceOf: MalformedAccountingError, message: /CPU time .* is not a step's CPU time/ });
+});
+
 test('MaxRSS units: K/M/G/T are powers of 1024, no suffix is bytes, empty is unknown', (t) => {
   t.is(parseMaxRss('323648K'), 331415552);
   t.is(parseMaxRss('1.5M'), 1572864);
