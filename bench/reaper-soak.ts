@@ -26,9 +26,9 @@ const timer = setInterval(() => {
 const results: SoakResult[] = await Promise.all(kinds.map((kind) => raceSoak(kind, { iterations, onProgress: (n) => progress.set(kind, n) })));
 clearInterval(timer);
 
-const line = (r: SoakResult) => `| ${r.kind === 'pg' ? 'PostgreSQL' : 'MariaDB'} | ${r.iterations} | ${r.heartbeats} | ${r.reapedInstances} | ${r.reapedRuns} | ${r.raced} | ${r.liveInstancesReaped + r.liveRunsReaped} | ${(r.durationMs / 1000).toFixed(0)} s |`;
-console.log('| database | reaps | heartbeats | instances reaped | runs reaped | raced (left alone) | live rows reaped | time |');
-console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+const line = (r: SoakResult) => `| ${r.kind === 'pg' ? 'PostgreSQL' : 'MariaDB'} | ${r.iterations} | ${r.heartbeats} | ${r.reapedInstances} | ${r.reapedRuns} | ${r.raced} | ${r.deadlocks.heartbeats} / ${r.deadlocks.reaperBatches} | ${r.liveInstancesReaped + r.liveRunsReaped} | ${(r.durationMs / 1000).toFixed(0)} s |`;
+console.log('| database | reaps | heartbeats | instances reaped | runs reaped | raced (left alone) | deadlocks (heartbeat / reap batch, retried) | live rows reaped | time |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of results) console.log(line(r));
 const total = results.reduce((n, r) => n + r.iterations, 0);
 const live = results.reduce((n, r) => n + r.liveInstancesReaped + r.liveRunsReaped, 0);

@@ -18,6 +18,7 @@ import { createReaperActivities } from '../../activities/reaper/index.js';
 import { createRunWithInstances, createWorkflowRun } from '../../dev/factory.js';
 import { loadConfig } from '../../lib/config.js';
 import { dbNowPlus } from '../../lib/db/clock.js';
+import { isDeadlock } from '../../lib/db/reaper-store.js';
 import { dialectOf, openJobmonDb } from '../../lib/db/connection.js';
 import { createLogger, setProcessLogger } from '../../lib/log/logger.js';
 import { countOf } from '../../lib/reaper/summary.js';
@@ -43,6 +44,8 @@ export interface SoakResult {
   reapedRuns: number;
   /** Rows a reap found expired at scan time but live again by its transaction (left alone). */
   raced: number;
+  /** Deadlocks the database resolved: heartbeats retried by their writer, reaper batches by the reaper. */
+  deadlocks: { heartbeats: number; reaperBatches: number };
   /** Live rows the reaper moved: must be 0. */
   liveInstancesReaped: number;
   liveRunsReaped: number;
@@ -112,6 +115,19 @@ export async function raceSoak(kind: DbKind, opts: SoakOptions): Promise<SoakRes
     // About half the time a heartbeat comes a little late, right when the reaper may be reaping the row.
     let stop = false;
     let heartbeats = 0;
+    const deadlocks = { heartbeats: 0, reaperBatches: 0 };
+    // A multi-row heartbeat (Jobmon's batch heartbeat) can deadlock with a reap batch; a client retries it.
+    const retried = async (update: () => Promise<number>): Promise<number> => {
+      for (;;) {
+        try {
+          return await update();
+        } catch (e) {
+          if (!isDeadlock(e)) throw e;
+          deadlocks.heartbeats++;
+        }
+      }
+    };
+    db.on('query-error', (e: unknown) => { if (isDeadlock(e)) deadlocks.reaperBatches++; });
     const writerCount = opts.writers ?? 3;
     const periodMs = (base: number) => base * (0.95 + Math.random() * 0.1);
     const writerLoops: Promise<void>[] = [];
@@ -134,8 +150,8 @@ export async function raceSoak(kind: DbKind, opts: SoakOptions): Promise<SoakRes
             (kind === 'ti' ? ti : wfr).push(Number(id));
             due.set(key, now + periodMs(kind === 'ti' ? 1000 * (1 + GRACE_SECONDS) : 1000));
           }
-          if (ti.length > 0) heartbeats += await conn('task_instance').whereIn('id', ti).where('status', 'R').update({ report_by_date: dbNowPlus(conn, 1) });
-          if (wfr.length > 0) heartbeats += await conn('workflow_run').whereIn('id', wfr).where('status', 'R').update({ heartbeat_date: dbNowPlus(conn, 1) });
+          if (ti.length > 0) heartbeats += await retried(() => conn('task_instance').whereIn('id', ti).where('status', 'R').update({ report_by_date: dbNowPlus(conn, 1) }));
+          if (wfr.length > 0) heartbeats += await retried(() => conn('workflow_run').whereIn('id', wfr).where('status', 'R').update({ heartbeat_date: dbNowPlus(conn, 1) }));
           await new Promise((r) => setTimeout(r, 5));
         }
       })());
@@ -163,7 +179,7 @@ export async function raceSoak(kind: DbKind, opts: SoakOptions): Promise<SoakRes
     await Promise.all(writerLoops);
     const live = async (tbl: string) => Number(((await db('jt_soak_audit').where({ tbl, live: 1 }).count({ n: '*' }).first()) as { n: unknown }).n);
     return {
-      kind, iterations: opts.iterations, heartbeats, reapedInstances, reapedRuns, raced,
+      kind, iterations: opts.iterations, heartbeats, reapedInstances, reapedRuns, raced, deadlocks,
       liveInstancesReaped: await live('task_instance'), liveRunsReaped: await live('workflow_run'),
       durationMs: Date.now() - started,
     };
