@@ -39,6 +39,8 @@ export const reaperProgressQuery = defineQuery<ReapSummary>('reaperProgress');
 const MAX_CALLS_PER_SWEEP = 50;
 const SWEEP_BUDGET_MS = 10 * 60_000;
 
+// Ten attempts span about three minutes (2 + 4 + 8 + 16 s, then every 30 s): a database outage that
+// short is retried through within the reap (test/fault-db-outage.test.ts cuts it for 30 s mid-batch).
 const { planReap, repairWorkflows, sweepWorkflowRuns, sweepTaskInstances } = proxyActivities<ReaperActivities>({
   startToCloseTimeout: '5 minutes',
   heartbeatTimeout: '1 minute',
@@ -46,7 +48,7 @@ const { planReap, repairWorkflows, sweepWorkflowRuns, sweepTaskInstances } = pro
     initialInterval: '2s',
     backoffCoefficient: 2,
     maximumInterval: '30s',
-    maximumAttempts: 5,
+    maximumAttempts: 10,
     nonRetryableErrorTypes: [BREAKER_FAILURE_TYPE, 'IllegalTransitionError'],
   },
 });

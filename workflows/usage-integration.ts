@@ -109,11 +109,13 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
     } catch (err) {
       // The overall deadline ends the retries: retryState TIMEOUT, the cause being the last attempt's failure.
       if (err instanceof ActivityFailure && (err.retryState === RetryState.TIMEOUT || err.cause instanceof TimeoutFailure)) {
-        const last = (err.cause instanceof TimeoutFailure ? err.cause.cause?.message : err.cause?.message) ?? 'no attempt completed';
-        const reason = `usage not available within the deadline of ${Math.round(policy.deadlineMs / 1000)} s; last: ${last}`;
-        await recordIntegrationOutcome({ taskInstanceId, outcome: 'unavailable', reason });
+        const last = err.cause instanceof TimeoutFailure ? err.cause.cause?.message : err.cause?.message;
+        // No last failure when the deadline passes while an attempt is in flight: the activity then adds
+        // the last one an attempt recorded. Histories from before returned nothing here: keep ours.
+        const reason = `usage not available within the deadline of ${Math.round(policy.deadlineMs / 1000)} s; last: ${last ?? 'an attempt was still in progress at the deadline'}`;
+        const recorded = await recordIntegrationOutcome({ taskInstanceId, outcome: 'unavailable', reason, ...(last === undefined ? { lastFailureUnknown: true } : {}) });
         setPhase(UsagePhase.UNAVAILABLE);
-        return { outcome: 'unavailable', taskInstanceId, reason };
+        return { outcome: 'unavailable', taskInstanceId, reason: typeof recorded === 'string' ? recorded : reason };
       }
       if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable) {
         const reason = err.cause.message;

@@ -7,7 +7,7 @@ import { log } from '@temporalio/activity';
 import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
-import { readTaskInstanceForUsage, recordOutcome, writeUsage, type IntegrationOutcome } from '../../lib/db/usage-store.js';
+import { readAttemptFailure, readTaskInstanceForUsage, recordAttemptFailure, recordOutcome, writeUsage, type IntegrationOutcome } from '../../lib/db/usage-store.js';
 import { TASK_INSTANCE_FAILED, TaskInstanceStatus, taskInstanceLabel } from '../../lib/jobmon/status.js';
 import { NO_METRICS, type JobmonMetrics } from '../../lib/metrics.js';
 import { noAccountingReason, type UsageSource } from '../../lib/usage/sources.js';
@@ -33,8 +33,32 @@ const ACCOUNTING_LAG_SECONDS = 120;
 
 export interface UsageActivityDeps { db: Knex; config: Config; source: UsageSource; metrics?: JobmonMetrics }
 
+/** Input of recordIntegrationOutcome. */
+export interface IntegrationOutcomeInput {
+  taskInstanceId: number;
+  outcome: IntegrationOutcome;
+  reason: string;
+  /**
+   * The deadline passed while an attempt was in flight, so Temporal reported no last failure: the
+   * reason then ends with the last failure an attempt recorded (recordAttemptFailure), if any.
+   */
+  lastFailureUnknown?: boolean;
+}
+
 export function createUsageActivities({ db, config, source, metrics = NO_METRICS }: UsageActivityDeps) {
-  async function fetchUsage({ taskInstanceId, phase }: FetchUsageInput): Promise<FetchUsageResult> {
+  /** One attempt; a retryable failure is also kept as the integration's last failure (best effort). */
+  async function fetchUsage(input: FetchUsageInput): Promise<FetchUsageResult> {
+    try {
+      return await attempt(input);
+    } catch (e) {
+      if (e instanceof ApplicationFailure && !e.nonRetryable && !cancellationSignal()?.aborted) {
+        await recordAttemptFailure(db, input.taskInstanceId, e.message).catch(() => undefined);
+      }
+      throw e;
+    }
+  }
+
+  async function attempt({ taskInstanceId, phase }: FetchUsageInput): Promise<FetchUsageResult> {
     const started = Date.now();
     const ti = await readTaskInstanceForUsage(db, taskInstanceId);
     if (!ti) throw ApplicationFailure.nonRetryable(`task instance ${taskInstanceId} does not exist in the Jobmon database`, 'TaskInstanceNotFound');
@@ -94,10 +118,16 @@ export function createUsageActivities({ db, config, source, metrics = NO_METRICS
   }
 
   /** Records how an integration ended when the workflow, not fetchUsage, decided it (deadline, bad input). */
-  async function recordIntegrationOutcome(input: { taskInstanceId: number; outcome: IntegrationOutcome; reason: string }): Promise<void> {
-    await recordOutcome(db, input.taskInstanceId, input.outcome, input.reason);
+  async function recordIntegrationOutcome(input: IntegrationOutcomeInput): Promise<string> {
+    let reason = input.reason;
+    if (input.lastFailureUnknown) {
+      const last = await readAttemptFailure(db, input.taskInstanceId);
+      if (last) reason = `${reason}; the last attempt that completed failed with: ${last}`;
+    }
+    await recordOutcome(db, input.taskInstanceId, input.outcome, reason);
     if (input.outcome !== 'started') metrics.usageIntegration(input.outcome);
-    log.warn(`usage integration ended ${input.outcome}`, { jobmonTaskInstanceId: input.taskInstanceId, reason: input.reason });
+    log.warn(`usage integration ended ${input.outcome}`, { jobmonTaskInstanceId: input.taskInstanceId, reason });
+    return reason;
   }
 
   return { fetchUsage, recordIntegrationOutcome };

@@ -88,13 +88,30 @@ function lockIf<T extends Knex.QueryBuilder>(db: Q, q: T, lock: boolean): T {
   return lock && dialectOf(db) !== 'sqlite' ? (q.forUpdate() as T) : q;
 }
 
+/**
+ * The database chose this transaction as a deadlock victim (PostgreSQL 40P01, MySQL/MariaDB 1213) or
+ * could not serialize it (40001): it was rolled back whole, and running it again is safe.
+ */
+export function isDeadlock(err: unknown): boolean {
+  const e = err as { code?: unknown; errno?: unknown } | null;
+  return e?.code === '40P01' || e?.code === '40001' || e?.errno === 1213 || e?.code === 'ER_LOCK_DEADLOCK';
+}
+
+/** Times a batch is tried again at once after losing a deadlock (e.g. to a multi-row heartbeat), before the activity fails. */
+const DEADLOCK_ATTEMPTS = 3;
+
 async function inTx<T>(db: Knex, stats: TxStats, fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
-  const t0 = performance.now();
-  try {
-    return await db.transaction(fn);
-  } finally {
-    stats.transactions += 1;
-    stats.maxTransactionMs = Math.max(stats.maxTransactionMs, performance.now() - t0);
+  for (let attempt = 1; ; attempt++) {
+    const t0 = performance.now();
+    try {
+      // Every batch re-selects its rows with the full predicate, so a rolled-back batch is simply run again.
+      return await db.transaction(fn);
+    } catch (err) {
+      if (!isDeadlock(err) || attempt >= DEADLOCK_ATTEMPTS) throw err;
+    } finally {
+      stats.transactions += 1;
+      stats.maxTransactionMs = Math.max(stats.maxTransactionMs, performance.now() - t0);
+    }
   }
 }
 

@@ -81,6 +81,26 @@ export async function recordOutcome(db: Knex, taskInstanceId: number, outcome: I
   }
 }
 
+/**
+ * Keeps the last retryable failure of a running integration (its reason, while the outcome is still
+ * `started`), so that an integration whose deadline passes while an attempt is in flight can still say
+ * what the last completed attempt found. One small write per attempt; attempts are spaced by backoff.
+ */
+export async function recordAttemptFailure(db: Knex, taskInstanceId: number, reason: string): Promise<void> {
+  const text = reason.slice(0, 500);
+  const n = await db('jt_usage_integration').where({ task_instance_id: taskInstanceId, outcome: 'started' }).update({ reason: text });
+  if (n === 0) {
+    await db('jt_usage_integration').insert({ task_instance_id: taskInstanceId, outcome: 'started', reason: text, started_date: dbNow(db), finished_date: null })
+      .onConflict('task_instance_id').ignore();
+  }
+}
+
+/** The last failure recorded by recordAttemptFailure while the integration runs. */
+export async function readAttemptFailure(db: Knex, taskInstanceId: number): Promise<string | undefined> {
+  const row = (await db('jt_usage_integration').where({ task_instance_id: taskInstanceId, outcome: 'started' }).first('reason')) as { reason: string | null } | undefined;
+  return row?.reason ?? undefined;
+}
+
 /** Marks an integration as started again (operator's --force), keeping the row. */
 export async function restartOutcome(db: Knex, taskInstanceId: number): Promise<void> {
   await db('jt_usage_integration').insert({ task_instance_id: taskInstanceId, outcome: 'started', reason: null, started_date: dbNow(db), finished_date: null })

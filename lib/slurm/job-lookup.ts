@@ -92,7 +92,7 @@ export function createSlurmJobLookup(config: Config, metrics: JobmonMetrics = NO
     });
     sourceName = 'slurmrestd';
   } else {
-    client = new SacctClient({ sacctPath: config.slurm.sacctPath, maxRequestsPerSecond: config.slurm.maxRequestsPerSecond });
+    client = new SacctClient({ sacctPath: config.slurm.sacctPath, maxRequestsPerSecond: config.slurm.maxRequestsPerSecond, timeoutMs: config.slurm.requestTimeoutMs });
   }
   let requests = 0;
 

@@ -27,8 +27,15 @@ export function malformed(context: string, field: string, v: unknown, expected: 
   return new MalformedAccountingError(`${context}: ${field} is ${describeValue(v)}, expected ${expected}`);
 }
 
-// uint64 NO_VAL64/INFINITE64 (2^64-2, 2^64-1) arrive as doubles that round to 2^64; anything that large means "unset".
+// uint64 NO_VAL64/INFINITE64 (2^64-2, 2^64-1) arrive as doubles that round to 2^64: that means "unset".
+// Anything larger is no uint64 at all, so not a sentinel but garbage.
 const UINT64_SENTINEL_FLOOR = 2 ** 64 - 2 ** 12;
+const UINT64_CEILING = 2 ** 64;
+
+function sentinelOrNumber(v: number, context: string, field: string, raw: unknown): number | null {
+  if (v > UINT64_CEILING) throw malformed(context, field, raw, 'a number within uint64');
+  return v >= UINT64_SENTINEL_FLOOR ? null : v;
+}
 
 /**
  * A number as the slurmdb API writes it: a plain number, null (v0.0.38 for "unset"), or, from v0.0.39 on for
@@ -38,7 +45,7 @@ export function readSlurmNumber(v: unknown, context: string, field: string): num
   if (v === null || v === undefined) return null;
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw malformed(context, field, v, 'a finite number');
-    return v >= UINT64_SENTINEL_FLOOR ? null : v;
+    return sentinelOrNumber(v, context, field, v);
   }
   if (isObject(v) && ('set' in v || 'number' in v)) {
     const { set, infinite, number } = v;
@@ -47,7 +54,7 @@ export function readSlurmNumber(v: unknown, context: string, field: string): num
     }
     if (!set || infinite === true) return null;
     if (typeof number !== 'number' || !Number.isFinite(number)) throw malformed(context, `${field}.number`, number, 'a finite number');
-    return number >= UINT64_SENTINEL_FLOOR ? null : number;
+    return sentinelOrNumber(number, context, `${field}.number`, number);
   }
   throw malformed(context, field, v, 'a number, null or {set, infinite, number}');
 }

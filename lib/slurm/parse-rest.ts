@@ -15,6 +15,7 @@ import { formatApiVersion, parseApiVersion } from './api-version.js';
 import { SlurmQueryError } from './errors.js';
 import { isObject, malformed, readArray, readObject, readSlurmNumber, readTimestamp, requireSlurmNumber, type JsonObject } from './json-read.js';
 import { MalformedAccountingError, type JobAccounting, type StepUsage } from './types.js';
+import { checkJobAccounting, MAX_STEP_CPU_SECONDS, SLURM_STATE, SLURM_STEP_NAME } from './validate.js';
 
 export { parseApiVersion, formatApiVersion } from './api-version.js';
 
@@ -109,7 +110,7 @@ function parseJob(raw: unknown, index: number, minor: number): JobAccounting {
       }
     }
   }
-  return record;
+  return checkJobAccounting(record, ctx);
 }
 
 /**
@@ -117,12 +118,14 @@ function parseJob(raw: unknown, index: number, minor: number): JobAccounting {
  * (`["PENDING", "REQUEUED"]`). The base state comes first in Slurm's flag order; we keep it.
  */
 function readState(v: unknown, ctx: string, field: string): string {
-  if (typeof v === 'string' && v.trim() !== '') return v.trim().toUpperCase();
-  if (Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === 'string' && s !== '')) {
+  let state: string | undefined;
+  if (typeof v === 'string' && v.trim() !== '') state = v.trim().toUpperCase();
+  else if (Array.isArray(v) && v.length > 0 && v.every((s) => typeof s === 'string' && s !== '')) {
     const states = v as string[];
-    return (states.find((s) => BASE_STATES.has(s.toUpperCase())) ?? states[0]!).toUpperCase();
+    state = (states.find((s) => BASE_STATES.has(s.toUpperCase())) ?? states[0]!).toUpperCase();
   }
-  throw malformed(ctx, field, v, 'a state name or a non-empty array of state names');
+  if (state === undefined || !SLURM_STATE.test(state)) throw malformed(ctx, field, v, 'a state name or a non-empty array of state names');
+  return state;
 }
 
 /*
@@ -172,11 +175,12 @@ function parseStep(raw: unknown, index: number, jobId: number, jobCtx: string): 
  * Normalized to what sacct prints after the dot: `batch`, `extern`, `0`, `0+1`.
  */
 function stepName(id: unknown, ctx: string): string {
-  if (typeof id === 'number' && Number.isInteger(id) && id >= 0) return String(id);
+  if (typeof id === 'number' && Number.isSafeInteger(id) && id >= 0) return String(id);
   if (isObject(id)) return stepName(id.step_id, ctx);
   if (typeof id === 'string' && id !== '') {
     const m = /^\d+(?:_\d+)?(?:\+\d+)?\.(.+)$/.exec(id);
-    return m ? m[1]! : id;
+    const name = m ? m[1]! : id;
+    if (SLURM_STEP_NAME.test(name)) return name;
   }
   throw malformed(ctx, 'step.id', id, 'a step id');
 }
@@ -197,7 +201,7 @@ function stepMaxRss(step: JsonObject, ctx: string): number | null {
     if (tres.type.toLowerCase() !== 'mem') continue;
     const count = readSlurmNumber(tres.count, ctx, `${field}.count`);
     if (count === null) continue;
-    if (count < 0 || !Number.isInteger(count)) throw malformed(ctx, `${field}.count`, tres.count, 'a byte count');
+    if (count < 0 || !Number.isSafeInteger(count)) throw malformed(ctx, `${field}.count`, tres.count, 'a byte count');
     rss = Math.max(rss ?? 0, count);
   }
   return rss;
@@ -215,6 +219,8 @@ function cpuTime(v: unknown, ctx: string, field: string): number {
   const seconds = requireSlurmNumber(t.seconds, ctx, `${field}.seconds`);
   const micros = t.microseconds === undefined ? 0 : requireSlurmNumber(t.microseconds, ctx, `${field}.microseconds`);
   if (seconds < 0 || micros < 0) throw malformed(ctx, field, v, 'non-negative CPU time');
+  if (!Number.isSafeInteger(seconds) || seconds > MAX_STEP_CPU_SECONDS) throw malformed(ctx, `${field}.seconds`, t.seconds, 'whole seconds of CPU time');
+  if (!Number.isInteger(micros) || micros >= 1e6) throw malformed(ctx, `${field}.microseconds`, t.microseconds, 'a whole number of microseconds below 1000000');
   return seconds + micros / 1e6;
 }
 

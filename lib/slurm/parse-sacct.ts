@@ -2,6 +2,7 @@
 import { documentApiVersion, formatApiVersion, MIN_SUPPORTED_API_MINOR } from './api-version.js';
 import { parseSlurmdbJobs } from './parse-rest.js';
 import { MalformedAccountingError, type JobAccounting, type StepUsage } from './types.js';
+import { checkJobAccounting } from './validate.js';
 
 /**
  * The `--format` this project asks sacct for. JobIDRaw tells array tasks apart (JobID `5_1` is raw job 7).
@@ -96,7 +97,7 @@ export function parseSacctParsable(text: string, format: readonly string[] = SAC
     jobs.push(job);
     byRawId.set(jobId, job);
   });
-  return jobs;
+  return jobs.map((job) => checkJobAccounting(job, `sacct job ${job.jobId}`));
 }
 
 function splitRow(line: string, columns: string[], lastIsName: boolean, where: string): Map<string, string> {
@@ -149,7 +150,9 @@ export function parseMaxRss(text: string, ctx = 'sacct'): number | null {
   if (t === '') return null;
   const m = /^(\d+(?:\.\d+)?)([KMGTPE]?)$/i.exec(t);
   if (!m) throw new MalformedAccountingError(`${ctx}: MaxRSS is ${JSON.stringify(text)}, expected a size like 323648K`);
-  return Math.round(Number(m[1]) * 1024 ** UNIT_POWER[m[2]!.toUpperCase()]!);
+  const bytes = Math.round(Number(m[1]) * 1024 ** UNIT_POWER[m[2]!.toUpperCase()]!);
+  if (!Number.isSafeInteger(bytes)) throw new MalformedAccountingError(`${ctx}: MaxRSS is ${JSON.stringify(text)}, more bytes than can be counted exactly`);
+  return bytes;
 }
 
 /** TotalCPU as sacct prints it: `MM:SS.mmm`, `HH:MM:SS`, `D-HH:MM:SS` (also `HH:MM:SS.mmm`) → seconds. */

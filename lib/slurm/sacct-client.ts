@@ -18,9 +18,12 @@ export interface SacctClientOptions {
   maxRequestsPerSecond: number;
   /** Kill sacct after this long (default 60 s): a hung slurmdbd must not hang the worker. */
   timeoutMs?: number;
+  /** Use this output format from the start instead of trying `--json` first (tests of the `-P` path). */
+  outputMode?: Mode;
 }
 
-type Mode = 'json' | 'parsable';
+export type SacctOutputMode = 'json' | 'parsable';
+type Mode = SacctOutputMode;
 
 export class SacctClient {
   private readonly limiter: TokenBucket;
@@ -28,6 +31,7 @@ export class SacctClient {
 
   constructor(private readonly opts: SacctClientOptions) {
     this.limiter = new TokenBucket(opts.maxRequestsPerSecond);
+    this.mode = opts.outputMode;
   }
 
   /**

@@ -1,5 +1,5 @@
 /** Turns one job's accounting into the strings Jobmon stores (its usage columns are varchar(50)). */
-import type { JobAccounting } from './types.js';
+import { MalformedAccountingError, type JobAccounting } from './types.js';
 
 export interface UsageSummary {
   /** Bytes, as an integer string; null when no step reported a max RSS (unknown, not 0). */
@@ -25,6 +25,7 @@ export const USAGE_STR_MAX = 250;
 export function summarizeUsage(job: JobAccounting, opts: SummarizeOptions): UsageSummary {
   const rssValues = job.steps.map((s) => s.maxRssBytes).filter((b): b is number => b !== null);
   const rss = rssValues.length === 0 ? null : opts.rssAggregation === 'max' ? Math.max(...rssValues) : rssValues.reduce((a, b) => a + b, 0);
+  if (rss !== null && !Number.isSafeInteger(rss)) throw new MalformedAccountingError(`job ${job.jobId}: the steps' max RSS add up to ${rss} bytes, more than can be counted exactly`);
   const maxrss = rss === null ? null : String(rss);
   // A job cancelled while pending has no steps and start == end (22.05) or start null: it never ran,
   // so its wallclock is unknown, not a measured 0.

@@ -1,6 +1,8 @@
 /** The real local Slurm cluster (scripts/slurm-up.sh): submit jobs and wait for their accounting. */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -82,9 +84,11 @@ export class PrivateSlurmrestd {
     return { ...slurmRestEnv(), SLURM_REST_URL: `http://127.0.0.1:${this.port}` };
   }
 
-  async restart(): Promise<void> {
+  /** Starts it again; with `slurmConf`, it reads that slurm.conf instead of the cluster's (see unreachableAccountingConf). */
+  async restart(opts: { slurmConf?: string } = {}): Promise<void> {
     if (this.child) return;
-    const child = spawn('runuser', ['-u', 'slurmrest', '--', 'env', 'SLURM_JWT=daemon', '/usr/sbin/slurmrestd',
+    const conf = opts.slurmConf ? [`SLURM_CONF=${opts.slurmConf}`] : [];
+    const child = spawn('runuser', ['-u', 'slurmrest', '--', 'env', ...conf, 'SLURM_JWT=daemon', '/usr/sbin/slurmrestd',
       '-a', 'rest_auth/jwt', '-s', 'openapi/dbv0.0.38,openapi/v0.0.38', `127.0.0.1:${this.port}`], { stdio: 'ignore' });
     this.child = child;
     // Ready when it answers HTTP (401 without a token).
@@ -110,4 +114,25 @@ export class PrivateSlurmrestd {
       await new Promise((res) => setTimeout(res, 100));
     }
   }
+}
+
+/**
+ * A copy of the cluster's slurm.conf in which slurmdbd is at a port where nothing listens: sacct or a
+ * slurmrestd started with SLURM_CONF pointing at it gets exactly what they get while slurmdbd is down
+ * ("Problem talking to the database", error 7000), and the shared slurmdbd is never touched.
+ */
+export async function unreachableAccountingConf(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'jt-slurmconf-'));
+  chmodSync(dir, 0o755); // slurmrestd runs as the unprivileged slurmrest user
+  const conf = readFileSync('/etc/slurm/slurm.conf', 'utf8');
+  if (!/^AccountingStoragePort=/m.test(conf)) throw new Error('/etc/slurm/slurm.conf has no AccountingStoragePort line');
+  const path = join(dir, 'slurm.conf');
+  writeFileSync(path, conf.replace(/^AccountingStoragePort=.*$/m, `AccountingStoragePort=${await freePort()}`), { mode: 0o644 });
+  return path;
+}
+
+/** A real token for `user` that expires after `seconds` (scontrol token, as the stack makes its own). */
+export async function shortLivedToken(user: string, seconds: number): Promise<string> {
+  const { stdout } = await run('scontrol', ['token', `username=${user}`, `lifespan=${seconds}`]);
+  return stdout.trim().replace(/^SLURM_JWT=/, '');
 }
