@@ -89,7 +89,7 @@ export class PrivateSlurmrestd {
     if (this.child) return;
     const conf = opts.slurmConf ? [`SLURM_CONF=${opts.slurmConf}`] : [];
     const child = spawn('runuser', ['-u', 'slurmrest', '--', 'env', ...conf, 'SLURM_JWT=daemon', '/usr/sbin/slurmrestd',
-      '-a', 'rest_auth/jwt', '-s', 'openapi/dbv0.0.38,openapi/v0.0.38', `127.0.0.1:${this.port}`], { stdio: 'ignore' });
+      '-a', 'rest_auth/jwt', '-s', 'openapi/dbv0.0.38,openapi/v0.0.38', `127.0.0.1:${this.port}`], { stdio: 'ignore', detached: true });
     this.child = child;
     // Ready when it answers HTTP (401 without a token).
     for (let i = 0; i < 100; i++) {
@@ -106,9 +106,14 @@ export class PrivateSlurmrestd {
     const child = this.child;
     if (!child) return;
     this.child = undefined;
-    const exited = new Promise((res) => child.once('exit', res));
-    child.kill('SIGTERM');
-    await exited;
+    // Its own process group (detached): runuser and the slurmrestd under it, and nothing else.
+    const exited = new Promise<boolean>((res) => child.once('exit', () => res(true)));
+    const group = (signal: NodeJS.Signals) => { try { process.kill(-child.pid!, signal); } catch { /* already gone */ } };
+    group('SIGTERM');
+    if (!(await Promise.race([exited, new Promise<boolean>((res) => setTimeout(() => res(false), 10_000))]))) {
+      group('SIGKILL');
+      await exited;
+    }
     for (let i = 0; i < 100; i++) {
       if (!(await fetch(`http://127.0.0.1:${this.port}/openapi`).then(() => true, () => false))) return;
       await new Promise((res) => setTimeout(res, 100));
