@@ -284,7 +284,9 @@ test('sacct -P: malformed lines are MalformedAccountingError naming the line', (
 });
 
 test('sacct -P: what no accounting can hold is MalformedAccountingError, as over REST (see test/fixtures/hostile)', (t) => {
-  const job = (start: string, end: string, stepRaw = '4.batch', rss = '1K', cpu = '00:01.000') => `4|4|COMPLETED|1|${start}|${end}||00:01.000\n${stepRaw}|${stepRaw}|COMPLETED|1|${start}|${end}|${rss}|${cpu}\n`;
+  // SACCT_FORMAT's columns: JobID|JobIDRaw|State|Submit|Start|End|MaxRSS|TotalCPU|ExitCode|NodeList|TimelimitRaw.
+  const job = (start: string, end: string, stepRaw = '4.batch', rss = '1K', cpu = '00:01.000') =>
+    `4|4|COMPLETED|1|${start}|${end}||00:01.000|0:0|vm|10\n${stepRaw}|${stepRaw}|COMPLETED|1|${start}|${end}|${rss}|${cpu}|0:0|vm|\n`;
   t.is(parseSacctParsable(job('10', '20')).length, 1, 'the well-formed control');
   t.throws(() => parseSacctParsable(job('20', '10')), { instanceOf: MalformedAccountingError, message: /time\.end 10 is before time\.start 20/ });
   t.throws(() => parseSacctParsable(job('10', '20', "4.b'); DROP TABLE x")), { instanceOf: MalformedAccountingError, message: /step id .* is not a Slurm step id/ });
