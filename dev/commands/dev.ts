@@ -135,7 +135,13 @@ async function waitUntilGone(pid: number, ms: number): Promise<boolean> {
 }
 
 export async function dev(args: string[], help: string): Promise<number> {
-  const { values: opts } = parseArgs({ args, options: { 'simulated-slurm': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  let opts: { 'simulated-slurm'?: boolean; help?: boolean };
+  try {
+    opts = parseArgs({ args, options: { 'simulated-slurm': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\n${help}`);
+    return 2;
+  }
   if (opts.help) {
     console.log(help);
     return 0;
@@ -176,17 +182,24 @@ export async function dev(args: string[], help: string): Promise<number> {
   // A signal during start-up is acted on between steps, so nothing a step is starting escapes the clean-up.
   let ready = false;
   let stopRequested: string | undefined;
+  let firstSignalAt = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     if (stopRequested) {
+      // Ctrl-C under `npm start` arrives twice (from the terminal, and forwarded by npm): one stop.
+      if (Date.now() - firstSignalAt < 2000) return;
       console.log(`${sig} again: exiting at once`);
       process.exit(130);
     }
     stopRequested = sig;
+    firstSignalAt = Date.now();
     if (ready) void stop(sig, 0);
     else console.log(`${sig}: stopping after the current step…`);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The terminal closed: clean up all the same; its output has nowhere to go.
+  process.on('SIGHUP', onSignal);
+  process.stdout.on('error', () => {});
 
   const log = openLog(config);
   cleanups.push({ name: 'log', fn: () => new Promise((r) => log.stream.end(() => r(`worker and simulator log kept in ${log.path}`))) });
