@@ -26,10 +26,12 @@ for (const version of ['v0.0.38', 'v0.0.41']) {
       rest.record(job(101));
       rest.record(job(102, { state: 'FAILED', exitCode: 3, maxRssBytes: 21 * MB, cpuSeconds: 0.5 }));
       rest.record(job(103, { state: 'RUNNING', end: null }));
+      rest.record(job(105, { state: 'OUT_OF_MEMORY', exitCode: 0, signal: 9, maxRssBytes: 81 * MB }));
       const client = new SlurmRestClient({ baseUrl: rest.url, apiVersion: version, userName: rest.userName, token: () => rest.token, maxRequestsPerSecond: 100, timeoutMs: 2000 });
-      const jobs = await client.fetchJobs(['101', '102', '103', '104'].map(parseDistributorId));
-      t.deepEqual(jobs.map((j) => [j.jobId, j.state]), [[101, 'COMPLETED'], [102, 'FAILED'], [103, 'RUNNING']]);
-      const [done, failed, running] = jobs;
+      const jobs = await client.fetchJobs(['101', '102', '103', '104', '105'].map(parseDistributorId));
+      t.deepEqual(jobs.map((j) => [j.jobId, j.state]), [[101, 'COMPLETED'], [102, 'FAILED'], [103, 'RUNNING'], [105, 'OUT_OF_MEMORY']]);
+      const [done, failed, running, oom] = jobs;
+      t.is(oom!.steps[0]!.maxRssBytes, 81 * MB);
       t.is(done!.endTime! - done!.startTime!, 10);
       t.deepEqual(done!.steps, [{ name: 'batch', maxRssBytes: 52 * MB, cpuSeconds: 1.25 }]);
       t.is(failed!.steps[0]!.maxRssBytes, 21 * MB);

@@ -15,7 +15,8 @@ export type JobPlan = 'ok' | 'fails' | 'resource';
 export type JobState =
   | { phase: 'pending' }
   | { phase: 'running' }
-  | { phase: 'ended'; state: string; exitCode: number }
+  /** How it ended: Slurm's state, and its ExitCode `exit:signal`. */
+  | { phase: 'ended'; state: string; exitCode: number; signal: number }
   /** Nothing known yet (e.g. between squeue forgetting it and sacct knowing its end). */
   | { phase: 'unknown' };
 
@@ -36,11 +37,12 @@ export interface Cluster {
 // The real local cluster
 
 const SCRIPTS: Record<JobPlan, string> = {
-  // What the brief of a Jobmon task looks like here: a few seconds of work and ~50 MB of memory.
-  ok: 'sleep $((4 + RANDOM % 5)); head -c 50M /dev/zero | tail',
-  fails: 'sleep $((2 + RANDOM % 3)); head -c 20M /dev/zero | tail; exit 3',
-  // Killed as the kernel's OOM killer would: exit 137 (128 + SIGKILL), which Jobmon's distributor reads as a resource error.
-  resource: 'sleep 3; head -c 80M /dev/zero | tail; exit 137',
+  // A few seconds of work holding ~50 MB. dd keeps its 50 MB buffer until `sleep` ends the pipe, so
+  // Slurm's memory sampling (every 2 s) sees it; a burst like `head -c 50M /dev/zero | tail` is too short.
+  ok: 'sleep $((2 + RANDOM % 4)); dd if=/dev/zero bs=50M count=1 2>/dev/null | sleep 3',
+  fails: 'sleep $((1 + RANDOM % 2)); dd if=/dev/zero bs=20M count=1 2>/dev/null | sleep 2; exit 3',
+  // Killed by SIGKILL as the kernel's OOM killer kills (Slurm records ExitCode 0:9): a resource error to Jobmon.
+  resource: 'sleep 1; dd if=/dev/zero bs=80M count=1 2>/dev/null | sleep 2; kill -9 $$',
 };
 
 const FINAL = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL|PREEMPTED|DEADLINE|BOOT_FAIL)/;
@@ -79,7 +81,8 @@ export class RealSlurm implements Cluster {
         const [id, state, exit, end] = line.split('|');
         if (!id || !state) continue;
         if (FINAL.test(state) && end && end !== 'Unknown') {
-          out.set(id, { phase: 'ended', state: state.split(' ')[0]!, exitCode: Number(exit?.split(':')[0] ?? 0) });
+          const [code = '0', signal = '0'] = (exit ?? '').split(':');
+          out.set(id, { phase: 'ended', state: state.split(' ')[0]!, exitCode: Number(code) || 0, signal: Number(signal) || 0 });
           this.live.delete(id);
         } else if (state === 'RUNNING') out.set(id, { phase: 'running' });
         else if (state === 'PENDING') out.set(id, { phase: 'pending' });
@@ -144,11 +147,13 @@ export class SimulatedSlurm implements Cluster {
     }
     if (s.job.state === 'RUNNING' && (now >= s.endsAt || s.killed)) {
       const end = Math.floor(Math.min(now, s.endsAt) / 1000);
-      const state: SimJobState = s.killed ? 'NODE_FAIL' : s.plan === 'ok' ? 'COMPLETED' : 'FAILED';
-      const exitCode = s.killed ? 0 : s.plan === 'fails' ? 3 : s.plan === 'resource' ? 137 : 0;
+      // With Slurm's cgroup plugin a job over its memory ends OUT_OF_MEMORY, killed by SIGKILL.
+      const state: SimJobState = s.killed ? 'NODE_FAIL' : s.plan === 'ok' ? 'COMPLETED' : s.plan === 'resource' ? 'OUT_OF_MEMORY' : 'FAILED';
+      const exitCode = !s.killed && s.plan === 'fails' ? 3 : 0;
+      const signal = !s.killed && s.plan === 'resource' ? 9 : 0;
       const seconds = Math.max(1, end - (s.job.start ?? end));
       s.job = {
-        ...s.job, state, end, exitCode,
+        ...s.job, state, end, exitCode, signal,
         // ~50 MB like the real demo jobs, a little different each time; a resource error used more.
         maxRssBytes: Math.round((s.plan === 'resource' ? 80 : s.plan === 'fails' ? 20 : 50) * MB * (1 + Math.random() * 0.1)),
         cpuSeconds: Math.round(seconds * (0.05 + Math.random() * 0.2) * 1000) / 1000,
@@ -159,7 +164,7 @@ export class SimulatedSlurm implements Cluster {
     if (s.job.state === 'PENDING') return { phase: 'pending' };
     if (s.job.state === 'RUNNING') return { phase: 'running' };
     this.jobs.delete(id);
-    return { phase: 'ended', state: s.job.state, exitCode: s.job.exitCode };
+    return { phase: 'ended', state: s.job.state, exitCode: s.job.exitCode, signal: s.job.signal ?? 0 };
   }
 
   poll(jobIds: readonly string[]): Promise<Map<string, JobState>> {

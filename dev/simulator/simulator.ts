@@ -154,9 +154,11 @@ export class Simulator {
         if (ti.dies) ti.diesAt = now + 3000;
       }
       if (state.phase === 'ended') {
-        const to = state.state === 'COMPLETED' ? 'D' : state.state === 'OUT_OF_MEMORY' || state.exitCode === 137 ? 'Z' : 'E';
+        // As Jobmon's distributor reads it: out of memory, out of time or killed by SIGKILL is a resource error.
+        const resource = state.state === 'OUT_OF_MEMORY' || state.state === 'TIMEOUT' || state.signal === 9;
+        const to = state.state === 'COMPLETED' ? 'D' : resource ? 'Z' : 'E';
         const fate: TaskFate | undefined = await finishInstance(db, ti.id, task.id, to);
-        log(`simulator: job ${ti.jobId} ended ${state.state} (exit ${state.exitCode}): task_instance ${ti.id} → ${to}${fate ? `, task ${fate}` : ' (it had moved on)'}`);
+        log(`simulator: job ${ti.jobId} ended ${state.state} (ExitCode ${state.exitCode}:${state.signal}): task_instance ${ti.id} → ${to}${fate ? `, task ${fate}` : ' (it had moved on)'}`);
         task.instance = undefined;
         task.state = fate === 'done' ? 'done' : fate === 'failed' ? 'failed' : 'waiting';
         if (fate === undefined) {

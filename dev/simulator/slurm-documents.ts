@@ -24,6 +24,8 @@ export interface SimJob {
   start: number | null;
   end: number | null;
   exitCode: number;
+  /** The signal that killed it (9 for an out-of-memory kill), or 0. */
+  signal?: number;
   maxRssBytes: number;
   cpuSeconds: number;
 }
@@ -79,7 +81,7 @@ function job38(j: SimJob): Json {
   const { job, step } = template('v0.0.38');
   const out = clone(job);
   const { start, end, elapsed } = jobTimes(j);
-  const exit = { status: j.exitCode === 0 ? 'SUCCESS' : 'FAILED', return_code: j.exitCode };
+  const exit = { status: j.signal ? 'SIGNALED' : j.exitCode === 0 ? 'SUCCESS' : 'FAILED', return_code: j.exitCode };
   Object.assign(out, {
     job_id: j.jobId, name: j.name, user: j.user, cluster: j.cluster,
     state: { current: j.state, reason: 'None' },
@@ -107,9 +109,9 @@ function job41(j: SimJob): Json {
   const out = clone(job);
   const { start, end, elapsed } = jobTimes(j);
   const exit = {
-    status: [j.exitCode === 0 ? 'SUCCESS' : 'ERROR'],
+    status: [j.signal ? 'SIGNALED' : j.exitCode === 0 ? 'SUCCESS' : 'ERROR'],
     return_code: num41(j.exitCode),
-    signal: { id: num41(null), name: '' },
+    signal: j.signal ? { id: num41(j.signal), name: j.signal === 9 ? 'KILL' : '' } : { id: num41(null), name: '' },
   };
   Object.assign(out, {
     job_id: j.jobId, name: j.name, user: j.user, cluster: j.cluster,
