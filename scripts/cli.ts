@@ -21,6 +21,7 @@ Usage: jobmon-temporal <command> [options]
 
 Commands:
   stack up|down|status   development: the local stack (Temporal dev server + UI, Jobmon database, Slurm)
+  dev [--simulated-slurm]  development: both services live on a simulated Jobmon on Slurm (npm start)
   dev-schema             development: create Jobmon 3.6.0's schema in an empty JOBMON_DB_URL
   migrate                check Jobmon's schema, then create or upgrade jobmon-temporal's own tables
   worker [--queue Q]     run the workers of both services, or of one (configured by environment variables)
@@ -39,6 +40,20 @@ Run 'jobmon-temporal <command> --help' for a command's options. Configuration: s
   down     stop the Temporal dev server and Slurm daemons (system databases keep running)
   status   one line per component; exits 1 if any is down
   --no-slurm   leave Slurm out (up/down)`,
+  dev: `Usage: jobmon-temporal dev [--simulated-slurm]
+
+  Development: the main job on its embedded defaults, live. Starts what is down (the Temporal dev server
+  with its UI, or reuses a running one; the Jobmon database named by JOBMON_DB_URL, default the SQLite file
+  in the cache, with Jobmon 3.6.0's schema created if absent, then migrated; the local Slurm cluster),
+  applies the schedules with development intervals (dispatch 10s, reaper 30s, REAPER_GRACE=10s; a variable
+  set in the environment wins), runs both services' workers in this process and a simulator that writes
+  what Jobmon's server and distributor would: heartbeating workflow runs, task instances launched as real
+  sbatch jobs that run and finish D, E or Z, nodes that die and runs that go silent for the reaper to catch.
+  Shows one line per start-up step, the UI links, then a live status line. Ctrl-C (or SIGTERM) stops
+  everything it started: simulator, its Slurm jobs (scancel), workers, schedules, and the Temporal dev
+  server if it started it.
+  --simulated-slurm   no Slurm needed: job ids are invented and accounting is served by a simulated
+                      slurmrestd on loopback (API v0.0.38 and v0.0.41)`,
   'dev-schema': `Usage: jobmon-temporal dev-schema
 
   Development and tests only. Creates Jobmon 3.6.0's own schema and lookup rows (dev/jobmon-schema,
@@ -105,12 +120,14 @@ interface DevCommands {
   stackDown: (opts: { slurm: boolean }) => Promise<void>;
   stackStatus: () => Promise<boolean>;
   devSchema: () => Promise<void>;
+  /** dev/commands/dev.ts: `jobmon-temporal dev`, which parses its own options. */
+  dev?: (args: string[], help: string) => Promise<number>;
 }
 
 /** Loaded by path at run time, so production code never imports dev/ (the image leaves it out). */
-async function devCommands(command: string): Promise<DevCommands> {
+async function devCommands(command: string, module = 'stack'): Promise<DevCommands> {
   try {
-    return (await import(new URL('../dev/commands/stack.js', import.meta.url).href)) as DevCommands;
+    return (await import(new URL(`../dev/commands/${module}.js`, import.meta.url).href)) as DevCommands;
   } catch (e) {
     throw new Error(`'${command}' is a development command and dev/ is not installed here (the image leaves it out): ${(e as Error).message}`);
   }
@@ -176,6 +193,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(`jobmon-temporal ${packageVersion()}`);
     return 0;
   }
+  // `dev` reads its own options (dev/commands/dev.ts), loaded only in a development checkout.
+  if (command === 'dev') return (await devCommands('dev', 'dev')).dev!(rest, HELP.dev!);
   if (!(command in COMMAND_OPTIONS)) usageError(`unknown command ${JSON.stringify(command)}`);
   const { values: opts, positionals } = parseCommandLine(command, rest);
   if (opts.help) {

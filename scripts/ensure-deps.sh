@@ -18,5 +18,15 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   cp package-lock.json "$stamp"
 fi
 
+# Debian's Chromium for the browser test (test/demo-ui.test.ts, driven by playwright-core): a browser is
+# never downloaded. Quiet when present; a failed install only warns (npm start does not need it).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "ensure-deps: apt-get install chromium (for the browser test)"
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; }; then
+    echo "ensure-deps: could not install Debian's chromium: test/demo-ui.test.ts will fail until it is installed" >&2
+  fi
+fi
+
 echo "ensure-deps: build"
 npm run build --silent

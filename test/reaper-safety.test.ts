@@ -1,9 +1,11 @@
 /**
- * The reaper's safety rules on PostgreSQL and MariaDB: a heartbeat landing between scan and update
+ * The reaper's safety rules on PostgreSQL, MariaDB and SQLite: a heartbeat landing between scan and update
  * always wins; overlapping reaps never double a transition or an error-log row; activity retries are
  * harmless; a dry run predicts a real run exactly and changes nothing; the circuit breaker stops
  * everything when too many runs look lost at once; only Jobmon's legal edges are written.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import test from 'ava';
 import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
@@ -14,7 +16,7 @@ import { createTask, createTaskInstance, createWorkflow, createWorkflowRun, crea
 import { assertReaperInstanceTransition, resumeCleanupStates, resumeCleanupTarget, LOST_RUN_TARGET } from '../lib/jobmon/reaper-rules.js';
 import { IllegalTransitionError, assertWorkflowRunTransition, type WorkflowRunStatusCode } from '../lib/jobmon/status.js';
 import { BREAKER_FAILURE_TYPE, countOf, type ReapSummary } from '../lib/reaper/summary.js';
-import { SERVER_DBS } from './helpers/databases.js';
+import { BEHAVIOUR_DBS, createTestDb } from './helpers/databases.js';
 import { useReaperHarness, withReaper, statusOf } from './helpers/reaper.js';
 
 useReaperHarness();
@@ -93,7 +95,7 @@ test('only legal edges: the reaper\'s instance transitions are Jobmon edges, or 
   t.is(table('H', false), 'Q→F I→F O→F K→F');
 });
 
-for (const kind of SERVER_DBS) {
+for (const kind of BEHAVIOUR_DBS) {
   // ---- heartbeat races ----
 
   test(`${kind}: race: an instance heartbeat landing between scan and update always wins (${ITERATIONS} iterations)`, async (t) => {
@@ -349,3 +351,44 @@ for (const kind of SERVER_DBS) {
     });
   });
 }
+
+// ---- SQLite: another process writing (Jobmon's server heartbeating beside the reaper) ----
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+
+/** Another process that heartbeats one run of the SQLite file, as Jobmon's server would: prints `ready`, then writes. */
+function heartbeatFromAnotherProcess(file: string, workflowRunId: number): { ready: Promise<void>; done: Promise<string> } {
+  const script = `const D = require('better-sqlite3'); const db = new D(process.argv[1]); db.pragma('busy_timeout = 10000');
+    console.log('ready'); setTimeout(() => { try { db.prepare("UPDATE workflow_run SET heartbeat_date = datetime('now', '+93 seconds') WHERE id = ?").run(Number(process.argv[2])); console.log('written'); } catch (e) { console.log('error ' + e.code); } }, 100);`;
+  const child = spawn(process.execPath, ['-e', script, file, String(workflowRunId)], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  let signal: () => void = () => {};
+  const ready = new Promise<void>((resolve) => { signal = resolve; });
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('ready')) signal(); });
+  const done = new Promise<string>((resolve) => child.on('close', () => resolve(out.replace('ready', '').trim())));
+  return { ready, done };
+}
+
+test('sqlite: a write committed by another process between a transaction\'s read and its write makes that process wait, never fails the reap (BEGIN IMMEDIATE)', async (t) => {
+  const tdb = await createTestDb('sqlite');
+  try {
+    const lost = await createWorkflowRun(tdb.db, { status: 'R', heartbeatInSeconds: -5 });
+    const other = await createWorkflowRun(tdb.db, { status: 'R', heartbeatInSeconds: 30 });
+    let writer: { ready: Promise<void>; done: Promise<string> } | undefined;
+    // The shape of every reaper batch: re-check (read), then compare-and-set (write), in one transaction.
+    await tdb.db.transaction(async (trx) => {
+      t.truthy(await trx('workflow_run').where('id', lost.workflowRunId).where('heartbeat_date', '<=', dbNowPlus(trx, 0)).first('id'));
+      writer = heartbeatFromAnotherProcess(tdb.url.slice('sqlite:'.length), other.workflowRunId);
+      await writer.ready;
+      await new Promise((r) => setTimeout(r, 600));
+      // A deferred transaction fails here with SQLITE_BUSY_SNAPSHOT once the other process has committed.
+      t.is(await trx('workflow_run').where('id', lost.workflowRunId).where('status', 'R').update({ status: 'E' }), 1);
+    });
+    t.is(await writer!.done, 'written', 'the other process waited for the commit, then wrote its heartbeat');
+    t.is(await statusOf(tdb.db, 'workflow_run', lost.workflowRunId), 'E');
+    const hb = (await tdb.db('workflow_run').where('id', other.workflowRunId).where('heartbeat_date', '>', dbNowPlus(tdb.db, 60)).first('id')) as unknown;
+    t.truthy(hb, 'its heartbeat landed');
+  } finally {
+    await tdb.drop();
+  }
+});

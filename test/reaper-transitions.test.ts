@@ -12,7 +12,7 @@ import { countOf } from '../lib/reaper/summary.js';
 import { dbNowPlus } from '../lib/db/clock.js';
 import { repairWindows } from '../activities/reaper/breaker.js';
 import type { reaper as reaperWorkflow } from '../workflows/reaper.js';
-import { createTestDb, SERVER_DBS } from './helpers/databases.js';
+import { createTestDb, BEHAVIOUR_DBS } from './helpers/databases.js';
 import { connectTestClient, testConfig, withWorkers } from './helpers/temporal.js';
 import { useReaperHarness, withReaper, statusOf } from './helpers/reaper.js';
 
@@ -27,7 +27,7 @@ async function errorLogs(db: Knex, taskInstanceId: number): Promise<string[]> {
 
 const runWithInstances = createRunWithInstances;
 
-for (const kind of SERVER_DBS) {
+for (const kind of BEHAVIOUR_DBS) {
   test(`${kind}: a run in R with a passed heartbeat → E and its workflow → F; healthy, done and B runs untouched`, async (t) => {
     await withReaper(kind, {}, async ({ db, reap }) => {
       const lost = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });

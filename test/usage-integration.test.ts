@@ -13,11 +13,11 @@ import { names } from '../lib/config.js';
 import { backfill } from '../scripts/commands/integrate.js';
 import { UsagePhaseKey } from '../lib/temporal/search-attributes.js';
 import { connectTestClient, testConfig, withWorkers } from './helpers/temporal.js';
-import { createTestDb, SERVER_DBS } from './helpers/databases.js';
+import { createTestDb, BEHAVIOUR_DBS } from './helpers/databases.js';
 
 const FAST = { USAGE_RETRY_INITIAL: '1s', USAGE_RETRY_MAX: '2s', USAGE_DEADLINE: '60s' };
 
-for (const kind of SERVER_DBS) {
+for (const kind of BEHAVIOUR_DBS) {
   test(`${kind}: a done instance on the dummy cluster is integrated once; a forced re-run overwrites nothing`, async (t) => {
     const tdb = await createTestDb(kind);
     const client = await connectTestClient();

@@ -1,5 +1,6 @@
 /** Opens the Jobmon database named by JOBMON_DB_URL: PostgreSQL, MySQL/MariaDB or SQLite. */
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
@@ -13,10 +14,42 @@ import { processLogger } from '../log/logger.js';
 export type Dialect = 'pg' | 'mysql' | 'sqlite';
 
 export function dialectOf(db: Knex): Dialect {
-  const client = String((db.client as { config: Knex.Config }).config.client);
-  if (client === 'pg') return 'pg';
-  if (client === 'mysql2') return 'mysql';
+  // knex's own dialect name: 'postgresql', 'mysql' (mysql2 too) or 'sqlite3' (better-sqlite3 too).
+  const dialect = String((db.client as { dialect?: string }).dialect);
+  if (dialect === 'postgresql') return 'pg';
+  if (dialect === 'mysql') return 'mysql';
   return 'sqlite';
+}
+
+type KnexClientClass = new (config: Knex.Config) => unknown;
+
+/**
+ * knex's better-sqlite3 client whose transactions begin IMMEDIATE. A plain (deferred) SQLite
+ * transaction that reads and then writes, as every reaper batch does (re-check, then compare-and-set),
+ * fails at once with SQLITE_BUSY_SNAPSHOT when another process (Jobmon's server heartbeating, a second
+ * worker, the CLI) committed after its read; the busy timeout never applies to that upgrade. Taking the
+ * write lock at BEGIN makes the other writers wait (busy_timeout) instead. Every transaction of this
+ * project writes, so none is made needlessly exclusive.
+ */
+let immediateSqliteClient: KnexClientClass | undefined;
+function sqliteClient(): KnexClientClass {
+  if (immediateSqliteClient) return immediateSqliteClient;
+  const require = createRequire(import.meta.url);
+  type Conn = unknown;
+  const BetterSqlite3 = require('knex/lib/dialects/better-sqlite3/index.js') as new (config: Knex.Config) => { transaction(...args: unknown[]): unknown };
+  const SqliteTransaction = require('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js') as new (...args: unknown[]) => { query(conn: Conn, sql: string): Promise<unknown> };
+  class ImmediateTransaction extends SqliteTransaction {
+    begin(conn: Conn): Promise<unknown> {
+      return this.query(conn, 'BEGIN IMMEDIATE;');
+    }
+  }
+  class ImmediateBetterSqlite3 extends BetterSqlite3 {
+    override transaction(...args: unknown[]): unknown {
+      return new ImmediateTransaction(this, ...args);
+    }
+  }
+  immediateSqliteClient = ImmediateBetterSqlite3;
+  return immediateSqliteClient;
 }
 
 export function knexConfig(url: string, pool: { min: number; max: number } = { min: 0, max: 10 }): Knex.Config {
@@ -24,7 +57,7 @@ export function knexConfig(url: string, pool: { min: number; max: number } = { m
     const filename = url.slice('sqlite:'.length).replace(/^\/\//, '') || ':memory:';
     if (filename !== ':memory:') mkdirSync(dirname(filename), { recursive: true });
     return {
-      client: 'better-sqlite3',
+      client: sqliteClient() as unknown as Knex.Config['client'],
       connection: { filename },
       useNullAsDefault: true,
       pool: {

@@ -50,5 +50,12 @@ export async function createTestDb(kind: DbKind, opts: { jobmonSchema?: boolean;
   };
 }
 
-/** The server databases every behaviour test runs on. */
+/** The server databases: concurrent writers and row locks (what production needs). */
 export const SERVER_DBS: DbKind[] = ['pg', 'mysql'];
+
+/**
+ * The databases every behaviour test of both services runs on: the server databases and the embedded
+ * SQLite default. SQLite serialises writers (one connection, no row locks), so tests of concurrent
+ * writers run on SERVER_DBS only.
+ */
+export const BEHAVIOUR_DBS: DbKind[] = [...SERVER_DBS, 'sqlite'];
