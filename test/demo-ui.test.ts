@@ -181,5 +181,8 @@ test('npm start\'s demo: integrations and reaps visible in the Temporal UI; Ctrl
     await db.destroy();
     await client.connection.close();
     rmSync(dir, { recursive: true, force: true });
+    // The demo's worker and simulator log, named after its prefix, in the shared cache.
+    const logFile = /^ {2}log +(\S+)$/m.exec(output)?.[1];
+    if (logFile && child.exitCode !== null) rmSync(logFile, { force: true });
   }
 });
