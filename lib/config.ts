@@ -56,6 +56,13 @@ export interface UsageConfig {
   /** Rows younger than this are left for the next cycle, so a transaction that commits late is not skipped. */
   dispatchSettleMs: number;
   dispatchBatchSize: number;
+  /** Integrations the dispatcher starts (or wakes) at once. */
+  dispatchStartConcurrency: number;
+  /**
+   * Instances that have already finished when their integration starts try once at once, as a local
+   * activity, on an eagerly started workflow (USAGE_LOCAL_FIRST_ATTEMPT; on by default).
+   */
+  localFirstAttempt: boolean;
   integrateFailedJobs: boolean;
   rssAggregation: 'sum' | 'max';
   coalesceWindowMs: number;
@@ -274,6 +281,8 @@ export function loadConfig(env: Env = process.env): Config {
       dispatchSince,
       dispatchSettleMs: r.duration('USAGE_DISPATCH_SETTLE', '2s', true),
       dispatchBatchSize: r.number('USAGE_DISPATCH_BATCH_SIZE', 500, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+      dispatchStartConcurrency: r.number('USAGE_DISPATCH_START_CONCURRENCY', 16, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+      localFirstAttempt: r.bool('USAGE_LOCAL_FIRST_ATTEMPT', true),
       integrateFailedJobs: r.bool('INTEGRATE_FAILED_JOBS', false),
       rssAggregation: r.oneOf('RSS_AGGREGATION', 'sum', ['sum', 'max'] as const),
       coalesceWindowMs: r.duration('USAGE_COALESCE_WINDOW', '2s'),
