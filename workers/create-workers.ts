@@ -32,7 +32,7 @@ export interface WorkerDeps {
 /** Workflow task slots of the usage worker: one per concurrent lookup, within the sticky cache when that is set. */
 export function usageWorkflowTaskSlots(w: Config['worker']): number {
   const slots = w.usageMaxConcurrentActivities;
-  return w.maxCachedWorkflows !== undefined && w.maxCachedWorkflows > 0 ? Math.max(2, Math.min(slots, w.maxCachedWorkflows)) : slots;
+  return w.maxCachedWorkflows > 0 ? Math.max(2, Math.min(slots, w.maxCachedWorkflows)) : slots;
 }
 
 /** Past the grace time activities are cancelled; this much later a worker that still has not stopped fails. */
@@ -54,7 +54,7 @@ export async function createWorkers(deps: WorkerDeps): Promise<{ workers: Worker
     connection,
     namespace: config.temporal.namespace,
     ...workflowCode(),
-    ...(w.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: w.maxCachedWorkflows } : {}),
+    maxCachedWorkflows: w.maxCachedWorkflows,
     shutdownGraceTime: w.shutdownGraceMs,
     shutdownForceTime: w.shutdownGraceMs + FORCE_AFTER_GRACE_MS,
   };

@@ -11,7 +11,6 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import v8 from 'node:v8';
 import { names } from '../../lib/config.js';
 import type { BenchTemporal } from '../lib/temporal.js';
 import { benchConfig, connectBenchClient } from '../lib/temporal.js';
@@ -41,7 +40,7 @@ function tail(file: string, lines = 5): string {
 
 export interface B6Result { n: number; windowS: number; startS: number; peakMb: number; baselineMb: number; afterStartMb: number; lastMinuteMedianMb: number; samples: [number, number][]; cacheSize: number; workerCpuS: number }
 
-export async function runB6(t: BenchTemporal, opts: { n: number; windowS: number; cost: StandinCost; log: (s: string) => void }): Promise<B6Result> {
+export async function runB6(t: BenchTemporal, opts: { n: number; windowS: number; cost: StandinCost; env?: Record<string, string>; log: (s: string) => void }): Promise<B6Result> {
   const { n, log } = opts;
   const standin = await spawnSlurmStandin({ cost: opts.cost, userName: STANDIN_USER, token: STANDIN_TOKEN });
   const data = await createBenchData({ n, status: 'R' });
@@ -53,7 +52,7 @@ export async function runB6(t: BenchTemporal, opts: { n: number; windowS: number
     await db('task_instance').update({ status_date: dbNowPlus(db, -5) });
     const config = benchConfig(t, data.tdb.url, standinEnv(standin.url));
     const q = names(config.temporal).usageTaskQueue;
-    worker = spawnWorker(workerEnv(config, data.tdb.url, standin.url), join(dir, 'worker.log'));
+    worker = spawnWorker({ ...workerEnv(config, data.tdb.url, standin.url), ...opts.env }, join(dir, 'worker.log'));
     await waitForPollers(client, config.temporal.namespace, q, 1).catch((e: Error) => { throw new Error(`${e.message}; worker log: ${tail(join(dir, 'worker.log'))}`); });
     await sleep(3000);
     const samples: [number, number][] = [];
@@ -76,7 +75,7 @@ export async function runB6(t: BenchTemporal, opts: { n: number; windowS: number
       return {
         n, windowS: opts.windowS, startS, peakMb: Math.max(...samples.map(([, m]) => m)), baselineMb, afterStartMb,
         lastMinuteMedianMb: lastMinute[Math.floor(lastMinute.length / 2)] ?? NaN, samples,
-        cacheSize: Math.max(Math.floor((Math.max(v8.getHeapStatistics().heap_size_limit / 2 ** 20 - 200, 0) * 600) / 1024), 10),
+        cacheSize: Number(opts.env?.WORKER_MAX_CACHED_WORKFLOWS ?? config.worker.maxCachedWorkflows),
         workerCpuS: cpuSeconds(w.pid) - cpu0,
       };
     } finally {
@@ -139,7 +138,7 @@ export function renderB6(r: B6Result, quick: boolean): string {
   const p = (s = '') => o.push(s);
   p(`### B6. Worker memory with ${r.n.toLocaleString('en')} pending integrations${quick ? ` (--quick: watched ${r.windowS} s instead of 240 s)` : ''}`);
   p();
-  p(`One \`jobmon-temporal worker --queue usage\` process, the defaults (its sticky cache holds up to ~${r.cacheSize} workflows on this heap size),`);
+  p(`One \`jobmon-temporal worker --queue usage\` process, the defaults (WORKER_MAX_CACHED_WORKFLOWS ${r.cacheSize}: its sticky cache holds at most that many workflows),`);
   p(`${r.n.toLocaleString('en')} running jobs; one dispatcher cycle started every integration in ${f(r.startS, 0)} s, then they waited in their backoff`);
   p(`(first retries at 30 s, 90 s, 210 s) while the process was watched for ${r.windowS} s. RSS from /proc every second.`);
   p();
