@@ -67,6 +67,8 @@ export interface UsageConfig {
   rssAggregation: 'sum' | 'max';
   coalesceWindowMs: number;
   coalesceMaxBatch: number;
+  /** A batch of this many lookups goes out without waiting out the window when a request slot is free. */
+  coalesceFlushAt: number;
   backfillPerSecond: number;
 }
 
@@ -291,6 +293,7 @@ export function loadConfig(env: Env = process.env): Config {
       rssAggregation: r.oneOf('RSS_AGGREGATION', 'sum', ['sum', 'max'] as const),
       coalesceWindowMs: r.duration('USAGE_COALESCE_WINDOW', '2s'),
       coalesceMaxBatch: r.number('USAGE_COALESCE_MAX_BATCH', 200, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+      coalesceFlushAt: r.number('USAGE_COALESCE_FLUSH_AT', 50, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
       backfillPerSecond: r.number('BACKFILL_PER_SECOND', 50, (n) => n > 0, 'a positive number'),
     },
     reaper: {

@@ -100,6 +100,7 @@ export function createUsageSource(config: Config, metrics: JobmonMetrics = NO_ME
   const coalescer = new Coalescer<string, Outcome>({
     windowMs: config.usage.coalesceWindowMs,
     maxBatchSize: config.usage.coalesceMaxBatch,
+    flushAt: config.usage.coalesceFlushAt,
     maxInFlight: config.slurm.maxConcurrentRequests,
     fetchMany: async (raws: string[], signal: AbortSignal) => {
       const ids = raws.map((r) => parseDistributorId(r));
