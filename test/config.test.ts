@@ -57,7 +57,7 @@ test('the reaper\'s Slurm lookup: on by default, 30m alive grace, 10s per batch;
 
 test('worker and observability settings: defaults, and values as operators write them', (t) => {
   const d = loadConfig({});
-  t.deepEqual(d.worker, { usageMaxConcurrentActivities: 200, reaperMaxConcurrentActivities: 4, maxCachedWorkflows: undefined, shutdownGraceMs: 30_000 });
+  t.deepEqual(d.worker, { usageMaxConcurrentActivities: 200, reaperMaxConcurrentActivities: 4, maxCachedWorkflows: 200, shutdownGraceMs: 30_000 });
   t.deepEqual(d.observability, { metricsAddress: '0.0.0.0:9464', healthAddress: '0.0.0.0:8080', logLevel: 'INFO', logFormat: 'json' });
   const c = loadConfig({
     USAGE_WORKER_MAX_CONCURRENT_ACTIVITIES: '50',

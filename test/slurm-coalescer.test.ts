@@ -74,6 +74,30 @@ test('while a batch is in flight, new keys gather into one bigger batch instead 
   t.deepEqual(calls, [[1], [2, 3, 4, 5]], 'the keys that gathered meanwhile went out as one request');
 });
 
+test('a batch of flushAt keys goes out at once while a request slot is free; while none is, it grows up to maxBatchSize', async (t) => {
+  const release: (() => void)[] = [];
+  const calls: number[][] = [];
+  const fetchMany = async (keys: number[]) => {
+    calls.push([...keys]);
+    await new Promise<void>((r) => release.push(r));
+    return new Map(keys.map((k) => [k, k] as const));
+  };
+  const c = new Coalescer<number, number>({ fetchMany, windowMs: 60_000, maxBatchSize: 10, flushAt: 3, maxInFlight: 1 });
+  const first = [1, 2, 3].map((k) => c.get(k));
+  await sleep(5);
+  t.deepEqual(calls, [[1, 2, 3]], 'sent at 3 keys, not after the window');
+  // The only slot is busy: keys gather past flushAt.
+  const second = [4, 5, 6, 7, 8].map((k) => c.get(k));
+  await sleep(5);
+  t.is(calls.length, 1);
+  release.shift()!();
+  t.deepEqual(await Promise.all(first), [1, 2, 3]);
+  await sleep(5);
+  t.deepEqual(calls[1], [4, 5, 6, 7, 8], 'the next batch went out when the slot freed, with everything that gathered');
+  release.shift()!();
+  t.deepEqual(await Promise.all(second), [4, 5, 6, 7, 8]);
+});
+
 test('the same key asked twice is fetched once and answers both', async (t) => {
   const { calls, fetchMany } = recorder((k: string) => k.toUpperCase());
   const c = new Coalescer<string, string>({ fetchMany, windowMs: 5, maxBatchSize: 10 });
@@ -134,6 +158,7 @@ test('fetchMany throwing synchronously or answering something else than a Map re
 });
 
 test('bad options are refused', (t) => {
+  t.throws(() => new Coalescer({ fetchMany: () => Promise.resolve(new Map()), windowMs: 1, maxBatchSize: 5, flushAt: 0 }), { instanceOf: RangeError });
   const fetchMany = () => Promise.resolve(new Map<number, number>());
   t.throws(() => new Coalescer({ fetchMany, windowMs: 1, maxBatchSize: 0 }), { instanceOf: RangeError });
   t.throws(() => new Coalescer({ fetchMany, windowMs: -1, maxBatchSize: 1 }), { instanceOf: RangeError });

@@ -131,6 +131,10 @@ for (const kind of BEHAVIOUR_DBS) {
 
         const doneHandle = client.workflow.getHandle(`${config.temporal.taskQueuePrefix}usage-integration-${done.taskInstanceId}`);
         t.is((await doneHandle.result()).outcome, 'integrated');
+        // Its job had finished: the first attempt ran as a local activity, so no activity task was scheduled.
+        const doneEvents = (await doneHandle.fetchHistory()).events ?? [];
+        t.false(doneEvents.some((e) => e.activityTaskScheduledEventAttributes), 'integrated by the local first attempt');
+        t.true(doneEvents.some((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity'), 'a local-activity marker');
 
         const runningHandle = client.workflow.getHandle(`${config.temporal.taskQueuePrefix}usage-integration-${running.taskInstanceId}`);
         // Wait until its first attempt has failed ("waiting for the job") and it sits in a 1 h backoff:

@@ -31,6 +31,10 @@ const FIXTURES = {
   dispatch: `${HISTORY_FIXTURES}usage-dispatch.json`,
   // Recorded after the `wake-signal` patch: woken by the signal where ResetActivity is refused.
   signal: `${HISTORY_FIXTURES}usage-integration-woken-by-signal.json`,
+  // Recorded after the `local-first-attempt` patch: finished at the start, integrated by the local first attempt.
+  local: `${HISTORY_FIXTURES}usage-integration-local-first-attempt.json`,
+  // The same patch: the local first attempt finds no accounting, the regular activity takes over until the deadline.
+  localFallback: `${HISTORY_FIXTURES}usage-integration-local-first-fallback.json`,
 };
 type FixtureName = keyof typeof FIXTURES;
 
@@ -40,7 +44,7 @@ async function record(which: Set<FixtureName>): Promise<void> {
   const client = await connectTestClient();
   const config = testConfig(tdb.url, { USAGE_RETRY_INITIAL: '1s', USAGE_RETRY_MAX: '1s', USAGE_ACCOUNTING_RETRY: '1s', USAGE_DEADLINE: '8s', USAGE_DISPATCH_SINCE: '2000-01-01', USAGE_DISPATCH_SETTLE: '0s' });
   const dummy = { clusterType: 'dummy', clusterName: 'dummy' };
-  const start = (id: number, dist: string | null) => startIntegration(client, config, { taskInstanceId: id, workflowRunId: null, distributorId: dist });
+  const start = (id: number, dist: string | null, finishedAtStart = false) => startIntegration(client, config, { taskInstanceId: id, workflowRunId: null, distributorId: dist }, { finishedAtStart });
   const save = async (path: string, workflowId: string) => writeFileSync(path, historyJSON(await client.workflow.getHandle(workflowId).fetchHistory()));
   // Waiting for the job, then woken (by ResetActivity or the signal) once the job is done.
   const wokenIntegration = async (distributorId: string, method: WakeMethod) => {
@@ -87,6 +91,19 @@ async function record(which: Set<FixtureName>): Promise<void> {
         await na.handle.result();
         await save(FIXTURES.no_accounting, na.handle.workflowId);
       }
+      if (which.has('local')) {
+        const done = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '8', cluster: dummy });
+        const l = await start(done.taskInstanceId, '8', true);
+        await l.handle.result();
+        await save(FIXTURES.local, l.handle.workflowId);
+      }
+      if (which.has('localFallback')) {
+        const lagging = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '99999996', cluster: { clusterType: 'slurm', clusterName: 'jobmon' } });
+        await tdb.db('task_instance').where({ id: lagging.taskInstanceId }).update({ status_date: dbNowPlus(tdb.db, -3600) });
+        const lf = await start(lagging.taskInstanceId, '99999996', true);
+        await lf.handle.result();
+        await save(FIXTURES.localFallback, lf.handle.workflowId);
+      }
       if (which.has('dispatch')) {
         await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '5', cluster: dummy });
         const n = names(config.temporal);
@@ -119,6 +136,21 @@ test('the recorded integration histories stay within the cost budget (≤ 15 eve
   t.true(loadHistory(FIXTURES.integrated).events.length <= 15, `${loadHistory(FIXTURES.integrated).events.length} events`);
   const scheduled = loadHistory(FIXTURES.accounting).events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'fetchUsage');
   t.true(scheduled.length >= 2, 'the accounting phase scheduled fetch-usage again');
+});
+
+test('the local first attempt: one workflow task and no activity task when the usage is ready; else the regular activity takes over', (t) => {
+  type Event = { eventType?: string; markerRecordedEventAttributes?: { markerName?: string; details?: Record<string, { payloads?: { data?: string }[] }> }; activityTaskScheduledEventAttributes?: { activityType?: { name?: string } } };
+  const local = loadHistory(FIXTURES.local).events as Event[];
+  const patches = (events: Event[]) => events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch').flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {})
+    .flatMap((d) => d.payloads ?? []).map((p) => (JSON.parse(Buffer.from(p.data ?? '', 'base64').toString()) as { id?: string }).id)).filter(Boolean);
+  t.true(patches(local).includes('local-first-attempt'));
+  t.false(local.some((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'), 'no activity task');
+  t.is(local.filter((e) => e.eventType === 'EVENT_TYPE_WORKFLOW_TASK_COMPLETED').length, 1, 'one workflow task');
+  t.true(local.length <= 15, `${local.length} events`);
+  const fallback = loadHistory(FIXTURES.localFallback).events as Event[];
+  t.true(patches(fallback).includes('local-first-attempt'));
+  t.true(fallback.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'fetchUsage'), 'the regular activity took over');
+  t.false(patches(fallback).includes('wake-signal'), 'nothing wakes an integration whose job had finished at the start: no wake-signal marker');
 });
 
 test('replay: a history that disagrees with the code is detected (the check can fail)', async (t) => {

@@ -4,7 +4,7 @@
  * Only wiring: every behaviour lives in workflows/ and activities/.
  */
 import { existsSync } from 'node:fs';
-import type { Client } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Knex } from 'knex';
 import { names, WORKER_QUEUES, type Config, type WorkerQueue } from '../lib/config.js';
@@ -35,6 +35,12 @@ export interface WorkerDeps {
   overrides?: Partial<WorkerOptions>;
 }
 
+/** Workflow task slots of the usage worker: one per concurrent lookup, within the sticky cache when that is set. */
+export function usageWorkflowTaskSlots(w: Config['worker']): number {
+  const slots = w.usageMaxConcurrentActivities;
+  return w.maxCachedWorkflows > 0 ? Math.max(2, Math.min(slots, w.maxCachedWorkflows)) : slots;
+}
+
 /** Past the grace time activities are cancelled; this much later a worker that still has not stopped fails. */
 export const FORCE_AFTER_GRACE_MS = 15_000;
 
@@ -59,18 +65,26 @@ export async function createWorkers(deps: WorkerDeps): Promise<{ workers: Worker
     connection,
     namespace: config.temporal.namespace,
     ...workflowCode(),
-    ...(w.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: w.maxCachedWorkflows } : {}),
+    maxCachedWorkflows: w.maxCachedWorkflows,
     shutdownGraceTime: w.shutdownGraceMs,
     shutdownForceTime: w.shutdownGraceMs + FORCE_AFTER_GRACE_MS,
   };
   const workers: Worker[] = [];
   if (queues.includes('usage')) {
+    // Starts through the worker's own connection can be eager: the server hands the first workflow
+    // task of an integration whose job has finished straight to this worker (Core dispatches it).
+    const eagerClient = new Client({ connection, namespace: config.temporal.namespace });
     workers.push(await Worker.create({
       ...common,
       taskQueue: n.usageTaskQueue,
-      activities: { ...createUsageActivities({ db, config, source, metrics }), ...createDispatchActivities({ db, config, client }) },
+      activities: { ...createUsageActivities({ db, config, source, metrics }), ...createDispatchActivities({ db, config, client, eagerClient }) },
       // Lookups are I/O bound and coalesce: many concurrent attempts make bigger accounting batches.
+      // First attempts run as local activities (finished jobs), later ones as activities: both alike.
       maxConcurrentActivityTaskExecutions: w.usageMaxConcurrentActivities,
+      maxConcurrentLocalActivityExecutions: w.usageMaxConcurrentActivities,
+      // A workflow task holds its slot while its local activity runs (a lookup waits for its batch):
+      // as many slots as lookups, or the slots, not Slurm, bound the throughput.
+      maxConcurrentWorkflowTaskExecutions: usageWorkflowTaskSlots(w),
       ...deps.overrides,
     }));
   }

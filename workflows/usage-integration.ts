@@ -4,11 +4,16 @@
  * a handful of attempts and about a dozen history events; the dispatcher wakes the pending attempt
  * when the instance reaches a final status, so usage lands within about a minute of appearing.
  * It wakes it with ResetActivity where the server allows it, else with the `wake` signal handled here.
+ *
+ * When the job had already finished at the start (burst, backfill), the first attempt runs as a LOCAL
+ * activity in the worker that started the workflow eagerly: an integration whose usage is ready then
+ * costs one workflow task. Only an integration that still has to wait falls back to the regular,
+ * retried activity.
  */
 import { RetryState } from '@temporalio/common';
 import {
   ActivityFailure, ApplicationFailure, CancellationScope, TimeoutFailure, condition, defineQuery, defineSignal, isCancellation,
-  patched, proxyActivities, setHandler, upsertSearchAttributes, workflowInfo,
+  patched, proxyActivities, proxyLocalActivities, setHandler, upsertSearchAttributes, workflowInfo,
 } from '@temporalio/workflow';
 import type { UsageActivities, FetchUsageResult } from '../activities/usage/fetch-usage.js';
 import { UsagePhase, UsagePhaseKey, type UsagePhaseName } from '../lib/temporal/search-attributes.js';
@@ -26,6 +31,11 @@ export interface UsageRetryPolicy {
 export interface UsageIntegrationInput {
   taskInstanceId: number;
   policy: UsageRetryPolicy;
+  /**
+   * The instance had a final status when the integration was started: the first attempt runs at once,
+   * as a local activity (absent in inputs from before the local first attempt).
+   */
+  finishedAtStart?: boolean;
 }
 
 export type UsageIntegrationResult =
@@ -44,6 +54,9 @@ export const wakeSignal = defineSignal('wake');
 
 /** Histories recorded before the wake signal replay without it; see test/usage-replay.test.ts. */
 export const WAKE_SIGNAL_PATCH = 'wake-signal';
+
+/** Histories recorded before the local first attempt replay without it (the input flag alone is not enough: an older worker may have run it). */
+export const LOCAL_FIRST_ATTEMPT_PATCH = 'local-first-attempt';
 
 const WOKEN = Symbol('woken');
 
@@ -85,8 +98,25 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
   setHandler(wakeSignal, () => {
     wakeRequested = true;
   });
-  // New runs record a marker and honour the signal; histories from before it replay unchanged.
-  const wakeable = patched(WAKE_SIGNAL_PATCH);
+
+  const localPath = input.finishedAtStart === true && patched(LOCAL_FIRST_ATTEMPT_PATCH);
+  if (localPath) {
+    const first = await localFirstAttempt(input);
+    if (first?.outcome === 'waiting_for_accounting') {
+      fetchPhase = 'accounting';
+      setPhase(UsagePhase.WAITING_FOR_ACCOUNTING);
+    } else if (first) {
+      return settle(first, taskInstanceId, setPhase);
+    }
+    // Failed (usage not there yet, Slurm unreachable, bad input): the regular activity takes over and decides.
+  }
+
+  // New runs record a marker and honour the signal; histories from before it replay unchanged. An
+  // integration on the local path started after its job had finished: nothing will wake it, so it
+  // skips the marker (two history events).
+  const wakeable = localPath ? false : patched(WAKE_SIGNAL_PATCH);
+  // Ending outcomes the workflow decides: a local activity on the local path (a marker instead of an activity task).
+  const recordOutcome = localPath ? localRecordOutcome(policy) : undefined;
 
   for (;;) {
     const remainingMs = deadlineAt - Date.now();
@@ -113,13 +143,13 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
         // No last failure when the deadline passes while an attempt is in flight: the activity then adds
         // the last one an attempt recorded. Histories from before returned nothing here: keep ours.
         const reason = `usage not available within the deadline of ${Math.round(policy.deadlineMs / 1000)} s; last: ${last ?? 'an attempt was still in progress at the deadline'}`;
-        const recorded = await recordIntegrationOutcome({ taskInstanceId, outcome: 'unavailable', reason, ...(last === undefined ? { lastFailureUnknown: true } : {}) });
+        const recorded = await (recordOutcome ?? recordIntegrationOutcome)({ taskInstanceId, outcome: 'unavailable', reason, ...(last === undefined ? { lastFailureUnknown: true } : {}) });
         setPhase(UsagePhase.UNAVAILABLE);
         return { outcome: 'unavailable', taskInstanceId, reason: typeof recorded === 'string' ? recorded : reason };
       }
       if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.nonRetryable) {
         const reason = err.cause.message;
-        await recordIntegrationOutcome({ taskInstanceId, outcome: 'failed', reason });
+        await (recordOutcome ?? recordIntegrationOutcome)({ taskInstanceId, outcome: 'failed', reason });
         setPhase(UsagePhase.FAILED);
         throw ApplicationFailure.nonRetryable(reason, err.cause.type ?? 'UsageIntegrationFailed');
       }
@@ -130,15 +160,47 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
       setPhase(UsagePhase.WAITING_FOR_ACCOUNTING);
       continue;
     }
-    if (result.outcome === 'no_accounting') {
-      setPhase(UsagePhase.NO_ACCOUNTING);
-      return { outcome: 'no_accounting', taskInstanceId, reason: result.reason };
-    }
-    if (result.outcome === 'dropped') {
-      setPhase(UsagePhase.DROPPED);
-      return { outcome: 'dropped', taskInstanceId, status: result.status, reason: result.reason };
-    }
-    setPhase(UsagePhase.INTEGRATED);
-    return { outcome: 'integrated', taskInstanceId, values: result.values, summary: result.summary };
+    return settle(result, taskInstanceId, setPhase);
+  }
+}
+
+/** The integration's result for a settled fetch-usage result, with its phase set. */
+function settle(result: Exclude<FetchUsageResult, { outcome: 'waiting_for_accounting' }>, taskInstanceId: number, setPhase: (p: UsagePhaseName) => void): UsageIntegrationResult {
+  if (result.outcome === 'no_accounting') {
+    setPhase(UsagePhase.NO_ACCOUNTING);
+    return { outcome: 'no_accounting', taskInstanceId, reason: result.reason };
+  }
+  if (result.outcome === 'dropped') {
+    setPhase(UsagePhase.DROPPED);
+    return { outcome: 'dropped', taskInstanceId, status: result.status, reason: result.reason };
+  }
+  setPhase(UsagePhase.INTEGRATED);
+  return { outcome: 'integrated', taskInstanceId, values: result.values, summary: result.summary };
+}
+
+/** recordIntegrationOutcome as a local activity (retried locally: recording is idempotent). */
+function localRecordOutcome(policy: UsageRetryPolicy): UsageActivities['recordIntegrationOutcome'] {
+  const timeoutMs = policy.attemptTimeoutMs ?? 60_000;
+  return proxyLocalActivities<UsageActivities>({ startToCloseTimeout: timeoutMs, scheduleToCloseTimeout: 10 * timeoutMs }).recordIntegrationOutcome;
+}
+
+/**
+ * One fetch-usage attempt as a local activity, no retries: it runs in this worker within the first
+ * workflow task (recorded as one marker), so a ready integration costs no activity task. Undefined
+ * when it failed: the caller falls back to the regular activity, whose retry policy and failure
+ * handling then decide.
+ */
+async function localFirstAttempt(input: UsageIntegrationInput): Promise<FetchUsageResult | undefined> {
+  const timeoutMs = input.policy.attemptTimeoutMs ?? 60_000;
+  const { fetchUsage } = proxyLocalActivities<UsageActivities>({
+    startToCloseTimeout: timeoutMs,
+    scheduleToCloseTimeout: timeoutMs,
+    retry: { maximumAttempts: 1 },
+  });
+  try {
+    return await fetchUsage({ taskInstanceId: input.taskInstanceId, phase: 'job' });
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    return undefined;
   }
 }

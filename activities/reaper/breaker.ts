@@ -2,7 +2,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
-import { maxWorkflowId, readBreakerCounts, readDbNow } from '../../lib/db/reaper-store.js';
+import { readBreakerCounts, readPlanBasics } from '../../lib/db/reaper-store.js';
 import { evaluateBreaker } from '../../lib/reaper/breaker.js';
 import { BREAKER_FAILURE_TYPE, REAP_IDS_CAP, type BreakerReport } from '../../lib/reaper/summary.js';
 import type { ReaperActivityDeps } from './context.js';
@@ -55,9 +55,9 @@ export function repairWindows(dbNowText: string, intervalMs: number, maxId: numb
 
 export function createBreakerActivities({ db, config }: ReaperActivityDeps) {
   async function planReap(): Promise<ReapPlan> {
-    const dbNow = await readDbNow(db);
+    const { dbNow, maxWorkflowId } = await readPlanBasics(db);
     const breaker = await breakerReport(db, config);
-    const windows = repairWindows(dbNow, config.reaper.intervalMs, await maxWorkflowId(db));
+    const windows = repairWindows(dbNow, config.reaper.intervalMs, maxWorkflowId);
     if (breaker.tripped) logError(breaker.reason, { breaker });
     else logInfo('reap planned', { dbNow, aliveRuns: breaker.aliveRuns, lostRuns: breaker.lostRuns });
     return { dbNow, breaker, repairWindows: windows, slackEnabled: Boolean(config.reaper.slackWebhookUrl) };

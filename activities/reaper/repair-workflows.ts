@@ -1,5 +1,5 @@
 /** Jobmon's inconsistency repair: workflows in F whose tasks are all D → D, window by window. */
-import { newTxStats, repairInconsistentWorkflows, scanInconsistentWorkflows } from '../../lib/db/reaper-store.js';
+import { MAX_ROWS_PER_TRANSACTION, newTxStats, repairInconsistentWorkflows, scanInconsistentWorkflowsIn } from '../../lib/db/reaper-store.js';
 import type { SweepPart, TransitionTally } from '../../lib/reaper/summary.js';
 import { tallyStep, type ReaperActivityDeps } from './context.js';
 import { heartbeat, logInfo } from './progress.js';
@@ -9,14 +9,15 @@ export function createRepairActivities({ db, hooks, metrics }: ReaperActivityDep
     const stats = newTxStats();
     const tallies: TransitionTally[] = [];
     let raced = 0;
-    for (const [fromId, toId] of input.windows) {
-      const ids = await scanInconsistentWorkflows(db, fromId, toId);
-      if (ids.length === 0) continue;
+    // One scan over every window (an empty reap costs one statement here), then one short transaction per 100 workflows.
+    const found = await scanInconsistentWorkflowsIn(db, input.windows);
+    for (let i = 0; i < found.length; i += MAX_ROWS_PER_TRANSACTION) {
+      const ids = found.slice(i, i + MAX_ROWS_PER_TRANSACTION);
       await hooks?.afterScan?.('repair', ids);
       const step = await repairInconsistentWorkflows(db, ids, input.dryRun, stats);
       tallyStep(tallies, step.transitions, input.dryRun, metrics);
       raced += step.raced;
-      heartbeat({ window: [fromId, toId] });
+      heartbeat({ repaired: ids[ids.length - 1] });
       if (step.transitions.length > 0) logInfo(`${input.dryRun ? 'would fix' : 'fixed'} F→D inconsistency of workflow(s) ${step.transitions.map((t) => t.id).join(', ')}`);
     }
     return { transitions: tallies, raced: { workflows: raced }, transactions: stats.transactions, maxTransactionMs: stats.maxTransactionMs };

@@ -26,7 +26,7 @@ export function createSweepTaskInstancesActivities({ db, config, hooks, metrics,
   const slurmLookup = () => (lookup ??= createSlurmJobLookup(config, metrics));
 
   async function sweepTaskInstances(input: SweepInput & { maxBatches?: number }): Promise<SweepResult> {
-    await assertBreakerClosed(db, config, input.ignoreBreaker);
+    let breakerChecked = false;
     const stats = newTxStats();
     const tallies: TransitionTally[] = [];
     const maxBatches = input.maxBatches ?? TASK_INSTANCE_BATCHES_PER_CALL;
@@ -40,6 +40,11 @@ export function createSweepTaskInstancesActivities({ db, config, hooks, metrics,
     for (let batch = 0; batch < maxBatches && Date.now() - started < CALL_BUDGET_MS; batch++) {
       const ids = await scanOrphanedInstances(db, opts, after, batchSize);
       if (ids.length === 0) { done = true; break; }
+      // The breaker is re-checked before anything changes (not when there is nothing to change: an empty reap stays cheap).
+      if (!breakerChecked) {
+        await assertBreakerClosed(db, config, input.ignoreBreaker);
+        breakerChecked = true;
+      }
       await hooks?.afterScan?.('task_instances', ids);
       const step = await applyOrphanedInstances(db, opts, ids, input.dryRun, stats, overlay, orphanSlurm);
       tallyStep(tallies, step.transitions, input.dryRun, metrics);

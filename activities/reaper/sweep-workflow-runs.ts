@@ -33,7 +33,6 @@ export function createSweepWorkflowRunsActivities({ db, config, hooks, metrics }
   const opts = storeOptions(config);
 
   async function sweepWorkflowRuns(input: SweepInput): Promise<SweepResult> {
-    await assertBreakerClosed(db, config, input.ignoreBreaker);
     const stats = newTxStats();
     const tallies: TransitionTally[] = [];
     const reapedRuns: ReapedRun[] = [];
@@ -41,6 +40,8 @@ export function createSweepWorkflowRunsActivities({ db, config, hooks, metrics }
     let raced = 0;
 
     const runs = await scanLostRuns(db, input.afterId, batchSize);
+    // The breaker is re-checked before anything changes (not when there is nothing to change: an empty reap stays cheap).
+    if (runs.length > 0) await assertBreakerClosed(db, config, input.ignoreBreaker);
     await hooks?.afterScan?.('workflow_runs', runs.map((r) => r.id));
     for (const run of runs) {
       let result: RunStepResult;

@@ -6,7 +6,7 @@ import { Context, log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
-import { readChangedInstances, readWatermark, recordOutcome, writeWatermark, isFinal, type ChangedInstance, type Watermark } from '../../lib/db/usage-store.js';
+import { readChangedInstances, readWatermark, recordStarted, writeWatermark, isFinal, type ChangedInstance, type Watermark } from '../../lib/db/usage-store.js';
 import { readDbTimePlus } from '../../lib/db/clock.js';
 import { startIntegration } from '../../lib/usage/start-integration.js';
 import { createIntegrationWaker, type WakeMethod } from '../../lib/usage/wake-integration.js';
@@ -22,6 +22,8 @@ export interface DispatchResult {
   cycles: number;
   /** How this worker wakes integrations (absent in results from before the signal fallback). */
   wakeMethod?: WakeMethod;
+  /** Starts the server handed to this worker eagerly (absent in results from before eager starts). */
+  eagerStarts?: number;
 }
 
 
@@ -33,9 +35,19 @@ async function inParallel<T>(items: T[], limit: number, fn: (t: T) => Promise<vo
   }));
 }
 
-export interface DispatchActivityDeps { db: Knex; config: Config; client: Client }
+export interface DispatchActivityDeps {
+  db: Knex;
+  config: Config;
+  client: Client;
+  /**
+   * A client on the worker's own NativeConnection: starts of instances that have already finished go
+   * through it with `requestEagerStart`, so the server hands their first workflow task straight to
+   * this worker (which then runs the first attempt as a local activity). Without it, starts are queued.
+   */
+  eagerClient?: Client;
+}
 
-export function createDispatchActivities({ db, config, client }: DispatchActivityDeps) {
+export function createDispatchActivities({ db, config, client, eagerClient }: DispatchActivityDeps) {
   // Created once per worker process, so a server's refusal of ResetActivity is learned (and logged) once.
   const waker = createIntegrationWaker(client, config, (message) => {
     log.warn(message);
@@ -50,21 +62,28 @@ export function createDispatchActivities({ db, config, client }: DispatchActivit
 
   async function dispatchUsageIntegrations(opts: { maxBatches?: number } = {}): Promise<DispatchResult> {
     let wm = (await readWatermark(db, USAGE_WATERMARK)) ?? (await firstWatermark());
-    const result: DispatchResult = { scanned: 0, started: 0, woken: 0, watermark: wm.statusDate, cycles: 0 };
+    const result: DispatchResult = { scanned: 0, started: 0, woken: 0, watermark: wm.statusDate, cycles: 0, eagerStarts: 0 };
     const maxBatches = opts.maxBatches ?? 50;
     for (let i = 0; i < maxBatches; i++) {
       const batch = await readChangedInstances(db, wm, config.usage.dispatchBatchSize, Math.ceil(config.usage.dispatchSettleMs / 1000));
       if (batch.length === 0) break;
       const signal = cancellationSignal();
-      await inParallel(batch, 16, async (ti: ChangedInstance) => {
+      const startedIds: number[] = [];
+      await inParallel(batch, config.usage.dispatchStartConcurrency, async (ti: ChangedInstance) => {
         if (ti.integration === null) {
-          const { started } = await startIntegration(client, config, { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId });
-          await recordOutcome(db, ti.id, 'started', null);
-          if (started) result.started++;
+          const finished = isFinal(ti.status);
+          const eager = finished && eagerClient !== undefined && config.usage.localFirstAttempt;
+          const r = await startIntegration(eager ? eagerClient : client, config, { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId },
+            { finishedAtStart: finished && config.usage.localFirstAttempt, eager });
+          startedIds.push(ti.id);
+          if (r.started) result.started++;
+          if (r.eagerlyStarted) result.eagerStarts = (result.eagerStarts ?? 0) + 1;
         } else if (ti.integration === 'started' && isFinal(ti.status)) {
           if (await waker.wake(ti.id)) result.woken++;
         }
       }, signal);
+      // One statement records the batch's starts (an integration that already ended keeps its outcome).
+      await recordStarted(db, startedIds);
       // Cancelled (worker shutdown) part-way: stop before the watermark passes rows not handled; a
       // retry starts this batch again, and starting or recording an integration twice is a no-op.
       stopIfCancelled();

@@ -10,13 +10,18 @@
  *    own raw job id with `array.job_id = A`, `array.task_id = i`, as real accounting has them.
  *    A bare comma answers "Unable to parse query" (not JSON), as the real one does.
  *  - `GET /openapi/v3` lists the v0.0.38 paths, enough for the client's version detection.
- *  - Each request takes `delayMs` (the real one measured 0.36 s per request, whatever it asked).
+ *  - Each request takes `cost.perRequestMs + cost.perIdMs × ids`, calibrated against the real
+ *    slurmrestd here (calibrate-slurm.ts: 1, 10 and 100 ids; about 0.38 s + 0.36 ms per id).
+ *  - `visible(id)` (optional) says whether a job's record is in accounting yet: the latency benchmark
+ *    makes each job's accounting appear at a chosen time, the cost benchmark a job that never appears.
  *  - The user-name and token headers are required (HTTP 401 without them).
  * It listens on 127.0.0.1 only, on a random port, and counts requests and ids per request.
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 const FIXTURE = new URL('../../../test/fixtures/slurm/v0.0.38/rest-job-1.json', import.meta.url);
 
@@ -34,15 +39,30 @@ export interface StandinStats {
   otherRequests: number;
   rejected: number;
   maxInFlight: number;
+  /** Arrival time (epoch ms) of each jobs request. */
+  requestTimes: number[];
 }
 
 export interface SlurmStandin { url: string; stats: StandinStats; close(): Promise<void> }
 
-export async function startSlurmStandin(opts: { delayMs: number; userName: string; token: string }): Promise<SlurmStandin> {
+export interface StandinCost { perRequestMs: number; perIdMs: number }
+
+export interface StandinOptions {
+  cost: StandinCost;
+  userName: string;
+  token: string;
+  /** Whether `id`'s accounting record exists now (default: every id has one). */
+  visible?: (id: string) => boolean;
+}
+
+/** Per id: epoch ms from which its accounting record exists; null = never. Ids not listed always exist. */
+export type Visibility = Record<string, number | null>;
+
+export async function startSlurmStandin(opts: StandinOptions): Promise<SlurmStandin> {
   const recorded = JSON.parse(readFileSync(FIXTURE, 'utf8')) as JobsDoc;
   const template = recorded.jobs[0]!;
   const batch = template.steps.find((s) => JSON.stringify(s.step).includes('"batch"')) ?? template.steps[0]!;
-  const stats: StandinStats = { jobsRequests: 0, idsPerRequest: [], otherRequests: 0, rejected: 0, maxInFlight: 0 };
+  const stats: StandinStats = { jobsRequests: 0, idsPerRequest: [], otherRequests: 0, rejected: 0, maxInFlight: 0, requestTimes: [] };
   const rawIds = new Map<string, number>();
   let nextRawId = 60_000_000;
   let inFlight = 0;
@@ -84,8 +104,8 @@ export async function startSlurmStandin(opts: { delayMs: number; userName: strin
       stats.otherRequests++;
       return send(res, 401, 'Authentication failure', 'text/plain');
     }
-    await new Promise((r) => setTimeout(r, opts.delayMs));
     if (url.pathname === '/openapi/v3') {
+      await new Promise((r) => setTimeout(r, opts.cost.perRequestMs));
       stats.otherRequests++;
       const paths = Object.fromEntries(['/slurmdb/v0.0.38/jobs', '/slurmdb/v0.0.38/job/{job_id}', '/slurm/v0.0.38/diag', '/slurm/v0.0.38/jobs'].map((p) => [p, { get: {} }]));
       return send(res, 200, JSON.stringify({ openapi: '3.0.2', info: { title: 'Slurm REST API (benchmark stand-in)', version: 'Slurm-22.05.8' }, paths }));
@@ -99,13 +119,16 @@ export async function startSlurmStandin(opts: { delayMs: number; userName: strin
       const ids = (url.searchParams.get('step') ?? '').split(',').filter((s) => s !== '');
       stats.jobsRequests++;
       stats.idsPerRequest.push(ids.length);
-      const jobs = ids.map(jobFor).filter((j): j is JobDoc => j !== undefined);
+      stats.requestTimes.push(Date.now());
+      await new Promise((r) => setTimeout(r, opts.cost.perRequestMs + opts.cost.perIdMs * ids.length));
+      const jobs = ids.filter((id) => !opts.visible || opts.visible(id)).map(jobFor).filter((j): j is JobDoc => j !== undefined);
       const doc: JobsDoc = jobs.length > 0
         ? { meta: recorded.meta, errors: [], jobs }
         : { meta: recorded.meta, errors: [{ error_number: 9003, error: 'Nothing found', description: 'Nothing found', source: 'slurmdb_jobs_get' }], jobs: [] };
       return send(res, 200, JSON.stringify(doc));
     }
     stats.otherRequests++;
+    await new Promise((r) => setTimeout(r, opts.cost.perRequestMs));
     return send(res, 404, 'Not Found', 'text/plain');
   };
 
@@ -132,4 +155,65 @@ export async function startSlurmStandin(opts: { delayMs: number; userName: strin
       server.close(() => resolve());
     }),
   };
+}
+
+/** The stand-in in its own process (its JSON work never blocks the benchmark's workers), driven over IPC. */
+export interface StandinProcess {
+  url: string;
+  stats(): Promise<StandinStats>;
+  /** Sets when each listed id's accounting appears (see Visibility). */
+  setVisibility(v: Visibility): Promise<void>;
+  close(): Promise<void>;
+}
+
+type Msg = { type: 'ready'; url: string } | { type: 'stats'; seq: number; stats: StandinStats } | { type: 'ok'; seq: number };
+
+export async function spawnSlurmStandin(opts: Omit<StandinOptions, 'visible'>): Promise<StandinProcess> {
+  const child = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(opts)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let seq = 0;
+  const waiting = new Map<number, (m: Msg) => void>();
+  const url = await new Promise<string>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`the slurmrestd stand-in exited with code ${code}`)));
+    child.on('message', (m: Msg) => {
+      if (m.type === 'ready') resolve(m.url);
+      else waiting.get(m.seq)?.(m);
+    });
+  });
+  const ask = (msg: Record<string, unknown>) => new Promise<Msg>((resolve) => {
+    const s = ++seq;
+    waiting.set(s, (m) => { waiting.delete(s); resolve(m); });
+    child.send({ ...msg, seq: s });
+  });
+  return {
+    url,
+    async stats() { return ((await ask({ type: 'stats' })) as { stats: StandinStats }).stats; },
+    async setVisibility(v) { await ask({ type: 'visibility', visibility: v }); },
+    async close() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+if (process.argv[2] === '--child' && process.argv[3]) {
+  const opts = JSON.parse(process.argv[3]) as Omit<StandinOptions, 'visible'>;
+  let visibility: Visibility = {};
+  const standin = await startSlurmStandin({
+    ...opts,
+    visible: (id) => {
+      if (!(id in visibility)) return true;
+      const at = visibility[id];
+      return at !== null && at !== undefined && Date.now() >= at;
+    },
+  });
+  process.on('message', (m: { type: string; seq: number; visibility?: Visibility }) => {
+    if (m.type === 'stats') process.send!({ type: 'stats', seq: m.seq, stats: standin.stats });
+    else if (m.type === 'visibility') { visibility = { ...visibility, ...m.visibility }; process.send!({ type: 'ok', seq: m.seq }); }
+  });
+  process.on('SIGTERM', () => { void standin.close().then(() => process.exit(0)); });
+  process.on('disconnect', () => { void standin.close().then(() => process.exit(0)); });
+  process.send!({ type: 'ready', url: standin.url });
 }

@@ -149,6 +149,13 @@ export async function readBreakerCounts(db: Knex, idsCap: number): Promise<{ ali
   return { aliveRuns: num(row.alive), lostRuns, lostRunIds: ids.map((r) => num(r.id)) };
 }
 
+/** The database clock (as readDbNow) and the highest workflow id, in one statement: what planning a reap needs. */
+export async function readPlanBasics(db: Knex): Promise<{ dbNow: string; maxWorkflowId: number }> {
+  const expr = { pg: 'CAST(LOCALTIMESTAMP AS TEXT)', mysql: 'CAST(CURRENT_TIMESTAMP AS CHAR(32))', sqlite: "datetime('now')" }[dialectOf(db)];
+  const row = (await db.select(db.raw(`${expr} AS now`), db('workflow').max('id').as('m')).first()) as { now: unknown; m: unknown };
+  return { dbNow: String(row.now), maxWorkflowId: row.m == null ? 0 : num(row.m) };
+}
+
 export async function maxWorkflowId(db: Knex): Promise<number> {
   const row = (await db('workflow').max({ m: 'id' }).first()) as { m: unknown } | undefined;
   return row?.m == null ? 0 : num(row.m);
@@ -526,8 +533,15 @@ function allTasksDone(qb: Knex.QueryBuilder): void {
 
 /** Workflows in F with at least one task and all tasks D, with ids in (fromId, toId]. */
 export async function scanInconsistentWorkflows(db: Knex, fromId: number, toId: number): Promise<number[]> {
-  const rows = (await db('workflow as w').where('w.id', '>', fromId).where('w.id', '<=', toId).where('w.status', WF.FAILED)
-    .where(allTasksDone).orderBy('w.id').select('w.id')) as { id: unknown }[];
+  return scanInconsistentWorkflowsIn(db, [[fromId, toId]]);
+}
+
+/** The same over several (from, to] windows, in one statement. */
+export async function scanInconsistentWorkflowsIn(db: Knex, windows: readonly [number, number][]): Promise<number[]> {
+  if (windows.length === 0) return [];
+  const rows = (await db('workflow as w')
+    .where((w) => { for (const [from, to] of windows) void w.orWhere((r: Knex.QueryBuilder) => { void r.where('w.id', '>', from).where('w.id', '<=', to); }); })
+    .where('w.status', WF.FAILED).where(allTasksDone).orderBy('w.id').select('w.id')) as { id: unknown }[];
   return rows.map((r) => num(r.id));
 }
 

@@ -101,6 +101,13 @@ export async function readAttemptFailure(db: Knex, taskInstanceId: number): Prom
   return row?.reason ?? undefined;
 }
 
+/** Records that these instances' integrations were started, in one statement; rows that exist keep their outcome. */
+export async function recordStarted(db: Knex, taskInstanceIds: readonly number[]): Promise<void> {
+  if (taskInstanceIds.length === 0) return;
+  const rows = taskInstanceIds.map((id) => ({ task_instance_id: id, outcome: 'started', reason: null, started_date: dbNow(db), finished_date: null }));
+  await db('jt_usage_integration').insert(rows).onConflict('task_instance_id').ignore();
+}
+
 /** Marks an integration as started again (operator's --force), keeping the row. */
 export async function restartOutcome(db: Knex, taskInstanceId: number): Promise<void> {
   await db('jt_usage_integration').insert({ task_instance_id: taskInstanceId, outcome: 'started', reason: null, started_date: dbNow(db), finished_date: null })

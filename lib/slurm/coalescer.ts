@@ -15,6 +15,13 @@ export interface CoalescerOptions<K, V> {
   /** A batch this full is sent at once. */
   maxBatchSize: number;
   /**
+   * A batch this big is sent without waiting out the window when a request slot is free (default:
+   * maxBatchSize). In a burst the batch reaches it long before the window ends, and its callers
+   * (workflow tasks holding slots, for the local first attempt) are answered sooner; while every slot
+   * is busy, batches still grow up to maxBatchSize.
+   */
+  flushAt?: number;
+  /**
    * Batches allowed in flight at once (default 1). While they are busy, new keys keep gathering, so a
    * slow or rate-limited Slurm gets fewer, bigger requests instead of a queue of small ones.
    */
@@ -45,6 +52,7 @@ export class Coalescer<K, V> {
   constructor(private readonly opts: CoalescerOptions<K, V>) {
     if (!(opts.maxBatchSize >= 1)) throw new RangeError(`maxBatchSize must be >= 1, got ${opts.maxBatchSize}`);
     if (!(opts.windowMs >= 0)) throw new RangeError(`windowMs must be >= 0, got ${opts.windowMs}`);
+    if (opts.flushAt !== undefined && !(opts.flushAt >= 1)) throw new RangeError(`flushAt must be >= 1, got ${opts.flushAt}`);
   }
 
   /**
@@ -55,6 +63,8 @@ export class Coalescer<K, V> {
     if (signal?.aborted) return Promise.reject(signal.reason as Error);
     const answer = this.enqueue(key, signal);
     if (this.batch.size >= this.opts.maxBatchSize) this.send();
+    // A batch big enough to be worth a request goes out at once when a slot is free.
+    else if (this.batch.size >= this.flushAt && this.inFlight < this.maxInFlight) this.send();
     else this.timer ??= setTimeout(() => this.send(), this.opts.windowMs);
     return answer;
   }
@@ -124,15 +134,23 @@ export class Coalescer<K, V> {
     this.inFlight++;
     void this.run(entries).finally(() => {
       this.inFlight--;
-      // Keys that gathered meanwhile go out now if their window passed or the batch filled up.
-      if (this.batch.size > 0 && (this.flushWanted || this.batch.size >= this.opts.maxBatchSize)) this.send();
+      // Keys that gathered meanwhile go out now if their window passed or the batch is big enough.
+      if (this.batch.size > 0 && (this.flushWanted || this.batch.size >= this.flushAt)) this.send();
       else if (this.batch.size > 0) this.timer ??= setTimeout(() => this.send(), this.opts.windowMs);
     });
   }
 
+  private get maxInFlight(): number {
+    return this.opts.maxInFlight ?? 1;
+  }
+
+  private get flushAt(): number {
+    return Math.min(this.opts.flushAt ?? this.opts.maxBatchSize, this.opts.maxBatchSize);
+  }
+
   /** Sends when a slot is free; otherwise the batch keeps growing until one is. */
   private send(): void {
-    if (this.inFlight >= (this.opts.maxInFlight ?? 1)) {
+    if (this.inFlight >= this.maxInFlight) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
       this.flushWanted = true;

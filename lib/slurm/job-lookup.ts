@@ -99,6 +99,7 @@ export function createSlurmJobLookup(config: Config, metrics: JobmonMetrics = NO
   const coalescer = new Coalescer<string, Outcome>({
     windowMs: config.usage.coalesceWindowMs,
     maxBatchSize: config.usage.coalesceMaxBatch,
+    flushAt: config.usage.coalesceFlushAt,
     maxInFlight: config.slurm.maxConcurrentRequests,
     fetchMany: async (raws: string[], signal: AbortSignal) => {
       const ids = raws.map((r) => parseDistributorId(r));

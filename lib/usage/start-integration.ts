@@ -11,9 +11,25 @@ import type { UsageIntegrationInput, UsageIntegrationResult } from '../../workfl
 
 export interface IntegrationTarget { taskInstanceId: number; workflowRunId: number | null; distributorId: string | null }
 
-export function integrationInput(config: Config, taskInstanceId: number): UsageIntegrationInput {
+export function integrationInput(config: Config, taskInstanceId: number, finishedAtStart = false): UsageIntegrationInput {
   const u = config.usage;
-  return { taskInstanceId, policy: { initialMs: u.retryInitialMs, coefficient: u.retryCoefficient, maxMs: u.retryMaxMs, deadlineMs: u.deadlineMs, attemptTimeoutMs: u.attemptTimeoutMs } };
+  return {
+    taskInstanceId,
+    policy: { initialMs: u.retryInitialMs, coefficient: u.retryCoefficient, maxMs: u.retryMaxMs, deadlineMs: u.deadlineMs, attemptTimeoutMs: u.attemptTimeoutMs },
+    ...(finishedAtStart ? { finishedAtStart: true } : {}),
+  };
+}
+
+export interface StartOptions {
+  /** Start again after it finished (operator's --force). */
+  force?: boolean;
+  /**
+   * The instance has a final status now: its first attempt runs as a local activity, and the start asks
+   * the server to hand the first workflow task straight to this process's worker (`requestEagerStart`;
+   * only with a client on the worker's NativeConnection, else the server queues it as usual).
+   */
+  finishedAtStart?: boolean;
+  eager?: boolean;
 }
 
 /**
@@ -21,8 +37,8 @@ export function integrationInput(config: Config, taskInstanceId: number): UsageI
  * a finished integration is started again only with `force`.
  */
 export async function startIntegration(
-  client: Client, config: Config, t: IntegrationTarget, opts: { force?: boolean } = {},
-): Promise<{ handle: WorkflowHandle<(i: UsageIntegrationInput) => Promise<UsageIntegrationResult>>; started: boolean }> {
+  client: Client, config: Config, t: IntegrationTarget, opts: StartOptions = {},
+): Promise<{ handle: WorkflowHandle<(i: UsageIntegrationInput) => Promise<UsageIntegrationResult>>; started: boolean; eagerlyStarted: boolean }> {
   const n = names(config.temporal);
   const workflowId = n.usageWorkflowId(t.taskInstanceId);
   const typedSearchAttributes = [
@@ -35,14 +51,15 @@ export async function startIntegration(
     const handle = await client.workflow.start('usageIntegration', {
       taskQueue: n.usageTaskQueue,
       workflowId,
-      args: [integrationInput(config, t.taskInstanceId)],
+      args: [integrationInput(config, t.taskInstanceId, opts.finishedAtStart)],
       workflowIdReusePolicy: opts.force ? WorkflowIdReusePolicy.ALLOW_DUPLICATE : WorkflowIdReusePolicy.REJECT_DUPLICATE,
       typedSearchAttributes,
+      ...(opts.eager ? { requestEagerStart: true } : {}),
     });
-    return { handle, started: true };
+    return { handle, started: true, eagerlyStarted: handle.eagerlyStarted };
   } catch (e) {
     if (e instanceof WorkflowExecutionAlreadyStartedError) {
-      return { handle: client.workflow.getHandle(workflowId), started: false };
+      return { handle: client.workflow.getHandle(workflowId), started: false, eagerlyStarted: false };
     }
     throw e;
   }

@@ -2,7 +2,7 @@
 import type { Client } from '@temporalio/client';
 import type { Knex } from 'knex';
 import { names, type Config } from '../../lib/config.js';
-import { readBackfillCandidates, recordOutcome, restartOutcome } from '../../lib/db/usage-store.js';
+import { isFinal, readBackfillCandidates, recordOutcome, restartOutcome } from '../../lib/db/usage-store.js';
 import { watchPollers } from '../../lib/temporal/poller-watch.js';
 import { startIntegration } from '../../lib/usage/start-integration.js';
 import type { UsageIntegrationResult } from '../../workflows/usage-integration.js';
@@ -70,7 +70,8 @@ export async function backfill(client: Client, db: Knex, config: Config, since: 
       // Rate limit: history is started gently so Slurm and the workers see a steady trickle.
       const wait = lastAcknowledged + 1000 / perSecond - Date.now();
       if (wait > 0) await new Promise((res) => setTimeout(res, wait));
-      const r = await startIntegration(client, config, { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId });
+      // History has mostly finished: such a start tries once at once, as a local activity (no activity task).
+      const r = await startIntegration(client, config, { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId }, { finishedAtStart: isFinal(ti.status) && config.usage.localFirstAttempt });
       lastAcknowledged = Date.now();
       await recordOutcome(db, ti.id, 'started', null);
       if (r.started) started++;

@@ -1,0 +1,69 @@
+/** BENCHMARKS.md, rendered from bench/results/latest.json: a summary against the targets, then every section's report. */
+import { writeFileSync } from 'node:fs';
+import { BENCHMARKS_FILE, fmt, type FigureKey, type Results } from './report.js';
+
+interface Target { label: string; unit: string; digits: number; target: string; ok?: (v: number, f: Results['figures']) => boolean | undefined }
+
+const TARGETS: Record<FigureKey, Target> = {
+  b1_integrations_per_s: { label: 'B1 integrations/s (ours)', unit: '/s', digits: 1, target: '≥ 0.8 × best ceiling', ok: (v, f) => (f.b1_ceiling_best_per_s ? v >= 0.8 * f.b1_ceiling_best_per_s : undefined) },
+  b1_ceiling_plain_per_s: { label: 'B1 ceiling, plain (no-op workflow + activity)', unit: '/s', digits: 1, target: '' },
+  b1_ceiling_best_per_s: { label: 'B1 ceiling, best (eager start + local activity)', unit: '/s', digits: 1, target: '' },
+  b1_floor_per_s: { label: 'B1 floor (same work, no Temporal)', unit: '/s', digits: 1, target: '' },
+  b2_requests_per_instance_burst: { label: 'B2 Slurm requests per instance, burst', unit: '', digits: 4, target: '≤ 0.05', ok: (v) => v <= 0.05 },
+  b2_requests_per_instance_trickle: { label: 'B2 Slurm requests per instance, trickle', unit: '', digits: 4, target: '(≤ 0.05 burst only)' },
+  b3_latency_p50_s: { label: 'B3 accounting available → usage written, p50', unit: ' s', digits: 1, target: '' },
+  b3_latency_p95_s: { label: 'B3 accounting available → usage written, p95', unit: ' s', digits: 1, target: '≤ 60 s', ok: (v) => v <= 60 },
+  b4_events_max: { label: 'B4 history events per integration, max over cases', unit: '', digits: 0, target: '≤ 15', ok: (v) => v <= 15 },
+  b4_attempts_2h_job: { label: 'B4 fetch-usage attempts, 2-hour job', unit: '', digits: 0, target: '≤ 20', ok: (v) => v <= 20 },
+  b5_empty_reap_db_ms_pg_indexed: { label: 'B5 empty reap, DB time, PostgreSQL, optional indexes', unit: ' ms', digits: 1, target: '≤ 10 ms', ok: (v) => v <= 10 },
+  b5_empty_reap_db_ms_pg_plain: { label: 'B5 empty reap, DB time, PostgreSQL, Jobmon indexes only', unit: ' ms', digits: 1, target: '≤ 100 ms', ok: (v) => v <= 100 },
+  b5_empty_reap_db_ms_mysql_indexed: { label: 'B5 empty reap, DB time, MariaDB, optional indexes', unit: ' ms', digits: 1, target: '≤ 10 ms', ok: (v) => v <= 10 },
+  b5_empty_reap_db_ms_mysql_plain: { label: 'B5 empty reap, DB time, MariaDB, Jobmon indexes only', unit: ' ms', digits: 1, target: '≤ 100 ms', ok: (v) => v <= 100 },
+  b5_empty_reap_wall_ms_pg: { label: 'B5 empty reap, wall time of the workflow, PostgreSQL', unit: ' ms', digits: 0, target: '' },
+  b5_orphans_10k_ms_pg: { label: 'B5 10,000 orphans through the workflow, PostgreSQL', unit: ' ms', digits: 0, target: '≤ 5000 ms', ok: (v) => v <= 5000 },
+  b5_orphans_10k_ms_mysql: { label: 'B5 10,000 orphans through the workflow, MariaDB', unit: ' ms', digits: 0, target: '≤ 5000 ms', ok: (v) => v <= 5000 },
+  b5_longest_tx_ms: { label: 'B5 longest transaction', unit: ' ms', digits: 1, target: '≤ 200 ms', ok: (v) => v <= 200 },
+  b6_worker_rss_mb_10k_pending: { label: 'B6 worker RSS, 10,000 pending integrations', unit: ' MB', digits: 0, target: '≤ 300 MB', ok: (v) => v <= 300 },
+  b7_scale_out_ratio: { label: 'B7 throughput, two worker processes / one', unit: '×', digits: 2, target: '' },
+};
+
+export function renderBenchmarks(r: Results): void {
+  const out: string[] = [];
+  const p = (s = '') => out.push(s);
+  p('# Benchmarks');
+  p();
+  p('Reproduce with one command: `npm run bench` (full) or `npm run bench -- --quick` (it installs, builds and brings the');
+  p('stack up first); `node dist/bench/bench.js [--quick] [--only b1,b5] [--server own|shared]` runs sections on their own.');
+  p('Every figure below is also in [`bench/results/latest.json`](bench/results/latest.json), with the machine facts.');
+  p('Tests never assert timings; nothing here is modelled: a figure that could not be measured is null, with the reason.');
+  p();
+  const m = r.machine;
+  p(`Machine: ${m.cpus} × ${m.cpu_model}, ${m.memory_gb} GB, Node ${m.node}; Temporal ${m.server_version} (${m.temporal});`);
+  p(`PostgreSQL ${m.postgresql}; MariaDB ${m.mariadb}. **This machine is shared** (2 vCPUs, other agents' test suites running):`);
+  p('each section records the 1-minute load average while it ran; read absolute times as upper bounds.');
+  p();
+  p('## Summary against the targets');
+  p();
+  p('| figure | key | measured | target | verdict | run |');
+  p('|---|---|---:|---|---|---|');
+  const sectionOf = (k: string) => k.slice(0, 2);
+  for (const [key, t] of Object.entries(TARGETS) as [FigureKey, Target][]) {
+    const v = r.figures[key];
+    const s = r.sections[sectionOf(key)];
+    const verdict = v === null ? `not measured: ${r.nulls[key] ?? ''}` : t.ok ? (t.ok(v, r.figures) === undefined ? '–' : t.ok(v, r.figures) ? 'met' : '**missed**') : '';
+    const run = s ? `${s.mode}, ${s.date.slice(0, 16).replace('T', ' ')} UTC, load ${s.load.start.toFixed(1)}–${s.load.max.toFixed(1)}` : '';
+    p(`| ${t.label} | \`${key}\` | ${v === null ? 'null' : `${fmt(v, t.digits)}${t.unit}`} | ${t.target} | ${verdict} | ${run} |`);
+  }
+  p();
+  for (const id of ['b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7', 'notes']) {
+    const s = r.sections[id];
+    if (!s) continue;
+    p(s.markdown.trimEnd());
+    p();
+    if (id !== 'notes') {
+      p(`_${id.toUpperCase()} ran ${s.date.slice(0, 16).replace('T', ' ')} UTC (${s.mode}) in ${s.wallS} s on ${s.temporal}; 1-minute load ${s.load.start.toFixed(1)} at the start, ${s.load.end.toFixed(1)} at the end, ${s.load.max.toFixed(1)} at most._`);
+      p();
+    }
+  }
+  writeFileSync(BENCHMARKS_FILE, `${out.join('\n').trimEnd()}\n`);
+}

@@ -1,0 +1,120 @@
+/** The benchmark's sections, in run order, each with the figure keys it owns. */
+import type { Config } from '../lib/config.js';
+import type { FigureKey } from './lib/report.js';
+import type { BenchTemporal } from './lib/temporal.js';
+import type { SlurmCalibration } from './usage/calibrate-slurm.js';
+import type { StandinCost } from './usage/slurm-standin.js';
+import { renderB1, runB1 } from './usage/b1-throughput.js';
+import { renderB2, runB2 } from './usage/b2-slurm-load.js';
+import { renderB3, runB3 } from './usage/b3-latency.js';
+import { b4Figures, renderB4, runB4 } from './usage/b4-cost.js';
+import { renderB5, runB5 } from './reaper/b5-reaper.js';
+import { renderB6, renderB7, runB6, runB7 } from './usage/b6-b7-processes.js';
+
+export interface SectionContext {
+  t: BenchTemporal & { serverPid?: number };
+  quick: boolean;
+  log: (s: string) => void;
+  cost: StandinCost;
+  calibration: SlurmCalibration | undefined;
+  calibrationSource: string;
+  /** The defaults (no variables set). */
+  defaults: Config;
+}
+
+export interface SectionOutput {
+  figures: Partial<Record<FigureKey, number | null>>;
+  nulls?: Partial<Record<FigureKey, string>>;
+  markdown: string;
+  details?: unknown;
+}
+
+export interface Section {
+  id: string;
+  title: string;
+  keys: FigureKey[];
+  needsSlurm?: boolean;
+  run(ctx: SectionContext): Promise<SectionOutput>;
+}
+
+export function costText(ctx: SectionContext): string {
+  return `${ctx.cost.perRequestMs.toFixed(0)} ms per request + ${ctx.cost.perIdMs.toFixed(2)} ms per id, calibration ${ctx.calibrationSource}`;
+}
+
+export const SECTIONS: Section[] = [
+  {
+    id: 'b1', title: 'throughput against Temporal\'s ceiling', needsSlurm: true,
+    keys: ['b1_integrations_per_s', 'b1_ceiling_plain_per_s', 'b1_ceiling_best_per_s', 'b1_floor_per_s'],
+    async run(ctx) {
+      const r = await runB1(ctx.t, { n: Number(process.env.BENCH_B1_N) || (ctx.quick ? 2000 : 10_000), cost: ctx.cost, config: ctx.defaults, log: ctx.log });
+      return {
+        figures: { b1_integrations_per_s: r.ours.perS, b1_ceiling_plain_per_s: r.plain.perS, b1_ceiling_best_per_s: r.best.perS, b1_floor_per_s: r.floor.perS },
+        markdown: renderB1(r, ctx.quick, costText(ctx)),
+        details: r,
+      };
+    },
+  },
+  {
+    id: 'b2', title: 'Slurm requests per integrated instance (burst, trickle)', needsSlurm: true,
+    keys: ['b2_requests_per_instance_burst', 'b2_requests_per_instance_trickle'],
+    async run(ctx) {
+      const r = await runB2(ctx.t, { quick: ctx.quick, cost: ctx.cost, log: ctx.log });
+      return { figures: { b2_requests_per_instance_burst: r.burst.perInstance, b2_requests_per_instance_trickle: r.trickle.perInstance }, markdown: renderB2(r, ctx.quick, costText(ctx)), details: { burst: { ...r.burst, latencyS: undefined }, trickle: { ...r.trickle, latencyS: undefined } } };
+    },
+  },
+  {
+    id: 'b3', title: 'latency at the real defaults', needsSlurm: true,
+    keys: ['b3_latency_p50_s', 'b3_latency_p95_s'],
+    async run(ctx) {
+      const r = await runB3(ctx.t, { n: 40, spreadS: ctx.quick ? 180 : 600, cost: ctx.cost, log: ctx.log });
+      return { figures: { b3_latency_p50_s: r.p50, b3_latency_p95_s: r.p95 }, markdown: renderB3(r, ctx.quick, costText(ctx)), details: r };
+    },
+  },
+  {
+    id: 'b4', title: 'Temporal cost per integration', needsSlurm: true,
+    keys: ['b4_events_max', 'b4_attempts_2h_job'],
+    async run(ctx) {
+      const r = await runB4(ctx.t, { quick: ctx.quick, cost: ctx.cost, log: ctx.log });
+      const fig = b4Figures(r);
+      return { figures: { b4_events_max: fig.eventsMax, b4_attempts_2h_job: fig.attempts2h }, markdown: renderB4(r, ctx.quick), details: r };
+    },
+  },
+  {
+    id: 'b5', title: 'reaper at Jobmon scale',
+    keys: ['b5_empty_reap_db_ms_pg_indexed', 'b5_empty_reap_db_ms_pg_plain', 'b5_empty_reap_db_ms_mysql_indexed', 'b5_empty_reap_db_ms_mysql_plain', 'b5_empty_reap_wall_ms_pg', 'b5_orphans_10k_ms_pg', 'b5_orphans_10k_ms_mysql', 'b5_longest_tx_ms'],
+    async run(ctx) {
+      const r = await runB5(ctx.t, { quick: ctx.quick, log: ctx.log });
+      const pg = r.dbs.find((d) => d.kind === 'pg')!;
+      const my = r.dbs.find((d) => d.kind === 'mysql')!;
+      return {
+        figures: {
+          b5_empty_reap_db_ms_pg_indexed: pg.indexed.emptyDbMs.median, b5_empty_reap_db_ms_pg_plain: pg.plain.emptyDbMs.median,
+          b5_empty_reap_db_ms_mysql_indexed: my.indexed.emptyDbMs.median, b5_empty_reap_db_ms_mysql_plain: my.plain.emptyDbMs.median,
+          // The configuration a deployment is advised to run: with the optional indexes.
+          b5_empty_reap_wall_ms_pg: pg.indexed.emptyWallMs.median,
+          b5_orphans_10k_ms_pg: Math.max(pg.plain.orphansWallMs.median, pg.indexed.orphansWallMs.median),
+          b5_orphans_10k_ms_mysql: Math.max(my.plain.orphansWallMs.median, my.indexed.orphansWallMs.median),
+          b5_longest_tx_ms: Math.max(...r.dbs.flatMap((d) => [d.plain.longestTxMs, d.indexed.longestTxMs])),
+        },
+        markdown: renderB5(r, ctx.quick),
+        details: r,
+      };
+    },
+  },
+  {
+    id: 'b6', title: 'worker RSS with 10,000 pending integrations', needsSlurm: true,
+    keys: ['b6_worker_rss_mb_10k_pending'],
+    async run(ctx) {
+      const r = await runB6(ctx.t, { n: 10_000, windowS: ctx.quick ? 60 : 240, cost: ctx.cost, log: ctx.log });
+      return { figures: { b6_worker_rss_mb_10k_pending: r.peakMb }, markdown: renderB6(r, ctx.quick), details: { ...r, samples: r.samples.filter((_, i) => i % 5 === 0) } };
+    },
+  },
+  {
+    id: 'b7', title: 'scale-out: two worker processes vs one', needsSlurm: true,
+    keys: ['b7_scale_out_ratio'],
+    async run(ctx) {
+      const r = await runB7(ctx.t, { n: ctx.quick ? 2000 : 5000, cost: ctx.cost, log: ctx.log });
+      return { figures: { b7_scale_out_ratio: r.ratio }, markdown: renderB7(r, ctx.quick), details: r };
+    },
+  },
+];
