@@ -14,6 +14,7 @@
  *   --only    run these sections; the others keep their last results in latest.json
  *   --server  own (default): a private Temporal dev server on a free port, stopped at the end;
  *             shared: TEMPORAL_ADDRESS (default 127.0.0.1:7233)
+ *   --render  only renders BENCHMARKS.md again from bench/results/latest.json
  */
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -61,6 +62,12 @@ async function calibration(): Promise<{ cost: StandinCost; cal: SlurmCalibration
 }
 
 async function main(): Promise<number> {
+  if (argv.includes('--render')) {
+    const r = loadResults();
+    if (!r) throw new Error('no bench/results/latest.json to render');
+    renderBenchmarks(r);
+    return 0;
+  }
   const t0 = performance.now();
   const wanted = SECTIONS.filter((s) => !only || only.includes(s.id));
   if (wanted.length === 0) throw new Error(`--only ${only?.join(',')}: no such section (${SECTIONS.map((s) => s.id).join(', ')})`);

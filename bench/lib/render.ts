@@ -1,6 +1,7 @@
 /** BENCHMARKS.md, rendered from bench/results/latest.json: a summary against the targets, then every section's report. */
 import { writeFileSync } from 'node:fs';
 import { BENCHMARKS_FILE, fmt, type FigureKey, type Results } from './report.js';
+import { renderNotes } from './notes.js';
 
 interface Target { label: string; unit: string; digits: number; target: string; ok?: (v: number, f: Results['figures']) => boolean | undefined }
 
@@ -55,15 +56,14 @@ export function renderBenchmarks(r: Results): void {
     p(`| ${t.label} | \`${key}\` | ${v === null ? 'null' : `${fmt(v, t.digits)}${t.unit}`} | ${t.target} | ${verdict} | ${run} |`);
   }
   p();
-  for (const id of ['b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7', 'notes']) {
+  for (const id of ['b1', 'b2', 'b3', 'b4', 'b5', 'b6', 'b7']) {
     const s = r.sections[id];
     if (!s) continue;
     p(s.markdown.trimEnd());
     p();
-    if (id !== 'notes') {
-      p(`_${id.toUpperCase()} ran ${s.date.slice(0, 16).replace('T', ' ')} UTC (${s.mode}) in ${s.wallS} s on ${s.temporal}; 1-minute load ${s.load.start.toFixed(1)} at the start, ${s.load.end.toFixed(1)} at the end, ${s.load.max.toFixed(1)} at most._`);
-      p();
-    }
+    p(`_${id.toUpperCase()} ran ${s.date.slice(0, 16).replace('T', ' ')} UTC (${s.mode}) in ${s.wallS} s on ${s.temporal}; 1-minute load ${s.load.start.toFixed(1)} at the start, ${s.load.end.toFixed(1)} at the end, ${s.load.max.toFixed(1)} at most._`);
+    p();
   }
+  p(renderNotes(r));
   writeFileSync(BENCHMARKS_FILE, `${out.join('\n').trimEnd()}\n`);
 }
