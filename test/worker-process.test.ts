@@ -6,10 +6,6 @@
  * before it exits 0.
  */
 import test from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { WorkflowFailedError } from '@temporalio/client';
 import { names } from '../lib/config.js';
 import { createLaunchedInstance, createWorkflowRun } from '../dev/factory.js';
@@ -18,42 +14,10 @@ import { startIntegration } from '../lib/usage/start-integration.js';
 import { createTestDb } from './helpers/databases.js';
 import { startSlurmrestdStandin } from './helpers/slurmrestd-standin.js';
 import { connectTestClient, TEMPORAL_ADDRESS, testConfig } from './helpers/temporal.js';
+import { freePort, spawnWorker, until } from './helpers/worker-process.js';
 
-const CLI = fileURLToPath(new URL('../../bin/jobmon-temporal.js', import.meta.url));
 // Shaped like a real Slurm JWT, so a leak would be recognisable in the output.
 const SLURM_TOKEN = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdW4iOiJqb2Jtb24ifQ.c2lnbmF0dXJlLW9mLXRoZS10ZXN0';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
-/** Stdout of the child, line by line, with a way to wait for a line. */
-function lines(child: ChildProcess) {
-  const all: string[] = [];
-  const waiters: { match: (line: string) => boolean; resolve: (line: string) => void }[] = [];
-  let partial = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-    partial += chunk;
-    const parts = partial.split('\n');
-    partial = parts.pop()!;
-    for (const line of parts) {
-      all.push(line);
-      for (const w of [...waiters]) if (w.match(line)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(line); }
-    }
-  });
-  return {
-    all,
-    waitFor: (match: (line: string) => boolean) => new Promise<string>((resolve) => {
-      const seen = all.find(match);
-      if (seen !== undefined) resolve(seen);
-      else waiters.push({ match, resolve });
-    }),
-  };
-}
 
 function parsed(line: string): Record<string, unknown> | undefined {
   try {
@@ -74,15 +38,6 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
     if (Object.entries(labels).every(([k, v]) => have[k] === v)) total = (total ?? 0) + Number(m[3]);
   }
   return total;
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, tries = 100): Promise<T> {
-  for (let i = 0; i < tries; i++) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`gave up waiting for ${what}`);
 }
 
 test('a real worker process: metrics, health, JSON logs, and a SIGTERM that drains an in-flight activity', async (t) => {
@@ -124,11 +79,9 @@ test('a real worker process: metrics, health, JSON logs, and a SIGTERM that drai
     REAPER_BREAKER_MIN_RUNS: '2',
   };
   delete env.LOG_FORMAT;
-  const child = spawn(process.execPath, [CLI, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => { stderr += c; });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const out = lines(child);
+  const worker = spawnWorker(env);
+  const { child, exited } = worker;
+  const out = { all: worker.lines, waitFor: worker.waitFor };
   const health = (path: string) => fetch(`http://127.0.0.1:${healthPort}${path}`);
   const scrape = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const handles: { terminate(): Promise<unknown> }[] = [];
@@ -196,7 +149,7 @@ test('a real worker process: metrics, health, JSON logs, and a SIGTERM that drai
     const { code, signal } = await exited;
     order.push('exited');
     t.deepEqual(order, ['request held', 'SIGTERM sent', 'usage worker draining', 'answer released', 'exited']);
-    t.is(code, 0, stderr);
+    t.is(code, 0, worker.stderr());
     t.is(signal, null);
 
     // The in-flight attempt finished: its write landed and the server recorded the activity as completed.
@@ -219,7 +172,7 @@ test('a real worker process: metrics, health, JSON logs, and a SIGTERM that drai
     t.like(integrated, { level: 'INFO', jobmonWorkflowRunId: slurm.workflowRunId, workflowId: n.usageWorkflowId(slurm.taskInstanceId), activityType: 'fetchUsage' });
     t.true(out.all.some((l) => parsed(l)?.sdkComponent === 'core'), 'Core\'s own lines come through the same logger');
     t.is(parsed(out.all[out.all.length - 1]!)?.message, 'jobmon-temporal worker stopped');
-    const text = out.all.join('\n') + stderr;
+    const text = out.all.join('\n') + worker.stderr();
     t.false(text.includes(SLURM_TOKEN), 'the Slurm token is never logged');
     t.false(/taskToken/i.test(text), 'task tokens are never logged');
   } finally {

@@ -1,12 +1,12 @@
 /** The real local Slurm cluster (scripts/slurm-up.sh): submit jobs and wait for their accounting. */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { defaultCacheDir } from '../../lib/config.js';
+import { freePort } from './worker-process.js';
 import { localSlurmEnv } from '../../dev/stack/slurm.js';
 
 const run = promisify(execFile);
@@ -53,15 +53,6 @@ export async function sacctReport(jobId: string): Promise<{ maxRssSumBytes: numb
     if (m) sum += Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2] || ' ');
   }
   return { maxRssSumBytes: sum, elapsedSeconds: elapsed, state };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    }).on('error', reject);
-  });
 }
 
 /**
