@@ -22,6 +22,7 @@
 import type { Knex } from 'knex';
 import { dbNow, dbNowPlus, readDbNow } from './clock.js';
 import { dialectOf } from './connection.js';
+import { instancesWithCluster } from './instance-cluster.js';
 import {
   TaskInstanceStatus as TI, TaskStatus as TS, WorkflowRunStatus as WFR, WorkflowStatus as WF,
   TASK_INSTANCE_REAPABLE, WORKFLOW_RUN_ALIVE, assertWorkflowRunTransition,
@@ -398,11 +399,7 @@ export interface OrphanSlurm {
 /** The distributor id and cluster type of each instance (task_resources → queue → cluster → cluster_type). */
 export async function readOrphansForSlurm(db: Knex, ids: readonly number[]): Promise<OrphanForSlurm[]> {
   if (ids.length === 0) return [];
-  const rows = (await db('task_instance as ti')
-    .leftJoin('task_resources as tr', 'tr.id', 'ti.task_resources_id')
-    .leftJoin('queue as q', 'q.id', 'tr.queue_id')
-    .leftJoin('cluster as c', 'c.id', 'q.cluster_id')
-    .leftJoin('cluster_type as ct', 'ct.id', 'c.cluster_type_id')
+  const rows = (await instancesWithCluster(db)
     .whereIn('ti.id', ids)
     .orderBy('ti.id')
     .select('ti.id', 'ti.distributor_id', 'ct.name as cluster_type')) as Record<string, unknown>[];

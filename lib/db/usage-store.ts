@@ -3,6 +3,7 @@
  */
 import type { Knex } from 'knex';
 import { dbNow, dbNowPlus, dbSecondsSince } from './clock.js';
+import { instancesWithCluster } from './instance-cluster.js';
 import { TASK_INSTANCE_FINAL, type TaskInstanceStatusCode } from '../jobmon/status.js';
 
 /** Usage values Jobmon treats as "not there yet". */
@@ -22,11 +23,7 @@ export interface TaskInstanceForUsage {
 
 
 export async function readTaskInstanceForUsage(db: Knex, taskInstanceId: number): Promise<TaskInstanceForUsage | undefined> {
-  const row = (await db('task_instance as ti')
-    .leftJoin('task_resources as tr', 'tr.id', 'ti.task_resources_id')
-    .leftJoin('queue as q', 'q.id', 'tr.queue_id')
-    .leftJoin('cluster as c', 'c.id', 'q.cluster_id')
-    .leftJoin('cluster_type as ct', 'ct.id', 'c.cluster_type_id')
+  const row = (await instancesWithCluster(db)
     .where('ti.id', taskInstanceId)
     .first(
       'ti.id', 'ti.status', 'ti.distributor_id', 'ti.workflow_run_id', 'ti.status_date',
