@@ -76,7 +76,10 @@ for (const kind of SERVER_DBS) {
       await new Promise((r) => setTimeout(r, 5000));
       await proxy.restore();
       const firstResult = await first;
-      t.is(firstResult.scanned, 5, 'the retried cycle read the same five rows again');
+      // The retried cycle reads those rows again, less any whose integration (a local first attempt on an
+      // eager start) wrote its usage in between: such a row no longer qualifies. None is skipped: below,
+      // every instance is integrated exactly once and the watermark reaches the last row.
+      t.true(firstResult.scanned <= 5, `the retried cycle re-read the five rows (${firstResult.scanned} still without usage)`);
       t.is(firstResult.started, 0, 'their integrations had already been started: none twice');
 
       // 2. Cut for 30 s when the first reap batch inserts its error-log rows, after its UPDATEs.
