@@ -25,7 +25,8 @@ import { startBenchServer, type BenchServer } from './lib/server.js';
 import { machineFacts } from './lib/measure.js';
 import { FIGURE_KEYS, loadResults, writeResults, type FigureKey, type Results, type SectionRecord } from './lib/report.js';
 import { renderBenchmarks } from './lib/render.js';
-import { calibrateSlurm, loadCalibration, type SlurmCalibration } from './usage/calibrate-slurm.js';
+import { writeFileSync } from 'node:fs';
+import { CALIBRATION_FILE, calibrateSlurm, loadCalibration, type SlurmCalibration } from './usage/calibrate-slurm.js';
 import type { StandinCost } from './usage/slurm-standin.js';
 import { SECTIONS, type SectionContext } from './sections.js';
 
@@ -51,8 +52,11 @@ async function dbVersion(url: string, sql: string, pick: (r: unknown) => string)
 
 async function calibration(): Promise<{ cost: StandinCost; cal: SlurmCalibration | undefined; source: string }> {
   try {
-    const fresh = await calibrateSlurm({ reps: quick ? 5 : 9, log });
-    if (fresh) return { cost: fresh, cal: fresh, source: 'measured in this run against the real slurmrestd' };
+    const fresh = await calibrateSlurm({ reps: quick ? 5 : 9, submit: 100, log });
+    if (fresh) {
+      writeFileSync(CALIBRATION_FILE, `${JSON.stringify(fresh, null, 2)}\n`);
+      return { cost: fresh, cal: fresh, source: 'measured in this run against the real slurmrestd' };
+    }
   } catch (e) {
     log(`slurmrestd calibration failed: ${(e as Error).message}`);
   }
@@ -88,10 +92,12 @@ async function main(): Promise<number> {
     figures: Object.fromEntries(FIGURE_KEYS.map((k) => [k, previous?.figures?.[k] ?? null])) as Record<FigureKey, number | null>,
     nulls: { ...(previous?.nulls ?? {}) },
     sections: { ...(previous?.sections ?? {}) },
+    ...(previous?.slurm_calibration ? { slurm_calibration: previous.slurm_calibration } : {}),
   };
   let failed = false;
   try {
     const cal = wanted.some((s) => s.needsSlurm) ? await calibration() : undefined;
+    if (cal) results.slurm_calibration = { perRequestMs: cal.cost.perRequestMs, perIdMs: cal.cost.perIdMs, source: cal.source, measuredAt: cal.cal?.measuredAt };
     if (cal) log(`stand-in cost: ${cal.cost.perRequestMs.toFixed(0)} ms per request + ${cal.cost.perIdMs.toFixed(3)} ms per id (${cal.source})`);
     const ctx: SectionContext = {
       t: { address: server.address, serverPid: server.pid }, quick, log,

@@ -5,6 +5,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { RESUME_ROUTES, type ResumeRoute } from './jobmon/reaper-rules.js';
+import { MIN_SUPPORTED_API_MINOR } from './slurm/api-version.js';
 import { resolveTemporal, type TemporalConnectionSettings } from './temporal/connection-options.js';
 
 export class ConfigError extends Error {
@@ -250,6 +251,9 @@ export function loadConfig(env: Env = process.env): Config {
   const restApiVersion = r.str('SLURM_REST_API_VERSION');
   if (restApiVersion !== undefined && !/^v0\.0\.\d{2}$/.test(restApiVersion)) {
     r.problems.push(`SLURM_REST_API_VERSION=${JSON.stringify(restApiVersion)}: expected a version such as v0.0.38 or v0.0.42`);
+  } else if (restApiVersion !== undefined && Number(restApiVersion.slice(5)) < MIN_SUPPORTED_API_MINOR) {
+    // The same floor as a version detected from slurmrestd: older documents lack the fields we read.
+    r.problems.push(`SLURM_REST_API_VERSION=${restApiVersion}: older than v0.0.${MIN_SUPPORTED_API_MINOR} (Slurm 22.05), the oldest API this reads`);
   }
   const restUrl = r.url('SLURM_REST_URL', ['http:', 'https:']);
   const jwt = r.str('SLURM_JWT');

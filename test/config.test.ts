@@ -35,6 +35,13 @@ test('every bad variable is named with what it expects', (t) => {
   t.is((err).problems.length, 9);
 });
 
+test('a Slurm REST API older than v0.0.38 is refused by name, as a detected one is', (t) => {
+  const base = { SLURM_REST_URL: 'http://127.0.0.1:6820', SLURM_JWT: 'x', SLURM_USER_NAME: 'jobmon' };
+  const err = t.throws(() => loadConfig({ ...base, SLURM_REST_API_VERSION: 'v0.0.37' }), { instanceOf: ConfigError });
+  t.regex(err.message, /SLURM_REST_API_VERSION=v0\.0\.37: older than v0\.0\.38/);
+  t.notThrows(() => loadConfig({ ...base, SLURM_REST_API_VERSION: 'v0.0.38' }));
+});
+
 test('durations and redaction', (t) => {
   t.is(parseDuration('250ms'), 250);
   t.is(parseDuration('30'), 30_000);

@@ -17,6 +17,7 @@ export const FIGURE_KEYS = [
   'b4_events_max', 'b4_attempts_2h_job',
   'b5_empty_reap_db_ms_pg_indexed', 'b5_empty_reap_db_ms_pg_plain', 'b5_empty_reap_db_ms_mysql_indexed', 'b5_empty_reap_db_ms_mysql_plain',
   'b5_empty_reap_wall_ms_pg', 'b5_orphans_10k_ms_pg', 'b5_orphans_10k_ms_mysql', 'b5_longest_tx_ms',
+  'b5_orphans_10k_ms_pg_without_slurm_lookup', 'b5_orphans_10k_ms_mysql_without_slurm_lookup',
   'b6_worker_rss_mb_10k_pending',
   'b7_scale_out_ratio',
 ] as const;
@@ -41,6 +42,8 @@ export interface Results {
   /** Why a figure is null. */
   nulls: Partial<Record<FigureKey, string>>;
   sections: Record<string, SectionRecord>;
+  /** The slurmrestd stand-in's cost used by the last run that needed Slurm, and where it came from. */
+  slurm_calibration?: { perRequestMs: number; perIdMs: number; source: string; measuredAt?: string };
 }
 
 export function loadResults(): Results | undefined {

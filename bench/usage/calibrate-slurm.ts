@@ -92,6 +92,8 @@ export async function calibrateSlurm(opts: { reps?: number; submit?: number; log
       ids = await finishedIds(env);
     }
   }
+  // slurmrestd 22.05 exits (fatal) on a step filter it cannot parse, so never send an empty one.
+  if (ids.length === 0) throw new Error('no finished jobs in Slurm accounting to time lookups with (submit some, e.g. --submit 100)');
   const sizes = [1, 10, 100].map((n) => Math.min(n, ids.length)).filter((n, i, a) => n > 0 && a.indexOf(n) === i);
   const reps = opts.reps ?? 7;
   const times = new Map<number, number[]>(sizes.map((n) => [n, []]));

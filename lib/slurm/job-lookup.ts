@@ -3,6 +3,7 @@
  * `sacct`, shared by a worker's usage integrations and its reaper. Concurrent lookups, whoever makes
  * them, become one accounting request (`GET …/jobs?step=a,b,c` or `sacct -j a,b,c`).
  */
+import { setMaxListeners } from 'node:events';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Config } from '../config.js';
@@ -140,6 +141,8 @@ export function createSlurmJobLookup(config: Config, metrics: JobmonMetrics = NO
       if (valid.length === 0) return out;
       // The batch is left when the caller is cancelled or the time is up: every waiter rejects at once.
       const leave = new AbortController();
+      // One listener per id waits on it (removed as each settles): a batch of hundreds is expected, not a leak.
+      setMaxListeners(0, leave.signal);
       const timer = setTimeout(() => leave.abort(new Error(`${sourceName} did not answer within ${timeoutMs / 1000}s`)), timeoutMs);
       const onCancel = () => leave.abort(signal!.reason);
       signal?.addEventListener('abort', onCancel, { once: true });
