@@ -34,7 +34,7 @@ export function renderNotes(r: Results): string {
     const cmds = per(b1.bestOurCommands);
     const ratio = b1.ours.perS / b1.best.perS;
     p(`On this machine every variant of B1 is CPU-bound: two vCPUs carry the Temporal server, PostgreSQL, the workers and`);
-    p(`the stand-in (and other tenants). An integration costs ${f(ours.worker)} ms of CPU in the worker process and ${f(ours.server)} ms in the`);
+    p(`the stand-in. An integration costs ${f(ours.worker)} ms of CPU in the worker process and ${f(ours.server)} ms in the`);
     p(`Temporal server; the best no-op workflow ${f(best.worker)} + ${f(best.server)} ms. Ours reaches ${f(ratio, 2)} × the best ceiling`);
     p(`(${f(b1.ours.perS)} of ${f(b1.best.perS)}/s; target ≥ 0.8: **${ratio >= 0.8 ? 'met' : `missed by ${f((0.8 - ratio) * b1.best.perS)}/s`}**). The gap has two parts, each measured:`);
     p();
@@ -131,8 +131,19 @@ export function renderNotes(r: Results): string {
     p('index and filters the 8,000 live O/R instances by deadline, because a deadline compared with an expression of CURRENT_TIMESTAMP');
     p('gets a default selectivity; a partial index (`report_by_date WHERE status IN (\'O\', \'R\', \'T\')`) was not chosen either. At');
     p('rest the scan runs in 2–4 ms; in the benchmark every reap follows the 8,000 heartbeat updates of the live instances, whose dead');
-    p('row versions it has to step over. MariaDB uses the (status, report_by_date) index and meets the target. What would bring');
+    p(`row versions it has to step over. On MariaDB the optional indexes do help (${f(fig.b5_empty_reap_db_ms_mysql_plain)} → ${f(fig.b5_empty_reap_db_ms_mysql_indexed)} ms). What would bring`);
     p('PostgreSQL under 10 ms on this machine is not established here.');
+  }
+  if (b6 && b6.peakMb > 300) {
+    p();
+    p('## Worker memory');
+    p();
+    p(`The usage worker peaked at ${f(b6.peakMb, 0)} MB with ${b6.n.toLocaleString('en')} pending integrations, over the 300 MB target; it held ${f(b6.baselineMb, 0)} MB idle before`);
+    p(`the dispatch (Node, the SDK's Rust core, the workflow bundle's V8 context) and ${f(b6.lastMinuteMedianMb, 0)} MB in the last minute. On this 24 GB`);
+    p('machine V8 lets its heap grow before it collects. One run by hand with `NODE_OPTIONS=--max-old-space-size=160` (2026-11-27,');
+    p('same protocol, 120 s window) peaked at 367 MB: capping V8\'s heap alone does not bring it under 300 MB. The usage Deployment\'s memory');
+    p('limit is 1 GiB (`deploy/kubernetes/base/usage-deployment.yaml`). A smaller `WORKER_MAX_CACHED_WORKFLOWS` would lower it at the');
+    p('cost of B1\'s throughput (it also bounds the workflow-task slots); not measured here.');
   }
   p();
   p('## Before and after this work (measured with this harness, earlier runs on the same machine)');
@@ -150,7 +161,8 @@ export function renderNotes(r: Results): string {
   p('- Every process of the stack shares two vCPUs (each section records its load). Absolute rates are what this small machine');
   p('  does; ratios within a section (same server, same minutes) are the figures to read.');
   p('- Slurm is a stand-in for B1, B2, B3, B4, B6 and B7 (1,000s of accounted jobs cannot be produced by the single-node Slurm');
-  p('  here); its cost per request and per id is calibrated against the real slurmrestd in each run (see `bench/results/slurm-calibration.json`).');
+  p('  here); its cost per request and per id is calibrated against the real slurmrestd at the start of each run that needs it, and');
+  p('  each section states the cost it used (the last calibration\'s detail: `bench/results/slurm-calibration.json`).');
   p('- B4 (b) and (c) run on compressed clocks (B4 says how, and what that changes); every other section runs on the real clock.');
   const cs = b4?.runs.flatMap((x) => x.cases) ?? [];
   const ev = (id: string) => { const c = cs.find((x) => x.id === id); return c ? Math.max(...c.events) : NaN; };

@@ -57,7 +57,8 @@ export function renderBenchmarks(r: Results): void {
   for (const [key, t] of Object.entries(TARGETS) as [FigureKey, Target][]) {
     const v = r.figures[key];
     const s = r.sections[sectionOf(key)];
-    const verdict = v === null ? `not measured: ${r.nulls[key] ?? ''}` : t.ok ? (t.ok(v, r.figures) === undefined ? '–' : t.ok(v, r.figures) ? 'met' : '**missed**') : '';
+    let verdict = v === null ? `not measured: ${r.nulls[key] ?? ''}` : t.ok ? (t.ok(v, r.figures) === undefined ? '–' : t.ok(v, r.figures) ? 'met' : '**missed**') : '';
+    if (key === 'b1_integrations_per_s' && v !== null && r.figures.b1_ceiling_best_per_s) verdict += ` (${fmt(v / r.figures.b1_ceiling_best_per_s, 2)} × best)`;
     const run = s ? `${s.mode}, ${s.date.slice(0, 16).replace('T', ' ')} UTC, load ${s.load.start.toFixed(1)}–${s.load.max.toFixed(1)}` : '';
     p(`| ${t.label} | \`${key}\` | ${v === null ? 'null' : `${fmt(v, t.digits)}${t.unit}`} | ${t.target} | ${verdict} | ${run} |`);
   }
