@@ -16,6 +16,7 @@
  *             shared: TEMPORAL_ADDRESS (default 127.0.0.1:7233)
  *   --render  only renders BENCHMARKS.md again from bench/results/latest.json
  */
+import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '../lib/config.js';
@@ -25,7 +26,6 @@ import { startBenchServer, type BenchServer } from './lib/server.js';
 import { machineFacts } from './lib/measure.js';
 import { FIGURE_KEYS, loadResults, writeResults, type FigureKey, type Results, type SectionRecord } from './lib/report.js';
 import { renderBenchmarks } from './lib/render.js';
-import { writeFileSync } from 'node:fs';
 import { CALIBRATION_FILE, calibrateSlurm, loadCalibration, type SlurmCalibration } from './usage/calibrate-slurm.js';
 import type { StandinCost } from './usage/slurm-standin.js';
 import { SECTIONS, type SectionContext } from './sections.js';

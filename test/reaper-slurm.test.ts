@@ -168,6 +168,23 @@ async function hangingServer(): Promise<{ url: string; close(): void; requests: 
   };
 }
 
+test('job lookup: a batch of 150 ids waits on one signal without a MaxListenersExceededWarning (real slurmrestd)', async (t) => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => { if (w.name === 'MaxListenersExceededWarning') warnings.push(w.message); };
+  process.on('warning', onWarning);
+  try {
+    const lookup = createSlurmJobLookup(loadConfig(slurmRestEnv()));
+    const ids = Array.from({ length: 150 }, (_, i) => String(90_000_000 + i));
+    const answers = await lookup.findMany(ids, 30_000);
+    t.is(answers.size, 150);
+    t.deepEqual(new Set([...answers.values()].map((a) => a.kind)), new Set(['missing']), 'no such jobs in this cluster');
+    await sleep(50); // process warnings are emitted on a later tick
+    t.deepEqual(warnings, []);
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
+
 test('job lookup: findMany gives up after its timeout and aborts the request nobody waits for; a cancelled caller leaves at once; requests are measured', async (t) => {
   const hang = await hangingServer();
   const requests: MetricTags[] = [];
