@@ -226,7 +226,7 @@ export async function runB5Db(t: BenchTemporal, kind: DbKind, opts: { emptyN: nu
       fastSlurm: slurmSourceConfigured(fast) ? fast : undefined,
       noSlurm: benchConfig(t, tdb.url, { REAPER_INTERVAL: '5m', REAPER_SLURM_LOOKUP: 'false' }),
     };
-    const slurmSource = configs.slurm ? `sacct (${withLookup.slurm.sacctPath}) of this machine's Slurm 22.05 cluster` : 'none: no sacct in PATH';
+    const slurmSource = configs.slurm ? `\`${withLookup.slurm.sacctPath}\` of this machine's Slurm 22.05 cluster` : 'none: no sacct in PATH';
     const measure = () => withBenchWorkers(configs.noSlurm, db, client, async () => {
       const plain = await measureVariant(db, client, configs, 'plain', opts.emptyN, opts.orphanN, opts.log);
       await migrateLatest(db, { reaperIndexes: true });
@@ -265,7 +265,7 @@ export function renderB5(r: B5Result, quick: boolean): string {
   p('Every reap is the real `reaper` workflow on the benchmark\'s Temporal server, run by this process\'s reaper worker. DB time is');
   p('the sum over EVERY statement the reap ran (knex `query` → `query-response` on the worker\'s pool: planReap, repairWorkflows,');
   p('both sweeps); wall time is the workflow\'s start → result. Medians, with (min–max) and the number of reaps they are over;');
-  p('the longest transaction is the largest `stats.maxTransactionMs` of all the orphan reaps. The orphans are reaped twice over:');
+  p('the longest transaction is the largest `stats.maxTransactionMs` of all the orphan reaps. The orphans are reaped three ways:');
   p(`with the Slurm lookup as a deployment with Slurm runs it (REAPER_SLURM_LOOKUP on; source: ${r.dbs[0]?.slurmSource ?? '–'};`);
   p('one request per transaction chunk of 100 orphans, at most the default SLURM_MAX_REQUESTS_PER_SECOND of 5; the bench\'s');
   p('distributor ids are mostly unknown to this cluster), the same at 50 requests/s, and with REAPER_SLURM_LOOKUP=false: the');
