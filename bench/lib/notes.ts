@@ -130,8 +130,8 @@ export function renderNotes(r: Results): string {
     p('not by the harness) shows why the optional index does not help on PostgreSQL: the planner keeps Jobmon\'s single-column status');
     p('index and filters the 8,000 live O/R instances by deadline, because a deadline compared with an expression of CURRENT_TIMESTAMP');
     p('gets a default selectivity; a partial index (`report_by_date WHERE status IN (\'O\', \'R\', \'T\')`) was not chosen either. At');
-    p('rest the scan runs in 2–4 ms; in the benchmark every reap follows the 8,000 heartbeat updates of the live instances, whose dead');
-    p(`row versions it has to step over. On MariaDB the optional indexes do help (${f(fig.b5_empty_reap_db_ms_mysql_plain)} → ${f(fig.b5_empty_reap_db_ms_mysql_indexed)} ms). What would bring`);
+    p('rest (by hand) the scan ran in 2–4 ms; in the benchmark every reap follows 8,000 heartbeat updates of the live instances, whose');
+    p(`old row versions are the likely reason it is slower there (not measured). On MariaDB the optional indexes do help (${f(fig.b5_empty_reap_db_ms_mysql_plain)} → ${f(fig.b5_empty_reap_db_ms_mysql_indexed)} ms). What would bring`);
     p('PostgreSQL under 10 ms on this machine is not established here.');
   }
   if (b6 && b6.peakMb > 300) {
