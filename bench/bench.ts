@@ -97,8 +97,10 @@ async function main(): Promise<number> {
   let failed = false;
   try {
     const cal = wanted.some((s) => s.needsSlurm) ? await calibration() : undefined;
-    if (cal) results.slurm_calibration = { perRequestMs: cal.cost.perRequestMs, perIdMs: cal.cost.perIdMs, source: cal.source, measuredAt: cal.cal?.measuredAt };
-    if (cal) log(`stand-in cost: ${cal.cost.perRequestMs.toFixed(0)} ms per request + ${cal.cost.perIdMs.toFixed(3)} ms per id (${cal.source})`);
+    if (cal) {
+      results.slurm_calibration = { perRequestMs: cal.cost.perRequestMs, perIdMs: cal.cost.perIdMs, source: cal.source, measuredAt: cal.cal?.measuredAt };
+      log(`stand-in cost: ${cal.cost.perRequestMs.toFixed(0)} ms per request + ${cal.cost.perIdMs.toFixed(3)} ms per id (${cal.source})`);
+    }
     const ctx: SectionContext = {
       t: { address: server.address, serverPid: server.pid }, quick, log,
       cost: cal?.cost ?? { perRequestMs: 360, perIdMs: 0 }, calibration: cal?.cal, calibrationSource: cal?.source ?? '',

@@ -221,9 +221,10 @@ export async function runB5Db(t: BenchTemporal, kind: DbKind, opts: { emptyN: nu
     // With the lookup: this machine's Slurm through `sacct` (benchConfig passes no SLURM_REST_URL).
     const withLookup = benchConfig(t, tdb.url, { REAPER_INTERVAL: '5m' });
     const fast = benchConfig(t, tdb.url, { REAPER_INTERVAL: '5m', SLURM_MAX_REQUESTS_PER_SECOND: '50' });
+    const hasSlurm = slurmSourceConfigured(withLookup);
     const configs: ReaperConfigs = {
-      slurm: slurmSourceConfigured(withLookup) ? withLookup : undefined,
-      fastSlurm: slurmSourceConfigured(fast) ? fast : undefined,
+      slurm: hasSlurm ? withLookup : undefined,
+      fastSlurm: hasSlurm ? fast : undefined,
       noSlurm: benchConfig(t, tdb.url, { REAPER_INTERVAL: '5m', REAPER_SLURM_LOOKUP: 'false' }),
     };
     const slurmSource = configs.slurm ? `\`${withLookup.slurm.sacctPath}\` of this machine's Slurm 22.05 cluster` : 'none: no sacct in PATH';
