@@ -2,14 +2,26 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bin/**', 'eslint.config.js'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'bin/**',
+      'eslint.config.js',
+      'ava.serial.config.js',
+      'ava.self-hosted.config.js',
+    ],
+  },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
-      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true, allowNullish: true }],
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true, allowNullish: true },
+      ],
       // knex builders are thenables: passing `(w) => w.where(...)` to where() is how knex nests conditions.
       // knex's query generics make `(await q) as Row` the readable form; the rule misreads it.
       '@typescript-eslint/no-unnecessary-type-assertion': 'off',
@@ -29,13 +41,23 @@ export default tseslint.config(
     // Workflow code runs in Temporal's deterministic sandbox: no Node built-ins, and activities by type only.
     files: ['workflows/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: ['node:*', 'fs', 'path', 'os', 'crypto', 'child_process', 'http', 'https', 'net'], message: 'Workflows must not import Node built-ins.' },
-          { group: ['../activities/*', '../activities'], message: 'Import activities as types only.', allowTypeImports: true },
-          { group: ['knex', 'got', 'pg', 'mysql2', 'better-sqlite3'], message: 'No I/O libraries in workflows.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['node:*', 'fs', 'path', 'os', 'crypto', 'child_process', 'http', 'https', 'net'],
+              message: 'Workflows must not import Node built-ins.',
+            },
+            {
+              group: ['../activities/*', '../activities'],
+              message: 'Import activities as types only.',
+              allowTypeImports: true,
+            },
+            { group: ['knex', 'got', 'pg', 'mysql2', 'better-sqlite3'], message: 'No I/O libraries in workflows.' },
+          ],
+        },
+      ],
     },
   },
 );

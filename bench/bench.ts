@@ -24,7 +24,14 @@ import { openJobmonDb } from '../lib/db/connection.js';
 import { installBenchRuntime, droppedRetryLines } from './lib/temporal.js';
 import { startBenchServer, type BenchServer } from './lib/server.js';
 import { machineFacts } from './lib/measure.js';
-import { FIGURE_KEYS, loadResults, writeResults, type FigureKey, type Results, type SectionRecord } from './lib/report.js';
+import {
+  FIGURE_KEYS,
+  loadResults,
+  writeResults,
+  type FigureKey,
+  type Results,
+  type SectionRecord,
+} from './lib/report.js';
 import { renderBenchmarks } from './lib/render.js';
 import { CALIBRATION_FILE, calibrateSlurm, loadCalibration, type SlurmCalibration } from './usage/calibrate-slurm.js';
 import type { StandinCost } from './usage/slurm-standin.js';
@@ -34,8 +41,15 @@ installBenchRuntime();
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
-const arg = (name: string) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : undefined; };
-const only = arg('only')?.toLowerCase().split(',').map((s) => s.trim()).filter(Boolean);
+const arg = (name: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+const only = arg('only')
+  ?.toLowerCase()
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 const serverMode = (arg('server') ?? 'own') as 'own' | 'shared';
 const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
@@ -61,8 +75,17 @@ async function calibration(): Promise<{ cost: StandinCost; cal: SlurmCalibration
     log(`slurmrestd calibration failed: ${(e as Error).message}`);
   }
   const recorded = loadCalibration();
-  if (recorded) return { cost: recorded, cal: recorded, source: `recorded ${recorded.measuredAt} (slurmrestd not reachable in this run)` };
-  return { cost: { perRequestMs: 360, perIdMs: 0 }, cal: undefined, source: 'NOT calibrated: no slurmrestd and no recorded calibration; flat 360 ms' };
+  if (recorded)
+    return {
+      cost: recorded,
+      cal: recorded,
+      source: `recorded ${recorded.measuredAt} (slurmrestd not reachable in this run)`,
+    };
+  return {
+    cost: { perRequestMs: 360, perIdMs: 0 },
+    cal: undefined,
+    source: 'NOT calibrated: no slurmrestd and no recorded calibration; flat 360 ms',
+  };
 }
 
 async function main(): Promise<number> {
@@ -74,22 +97,40 @@ async function main(): Promise<number> {
   }
   const t0 = performance.now();
   const wanted = SECTIONS.filter((s) => !only || only.includes(s.id));
-  if (wanted.length === 0) throw new Error(`--only ${only?.join(',')}: no such section (${SECTIONS.map((s) => s.id).join(', ')})`);
+  if (wanted.length === 0)
+    throw new Error(`--only ${only?.join(',')}: no such section (${SECTIONS.map((s) => s.id).join(', ')})`);
   const facts = machineFacts();
-  log(`bench ${quick ? '--quick' : 'full'}: ${wanted.map((s) => s.id).join(', ')}; ${facts.cpus} CPUs, load ${facts.loadAverage.join(' ')}`);
+  log(
+    `bench ${quick ? '--quick' : 'full'}: ${wanted.map((s) => s.id).join(', ')}; ${facts.cpus} CPUs, load ${facts.loadAverage.join(' ')}`,
+  );
   const server: BenchServer = await startBenchServer({ mode: serverMode, log });
   const previous = loadResults();
   const results: Results = {
     date: new Date().toISOString(),
     mode: quick ? 'quick' : 'full',
     machine: {
-      cpus: facts.cpus, cpu_model: facts.cpuModel, memory_gb: facts.memoryGb, node: facts.node,
-      server_version: server.serverVersion, temporal: server.description,
-      postgresql: await dbVersion(process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', 'SHOW server_version', (r) => (r as { rows: { server_version: string }[] }).rows[0]!.server_version),
-      mariadb: await dbVersion(process.env.TEST_MYSQL_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306/test', 'SELECT VERSION() AS v', (r) => String((r as [{ v: string }[]])[0][0]!.v)),
+      cpus: facts.cpus,
+      cpu_model: facts.cpuModel,
+      memory_gb: facts.memoryGb,
+      node: facts.node,
+      server_version: server.serverVersion,
+      temporal: server.description,
+      postgresql: await dbVersion(
+        process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+        'SHOW server_version',
+        (r) => (r as { rows: { server_version: string }[] }).rows[0]!.server_version,
+      ),
+      mariadb: await dbVersion(
+        process.env.TEST_MYSQL_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306/test',
+        'SELECT VERSION() AS v',
+        (r) => String((r as [{ v: string }[]])[0][0]!.v),
+      ),
       load_average: facts.loadAverage,
     },
-    figures: Object.fromEntries(FIGURE_KEYS.map((k) => [k, previous?.figures?.[k] ?? null])) as Record<FigureKey, number | null>,
+    figures: Object.fromEntries(FIGURE_KEYS.map((k) => [k, previous?.figures?.[k] ?? null])) as Record<
+      FigureKey,
+      number | null
+    >,
     nulls: { ...(previous?.nulls ?? {}) },
     sections: { ...(previous?.sections ?? {}) },
     ...(previous?.slurm_calibration ? { slurm_calibration: previous.slurm_calibration } : {}),
@@ -98,19 +139,32 @@ async function main(): Promise<number> {
   try {
     const cal = wanted.some((s) => s.needsSlurm) ? await calibration() : undefined;
     if (cal) {
-      results.slurm_calibration = { perRequestMs: cal.cost.perRequestMs, perIdMs: cal.cost.perIdMs, source: cal.source, measuredAt: cal.cal?.measuredAt };
-      log(`stand-in cost: ${cal.cost.perRequestMs.toFixed(0)} ms per request + ${cal.cost.perIdMs.toFixed(3)} ms per id (${cal.source})`);
+      results.slurm_calibration = {
+        perRequestMs: cal.cost.perRequestMs,
+        perIdMs: cal.cost.perIdMs,
+        source: cal.source,
+        measuredAt: cal.cal?.measuredAt,
+      };
+      log(
+        `stand-in cost: ${cal.cost.perRequestMs.toFixed(0)} ms per request + ${cal.cost.perIdMs.toFixed(3)} ms per id (${cal.source})`,
+      );
     }
     const ctx: SectionContext = {
-      t: { address: server.address, serverPid: server.pid }, quick, log,
-      cost: cal?.cost ?? { perRequestMs: 360, perIdMs: 0 }, calibration: cal?.cal, calibrationSource: cal?.source ?? '',
+      t: { address: server.address, serverPid: server.pid },
+      quick,
+      log,
+      cost: cal?.cost ?? { perRequestMs: 360, perIdMs: 0 },
+      calibration: cal?.cal,
+      calibrationSource: cal?.source ?? '',
       defaults: loadConfig({}),
     };
     for (const section of wanted) {
       const s0 = performance.now();
       const load0 = loadavg()[0]!;
       let maxLoad = load0;
-      const sampler = setInterval(() => { maxLoad = Math.max(maxLoad, loadavg()[0]!); }, 5000);
+      const sampler = setInterval(() => {
+        maxLoad = Math.max(maxLoad, loadavg()[0]!);
+      }, 5000);
       log(`${section.id.toUpperCase()}: ${section.title}`);
       let out;
       try {
@@ -120,32 +174,44 @@ async function main(): Promise<number> {
         const message = (e instanceof Error ? e.message : String(e)).replace(/\s+/g, ' ');
         const why = `${section.id.toUpperCase()} failed in this run: ${message.length > 300 ? `${message.slice(0, 150)} … ${message.slice(-150)}` : message}`;
         log(why);
-        out = { figures: Object.fromEntries(section.keys.map((k) => [k, null])), nulls: Object.fromEntries(section.keys.map((k) => [k, why])), markdown: `### ${section.id.toUpperCase()}. ${section.title}\n\n**Failed in this run:** ${why}\n` };
+        out = {
+          figures: Object.fromEntries(section.keys.map((k) => [k, null])),
+          nulls: Object.fromEntries(section.keys.map((k) => [k, why])),
+          markdown: `### ${section.id.toUpperCase()}. ${section.title}\n\n**Failed in this run:** ${why}\n`,
+        };
       } finally {
         clearInterval(sampler);
       }
       for (const k of section.keys) {
         const v = out.figures[k];
         results.figures[k] = v === undefined || v === null || !Number.isFinite(v) ? null : v;
-        if (results.figures[k] === null) results.nulls[k] = out.nulls?.[k] ?? 'not measured (no value came out of the run)';
+        if (results.figures[k] === null)
+          results.nulls[k] = out.nulls?.[k] ?? 'not measured (no value came out of the run)';
         else delete results.nulls[k];
       }
       const record: SectionRecord = {
-        date: new Date().toISOString(), mode: quick ? 'quick' : 'full',
+        date: new Date().toISOString(),
+        mode: quick ? 'quick' : 'full',
         load: { start: load0, end: loadavg()[0]!, max: Math.max(maxLoad, loadavg()[0]!) },
-        wallS: Math.round((performance.now() - s0) / 1000), temporal: `${server.description}, server ${server.serverVersion}`,
-        markdown: out.markdown, details: out.details,
+        wallS: Math.round((performance.now() - s0) / 1000),
+        temporal: `${server.description}, server ${server.serverVersion}`,
+        markdown: out.markdown,
+        details: out.details,
       };
       results.sections[section.id] = record;
       process.stdout.write(`\n${out.markdown}\n`);
       writeResults(results);
       renderBenchmarks(results);
-      log(`${section.id.toUpperCase()} done in ${record.wallS} s (load ${record.load.start.toFixed(1)} → ${record.load.end.toFixed(1)}, max ${record.load.max.toFixed(1)})`);
+      log(
+        `${section.id.toUpperCase()} done in ${record.wallS} s (load ${record.load.start.toFixed(1)} → ${record.load.end.toFixed(1)}, max ${record.load.max.toFixed(1)})`,
+      );
     }
   } finally {
     await server.stop();
   }
-  log(`bench finished in ${Math.round((performance.now() - t0) / 1000)} s; ${droppedRetryLines()} expected "waiting" attempt failures left out of the log`);
+  log(
+    `bench finished in ${Math.round((performance.now() - t0) / 1000)} s; ${droppedRetryLines()} expected "waiting" attempt failures left out of the log`,
+  );
   return failed ? 1 : 0;
 }
 

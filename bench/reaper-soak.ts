@@ -23,11 +23,16 @@ const timer = setInterval(() => {
   process.stderr.write(`soak: ${[...progress].map(([k, n]) => `${k} ${n}/${iterations}`).join(', ')}\n`);
 }, 15_000);
 
-const results: SoakResult[] = await Promise.all(kinds.map((kind) => raceSoak(kind, { iterations, onProgress: (n) => progress.set(kind, n) })));
+const results: SoakResult[] = await Promise.all(
+  kinds.map((kind) => raceSoak(kind, { iterations, onProgress: (n) => progress.set(kind, n) })),
+);
 clearInterval(timer);
 
-const line = (r: SoakResult) => `| ${r.kind === 'pg' ? 'PostgreSQL' : 'MariaDB'} | ${r.iterations} | ${r.heartbeats} | ${r.reapedInstances} | ${r.reapedRuns} | ${r.raced} | ${r.deadlocks.heartbeats} / ${r.deadlocks.reaperBatches} | ${r.liveInstancesReaped + r.liveRunsReaped} | ${(r.durationMs / 1000).toFixed(0)} s |`;
-console.log('| database | reaps | heartbeats | instances reaped | runs reaped | raced (left alone) | deadlocks (heartbeat / reap batch, retried) | live rows reaped | time |');
+const line = (r: SoakResult) =>
+  `| ${r.kind === 'pg' ? 'PostgreSQL' : 'MariaDB'} | ${r.iterations} | ${r.heartbeats} | ${r.reapedInstances} | ${r.reapedRuns} | ${r.raced} | ${r.deadlocks.heartbeats} / ${r.deadlocks.reaperBatches} | ${r.liveInstancesReaped + r.liveRunsReaped} | ${(r.durationMs / 1000).toFixed(0)} s |`;
+console.log(
+  '| database | reaps | heartbeats | instances reaped | runs reaped | raced (left alone) | deadlocks (heartbeat / reap batch, retried) | live rows reaped | time |',
+);
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of results) console.log(line(r));
 const total = results.reduce((n, r) => n + r.iterations, 0);

@@ -33,7 +33,10 @@ export interface SlurmConfig {
   jwtFile?: string;
   userName?: string;
   sacctPath: string;
+  /** Accounting requests per second across every replica that shares the Jobmon database and budgetName. */
   maxRequestsPerSecond: number;
+  /** The jt_slurm_budget row this worker's requests are reserved on (lib/slurm/deployment-budget.ts). */
+  budgetName: string;
   /** Accounting requests one worker keeps in flight; lookups arriving meanwhile join the next batch. */
   maxConcurrentRequests: number;
   requestTimeoutMs: number;
@@ -92,6 +95,11 @@ export interface ReaperConfig {
   slurmAliveGraceMs: number;
   /** How long one batch's Slurm lookup may take before the batch is reaped without it. */
   slurmTimeoutMs: number;
+  /**
+   * Distributor ids per Slurm request of the orphan sweep, and its scan page with the lookup on: one request
+   * per page, beside the usage integrator's coalesced batches (USAGE_COALESCE_MAX_BATCH).
+   */
+  slurmBulkIds: number;
 }
 
 /** The task queues one worker process can poll; each scales on its own. */
@@ -115,6 +123,8 @@ export interface WorkerConfig {
   maxCachedWorkflows: number;
   /** On SIGTERM, how long in-flight activities may run before they are cancelled. */
   shutdownGraceMs: number;
+  /** Database connections one worker process may open (SQLite: always 1); replicas multiply it. */
+  dbPoolMax: number;
 }
 
 export const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
@@ -165,7 +175,9 @@ class Reader {
     const raw = this.str(name, fallback)!;
     const ms = parseDuration(raw);
     if (ms === undefined || ms < 0 || (ms === 0 && !allowZero)) {
-      this.problems.push(`${name}=${JSON.stringify(raw)}: expected a ${allowZero ? 'non-negative' : 'positive'} duration such as 30s, 5m, 2h or 7d`);
+      this.problems.push(
+        `${name}=${JSON.stringify(raw)}: expected a ${allowZero ? 'non-negative' : 'positive'} duration such as 30s, 5m, 2h or 7d`,
+      );
       return parseDuration(fallback)!;
     }
     return ms;
@@ -191,7 +203,12 @@ class Reader {
     return fallback;
   }
 
-  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[], normalize: (v: string) => string = (v) => v): T {
+  oneOf<T extends string>(
+    name: string,
+    fallback: T,
+    allowed: readonly T[],
+    normalize: (v: string) => string = (v) => v,
+  ): T {
     const raw = this.str(name);
     if (raw === undefined) return fallback;
     const v = normalize(raw);
@@ -204,11 +221,15 @@ class Reader {
   listenAddress(name: string, fallback: string, ipOnly = false): string | undefined {
     const raw = this.str(name, fallback)!;
     if (raw.toLowerCase() === 'off') return undefined;
-    const host = ipOnly ? String.raw`\[[0-9A-Fa-f:.]+\]|\d{1,3}(?:\.\d{1,3}){3}` : String.raw`\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+`;
+    const host = ipOnly
+      ? String.raw`\[[0-9A-Fa-f:.]+\]|\d{1,3}(?:\.\d{1,3}){3}`
+      : String.raw`\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+`;
     const m = new RegExp(`^(?:${host}):(\\d{1,5})$`).exec(raw);
     if (!m || Number(m[1]) > 65535) {
       const what = ipOnly ? 'an IP address and port' : 'host:port';
-      this.problems.push(`${name}=${JSON.stringify(raw)}: expected ${what} to listen on (such as 0.0.0.0:${fallback.split(':').pop()}), or off`);
+      this.problems.push(
+        `${name}=${JSON.stringify(raw)}: expected ${what} to listen on (such as 0.0.0.0:${fallback.split(':').pop()}), or off`,
+      );
       return fallback;
     }
     return raw;
@@ -240,7 +261,9 @@ export function loadConfig(env: Env = process.env): Config {
   const temporal = resolveTemporal(env, r.problems);
   const taskQueuePrefix = r.str('TEMPORAL_TASK_QUEUE_PREFIX', '')!;
   if (!/^[A-Za-z0-9._-]*$/.test(taskQueuePrefix)) {
-    r.problems.push(`TEMPORAL_TASK_QUEUE_PREFIX=${JSON.stringify(taskQueuePrefix)}: expected letters, digits, '.', '_' or '-'`);
+    r.problems.push(
+      `TEMPORAL_TASK_QUEUE_PREFIX=${JSON.stringify(taskQueuePrefix)}: expected letters, digits, '.', '_' or '-'`,
+    );
   }
 
   const dbUrl = r.str('JOBMON_DB_URL', `sqlite:${join(cacheDir, 'jobmon.sqlite3')}`)!;
@@ -250,17 +273,22 @@ export function loadConfig(env: Env = process.env): Config {
 
   const restApiVersion = r.str('SLURM_REST_API_VERSION');
   if (restApiVersion !== undefined && !/^v0\.0\.\d{2}$/.test(restApiVersion)) {
-    r.problems.push(`SLURM_REST_API_VERSION=${JSON.stringify(restApiVersion)}: expected a version such as v0.0.38 or v0.0.42`);
+    r.problems.push(
+      `SLURM_REST_API_VERSION=${JSON.stringify(restApiVersion)}: expected a version such as v0.0.38 or v0.0.42`,
+    );
   } else if (restApiVersion !== undefined && Number(restApiVersion.slice(5)) < MIN_SUPPORTED_API_MINOR) {
     // The same floor as a version detected from slurmrestd: older documents lack the fields we read.
-    r.problems.push(`SLURM_REST_API_VERSION=${restApiVersion}: older than v0.0.${MIN_SUPPORTED_API_MINOR} (Slurm 22.05), the oldest API this reads`);
+    r.problems.push(
+      `SLURM_REST_API_VERSION=${restApiVersion}: older than v0.0.${MIN_SUPPORTED_API_MINOR} (Slurm 22.05), the oldest API this reads`,
+    );
   }
   const restUrl = r.url('SLURM_REST_URL', ['http:', 'https:']);
   const jwt = r.str('SLURM_JWT');
   const jwtFile = r.str('SLURM_JWT_FILE');
   const userName = r.str('SLURM_USER_NAME');
   if (restUrl && !jwt && !jwtFile) r.problems.push('SLURM_JWT or SLURM_JWT_FILE: required when SLURM_REST_URL is set');
-  if (restUrl && !userName) r.problems.push('SLURM_USER_NAME: required when SLURM_REST_URL is set (sent as X-SLURM-USER-NAME)');
+  if (restUrl && !userName)
+    r.problems.push('SLURM_USER_NAME: required when SLURM_REST_URL is set (sent as X-SLURM-USER-NAME)');
 
   const sinceRaw = r.str('USAGE_DISPATCH_SINCE', '1d')!;
   let dispatchSince: UsageConfig['dispatchSince'] = { lookbackMs: 86_400_000 };
@@ -269,8 +297,10 @@ export function loadConfig(env: Env = process.env): Config {
   if (lookbackMs !== undefined) dispatchSince = { lookbackMs };
   else if (at) dispatchSince = { at: `${at[1]} ${(at[2] ?? '00:00:00').padEnd(8, ':00')}` };
   else {
-    r.problems.push(`USAGE_DISPATCH_SINCE=${JSON.stringify(sinceRaw)}: expected a look-back such as 1d or 6h, or a time as the Jobmon database stores it, `
-      + 'without a zone (its own time zone), such as 2026-11-01 or 2026-11-01 06:00:00');
+    r.problems.push(
+      `USAGE_DISPATCH_SINCE=${JSON.stringify(sinceRaw)}: expected a look-back such as 1d or 6h, or a time as the Jobmon database stores it, ` +
+        'without a zone (its own time zone), such as 2026-11-01 or 2026-11-01 06:00:00',
+    );
   }
 
   const config: Config = {
@@ -285,7 +315,13 @@ export function loadConfig(env: Env = process.env): Config {
       userName,
       sacctPath: r.str('SACCT_PATH', 'sacct')!,
       maxRequestsPerSecond: r.number('SLURM_MAX_REQUESTS_PER_SECOND', 5, (n) => n > 0, 'a positive number'),
-      maxConcurrentRequests: r.number('SLURM_MAX_CONCURRENT_REQUESTS', 2, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+      budgetName: r.str('SLURM_BUDGET_NAME', 'slurm')!,
+      maxConcurrentRequests: r.number(
+        'SLURM_MAX_CONCURRENT_REQUESTS',
+        2,
+        (n) => Number.isInteger(n) && n > 0,
+        'a positive integer',
+      ),
       requestTimeoutMs: r.duration('SLURM_REQUEST_TIMEOUT', '30s'),
     },
     qpidUrl: r.url('QPID_URL', ['http:', 'https:']),
@@ -299,21 +335,46 @@ export function loadConfig(env: Env = process.env): Config {
       dispatchIntervalMs: r.duration('USAGE_DISPATCH_INTERVAL', '30s'),
       dispatchSince,
       dispatchSettleMs: r.duration('USAGE_DISPATCH_SETTLE', '2s', true),
-      dispatchBatchSize: r.number('USAGE_DISPATCH_BATCH_SIZE', 500, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
-      dispatchStartConcurrency: r.number('USAGE_DISPATCH_START_CONCURRENCY', 16, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+      dispatchBatchSize: r.number(
+        'USAGE_DISPATCH_BATCH_SIZE',
+        500,
+        (n) => Number.isInteger(n) && n > 0,
+        'a positive integer',
+      ),
+      dispatchStartConcurrency: r.number(
+        'USAGE_DISPATCH_START_CONCURRENCY',
+        16,
+        (n) => Number.isInteger(n) && n > 0,
+        'a positive integer',
+      ),
       localFirstAttempt: r.bool('USAGE_LOCAL_FIRST_ATTEMPT', true),
       integrateFailedJobs: r.bool('INTEGRATE_FAILED_JOBS', false),
       rssAggregation: r.oneOf('RSS_AGGREGATION', 'sum', ['sum', 'max'] as const),
       coalesceWindowMs: r.duration('USAGE_COALESCE_WINDOW', '2s'),
-      coalesceMaxBatch: r.number('USAGE_COALESCE_MAX_BATCH', 200, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
-      coalesceFlushAt: r.number('USAGE_COALESCE_FLUSH_AT', 50, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+      coalesceMaxBatch: r.number(
+        'USAGE_COALESCE_MAX_BATCH',
+        200,
+        (n) => Number.isInteger(n) && n > 0,
+        'a positive integer',
+      ),
+      coalesceFlushAt: r.number(
+        'USAGE_COALESCE_FLUSH_AT',
+        50,
+        (n) => Number.isInteger(n) && n > 0,
+        'a positive integer',
+      ),
       backfillPerSecond: r.number('BACKFILL_PER_SECOND', 50, (n) => n > 0, 'a positive number'),
     },
     reaper: {
       intervalMs: r.duration('REAPER_INTERVAL', '5m'),
       graceMs: r.duration('REAPER_GRACE', '60s'),
       maxFraction: r.number('REAPER_MAX_FRACTION', 0.5, (n) => n > 0 && n <= 1, 'a fraction in (0, 1]'),
-      breakerMinRuns: r.number('REAPER_BREAKER_MIN_RUNS', 10, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
+      breakerMinRuns: r.number(
+        'REAPER_BREAKER_MIN_RUNS',
+        10,
+        (n) => Number.isInteger(n) && n >= 0,
+        'a non-negative integer',
+      ),
       batchSize: r.number('REAPER_BATCH_SIZE', 500, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
       reapLiveRunInstances: r.bool('REAP_LIVE_RUN_INSTANCES', false),
       resumeRoute: r.oneOf('REAPER_RESUME_ROUTE', 'released', RESUME_ROUTES),
@@ -321,12 +382,34 @@ export function loadConfig(env: Env = process.env): Config {
       slurmLookup: r.bool('REAPER_SLURM_LOOKUP', true),
       slurmAliveGraceMs: r.duration('REAPER_SLURM_ALIVE_GRACE', '30m', true),
       slurmTimeoutMs: r.duration('REAPER_SLURM_TIMEOUT', '10s'),
+      slurmBulkIds: r.number(
+        'REAPER_SLURM_BULK_IDS',
+        2000,
+        (n) => Number.isInteger(n) && n >= 500 && n <= 10_000,
+        'an integer from 500 to 10000',
+      ),
     },
     worker: {
-      usageMaxConcurrentActivities: r.number('USAGE_WORKER_MAX_CONCURRENT_ACTIVITIES', 200, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
-      reaperMaxConcurrentActivities: r.number('REAPER_WORKER_MAX_CONCURRENT_ACTIVITIES', 4, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
-      maxCachedWorkflows: r.number('WORKER_MAX_CACHED_WORKFLOWS', 200, (n) => Number.isInteger(n) && n >= 0, 'a non-negative integer'),
+      usageMaxConcurrentActivities: r.number(
+        'USAGE_WORKER_MAX_CONCURRENT_ACTIVITIES',
+        200,
+        (n) => Number.isInteger(n) && n > 0,
+        'a positive integer',
+      ),
+      reaperMaxConcurrentActivities: r.number(
+        'REAPER_WORKER_MAX_CONCURRENT_ACTIVITIES',
+        4,
+        (n) => Number.isInteger(n) && n > 0,
+        'a positive integer',
+      ),
+      maxCachedWorkflows: r.number(
+        'WORKER_MAX_CACHED_WORKFLOWS',
+        200,
+        (n) => Number.isInteger(n) && n >= 0,
+        'a non-negative integer',
+      ),
       shutdownGraceMs: r.duration('WORKER_SHUTDOWN_GRACE', '30s', true),
+      dbPoolMax: r.number('JOBMON_DB_POOL_MAX', 10, (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
     },
     observability: {
       metricsAddress: r.listenAddress('METRICS_ADDRESS', '0.0.0.0:9464', true),

@@ -47,7 +47,10 @@ export function databaseCheck(db: Knex, timeoutMs = 2000): ReadinessCheck {
 }
 
 /** Workers of this process, each with its state (the SDK's Worker.getState()). */
-export interface StatefulWorker { getState(): string; readonly options: { taskQueue: string } }
+export interface StatefulWorker {
+  getState(): string;
+  readonly options: { taskQueue: string };
+}
 
 /** Every worker is RUNNING; none yet (still starting) is not ready. */
 export function workersCheck(workers: () => readonly StatefulWorker[]): ReadinessCheck {
@@ -55,32 +58,49 @@ export function workersCheck(workers: () => readonly StatefulWorker[]): Readines
     const list = workers();
     if (list.length === 0) throw new Error('workers are not created yet');
     const notRunning = list.filter((w) => w.getState() !== 'RUNNING');
-    if (notRunning.length > 0) throw new Error(notRunning.map((w) => `${w.options.taskQueue} is ${w.getState()}`).join('; '));
+    if (notRunning.length > 0)
+      throw new Error(notRunning.map((w) => `${w.options.taskQueue} is ${w.getState()}`).join('; '));
   };
 }
 
-export async function startHealthServer(address: string, checks: Record<string, ReadinessCheck>): Promise<HealthServer> {
+export async function startHealthServer(
+  address: string,
+  checks: Record<string, ReadinessCheck>,
+): Promise<HealthServer> {
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     const reply = (status: number, body: unknown) => {
       const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'cache-control': 'no-store',
+        'content-length': Buffer.byteLength(text),
+      });
       res.end(text);
     };
     if (req.method !== 'GET' && req.method !== 'HEAD') return reply(405, { status: 'method not allowed' });
     if (path === '/healthz') return reply(200, { status: 'ok' });
     if (path !== '/readyz') return reply(404, { status: 'not found', paths: ['/healthz', '/readyz'] });
-    void Promise.all(Object.entries(checks).map(async ([name, check]) => {
-      try {
-        await check();
-        return [name, 'ok'] as const;
-      } catch (e) {
-        return [name, redactText(e instanceof Error ? e.message : String(e))] as const;
-      }
-    })).then((results) => {
+    void Promise.all(
+      Object.entries(checks).map(async ([name, check]) => {
+        try {
+          await check();
+          return [name, 'ok'] as const;
+        } catch (e) {
+          return [name, redactText(e instanceof Error ? e.message : String(e))] as const;
+        }
+      }),
+    ).then((results) => {
       const failed = Object.fromEntries(results.filter(([, r]) => r !== 'ok'));
       if (Object.keys(failed).length === 0) reply(200, { status: 'ready', checks: Object.fromEntries(results) });
-      else reply(503, { status: 'not ready', reason: Object.entries(failed).map(([k, v]) => `${k}: ${v}`).join('; '), checks: Object.fromEntries(results) });
+      else
+        reply(503, {
+          status: 'not ready',
+          reason: Object.entries(failed)
+            .map(([k, v]) => `${k}: ${v}`)
+            .join('; '),
+          checks: Object.fromEntries(results),
+        });
     });
   });
   // Probes must never keep a stopping process alive.
@@ -95,9 +115,10 @@ export async function startHealthServer(address: string, checks: Record<string, 
   });
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

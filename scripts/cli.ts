@@ -129,7 +129,9 @@ async function devCommands(command: string, module = 'stack'): Promise<DevComman
   try {
     return (await import(new URL(`../dev/commands/${module}.js`, import.meta.url).href)) as DevCommands;
   } catch (e) {
-    throw new Error(`'${command}' is a development command and dev/ is not installed here (the image leaves it out): ${(e as Error).message}`);
+    throw new Error(
+      `'${command}' is a development command and dev/ is not installed here (the image leaves it out): ${(e as Error).message}`,
+    );
   }
 }
 
@@ -180,7 +182,8 @@ function parseCommandLine(command: string, args: string[]) {
 
 function packageVersion(): string {
   // dist/scripts/cli.js → the package's own package.json.
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+    .version;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -202,9 +205,11 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   for (const name of Object.keys(opts)) {
-    if (name !== 'help' && !COMMAND_OPTIONS[command]!.options.includes(name)) usageError(`${command} does not take --${name} (${takes(command)})`, command);
+    if (name !== 'help' && !COMMAND_OPTIONS[command]!.options.includes(name))
+      usageError(`${command} does not take --${name} (${takes(command)})`, command);
   }
-  if (!COMMAND_OPTIONS[command]!.positionals && positionals.length > 0) usageError(`${command} takes no arguments, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`, command);
+  if (!COMMAND_OPTIONS[command]!.positionals && positionals.length > 0)
+    usageError(`${command} takes no arguments, got ${positionals.map((p) => JSON.stringify(p)).join(' ')}`, command);
 
   switch (command) {
     case 'stack': {
@@ -237,7 +242,8 @@ async function main(argv: string[]): Promise<number> {
     case 'grants': {
       if (!opts.user) usageError('grants needs --user GRANTEE', 'grants');
       const service = opts.service ?? 'all';
-      if (!['usage', 'reaper', 'all'].includes(service)) usageError(`--service ${service}: expected usage, reaper or all`, 'grants');
+      if (!['usage', 'reaper', 'all'].includes(service))
+        usageError(`--service ${service}: expected usage, reaper or all`, 'grants');
       const db = openJobmonDb(loadConfig().dbUrl);
       try {
         const dialect = dialectOf(db);
@@ -270,7 +276,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'integrate': {
       const ids = positionals.map(Number);
-      if (ids.length === 0 || ids.some((n) => !Number.isInteger(n) || n <= 0)) usageError('integrate needs one or more task instance ids (positive integers)', 'integrate');
+      if (ids.length === 0 || ids.some((n) => !Number.isInteger(n) || n <= 0))
+        usageError('integrate needs one or more task instance ids (positive integers)', 'integrate');
       const config = loadConfig();
       const client = await connectClient(config.temporal);
       const db = openJobmonDb(config.dbUrl);
@@ -298,7 +305,13 @@ async function main(argv: string[]): Promise<number> {
       const config = loadConfig();
       const client = await connectClient(config.temporal);
       try {
-        return (await reap(client, config, { dryRun: !!opts['dry-run'], wait: !!opts.wait, ignoreBreaker: !!opts['ignore-breaker'] })) ? 0 : 1;
+        return (await reap(client, config, {
+          dryRun: !!opts['dry-run'],
+          wait: !!opts.wait,
+          ignoreBreaker: !!opts['ignore-breaker'],
+        }))
+          ? 0
+          : 1;
       } finally {
         await client.connection.close();
       }

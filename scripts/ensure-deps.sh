@@ -28,5 +28,27 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# promtool (Debian's prometheus package) checks and unit-tests the alert rules (test/monitoring-rules.test.ts).
+# Without recommends: no node exporter. The package's own server is not needed; where an init system
+# starts it, it listens on 9090, a port no test uses.
+if ! command -v promtool >/dev/null; then
+  echo "ensure-deps: apt-get install prometheus (promtool, for the alert-rule tests)"
+  if ! { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; }; then
+    echo "ensure-deps: could not install Debian's prometheus: test/monitoring-rules.test.ts will fail until promtool is installed" >&2
+  fi
+fi
+
+# kubectl (its built-in kustomize renders deploy/ in test/deploy-manifests.test.ts). This project's machines
+# have it as the Debian package `kubectl` from Google's Cloud SDK repository, which Debian itself does not
+# carry: install it where that source is configured, else say so. The manifest tests fail (never skip)
+# without it; npm start does not need it.
+if ! command -v kubectl >/dev/null; then
+  echo "ensure-deps: apt-get install kubectl (for the manifest tests)"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubectl >/dev/null 2>&1; then
+    echo "ensure-deps: kubectl is missing and no configured apt source has it: test/deploy-manifests.test.ts will fail until kubectl (>= 1.27, with kustomize) is on PATH" >&2
+  fi
+fi
+
 echo "ensure-deps: build"
 npm run build --silent

@@ -12,11 +12,20 @@ import { CLI, cli } from './helpers/cli.js';
 
 /** The CLI in the background, for commands that wait: read its output as it comes, then its exit. */
 function cliInBackground(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-  const exited = new Promise<{ code: number; out: string }>((res) => child.on('close', (code) => res({ code: code ?? 1, out })));
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<{ code: number; out: string }>((res) =>
+    child.on('close', (code) => res({ code: code ?? 1, out })),
+  );
   const timer = setTimeout(() => child.kill(), 120_000);
   void exited.then(() => clearTimeout(timer));
   return {
@@ -35,7 +44,17 @@ function cliInBackground(args: string[], env: Record<string, string>) {
 test('stack status shows every component healthy', async (t) => {
   const { code, out } = await cli(['stack', 'status'], { JOBMON_DB_URL: 'postgres://postgres@127.0.0.1:5432/test' });
   t.is(code, 0, out);
-  for (const part of [/temporal: +up/, /temporal-ui: up/, /database: +up/, /slurmctld: up/, /slurmdbd: up/, /slurmrestd: up/, /slurmd: up/, /munged: up/]) t.regex(out, part);
+  for (const part of [
+    /temporal: +up/,
+    /temporal-ui: up/,
+    /database: +up/,
+    /slurmctld: up/,
+    /slurmdbd: up/,
+    /slurmrestd: up/,
+    /slurmd: up/,
+    /munged: up/,
+  ])
+    t.regex(out, part);
 });
 
 test('bad configuration stops with every bad variable named; --help works for every command', async (t) => {
@@ -52,15 +71,27 @@ test('bad configuration stops with every bad variable named; --help works for ev
 });
 
 test('integrate --wait prints the usage written for a real finished Slurm job', async (t) => {
-  const jobId = await sbatch(['--mem=400M', '--wrap', 'python3 -c "x = bytearray(150 * 1024 * 1024); import time; time.sleep(2)"']);
+  const jobId = await sbatch([
+    '--mem=400M',
+    '--wrap',
+    'python3 -c "x = bytearray(150 * 1024 * 1024); import time; time.sleep(2)"',
+  ]);
   await waitForAccounting(jobId);
   const tdb = await createTestDb('mysql');
   const client = await connectTestClient();
   const config = testConfig(tdb.url, { USAGE_RETRY_INITIAL: '1s' });
   try {
-    const { taskInstanceId } = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: jobId, cluster: { clusterType: 'slurm', clusterName: SLURM_CLUSTER } });
+    const { taskInstanceId } = await createLaunchedInstance(tdb.db, {
+      status: 'D',
+      distributorId: jobId,
+      cluster: { clusterType: 'slurm', clusterName: SLURM_CLUSTER },
+    });
     await withWorkers(config, tdb.db, client, async () => {
-      const env = { JOBMON_DB_URL: tdb.url, TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE_PREFIX: config.temporal.taskQueuePrefix };
+      const env = {
+        JOBMON_DB_URL: tdb.url,
+        TEMPORAL_ADDRESS,
+        TEMPORAL_TASK_QUEUE_PREFIX: config.temporal.taskQueuePrefix,
+      };
       const { code, out } = await cli(['integrate', String(taskInstanceId), '--wait'], env);
       t.is(code, 0, out);
       t.regex(out, new RegExp(`task instance ${taskInstanceId}: integrated maxrss=(\\d+) wallclock=\\d+ cpu=[\\d.]+`));
@@ -86,12 +117,25 @@ test('reap --dry-run reports exactly what reap --wait then does', async (t) => {
   try {
     const lost = await createWorkflowRun(tdb.db, { status: 'R', heartbeatInSeconds: -600 });
     await withWorkers(config, tdb.db, client, async () => {
-      const env = { JOBMON_DB_URL: tdb.url, TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE_PREFIX: config.temporal.taskQueuePrefix };
+      const env = {
+        JOBMON_DB_URL: tdb.url,
+        TEMPORAL_ADDRESS,
+        TEMPORAL_TASK_QUEUE_PREFIX: config.temporal.taskQueuePrefix,
+      };
       const dry = await cli(['reap', '--dry-run'], env);
       t.is(dry.code, 0, dry.out);
       t.regex(dry.out, /Reaper dry run \(nothing changed\)/);
-      t.regex(dry.out, new RegExp(`would move 1 workflow_run R → E \\(id ${lost.workflowRunId}\\)|would move 1 workflow_run R → E.*${lost.workflowRunId}`));
-      t.is((await tdb.db('workflow_run').where({ id: lost.workflowRunId }).first()).status, 'R', 'a dry run changes nothing');
+      t.regex(
+        dry.out,
+        new RegExp(
+          `would move 1 workflow_run R → E \\(id ${lost.workflowRunId}\\)|would move 1 workflow_run R → E.*${lost.workflowRunId}`,
+        ),
+      );
+      t.is(
+        (await tdb.db('workflow_run').where({ id: lost.workflowRunId }).first()).status,
+        'R',
+        'a dry run changes nothing',
+      );
       const real = await cli(['reap', '--wait'], env);
       t.is(real.code, 0, real.out);
       t.regex(real.out, /moved 1 workflow_run R → E/);
@@ -116,28 +160,45 @@ test('each command takes only its own options; --version prints the package vers
     const { code, out } = await cli(args);
     t.is(code, 2, `${args.join(' ')}: ${out}`);
     t.regex(out, message);
-    t.regex(out, new RegExp(`Usage: jobmon-temporal ${args[0]}`), 'the command\'s help follows');
+    t.regex(out, new RegExp(`Usage: jobmon-temporal ${args[0]}`), "the command's help follows");
   }
-  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   const v = await cli(['--version']);
   t.is(v.code, 0);
   t.is(v.out.trim(), `jobmon-temporal ${version}`);
 });
 
-test('reap --wait prints the circuit breaker\'s reason when it trips, and changes nothing', async (t) => {
+test("reap --wait prints the circuit breaker's reason when it trips, and changes nothing", async (t) => {
   const tdb = await createTestDb('pg');
   const client = await connectTestClient();
   const config = testConfig(tdb.url);
   try {
     const lost = [];
-    for (let i = 0; i < 12; i++) lost.push((await createWorkflowRun(tdb.db, { status: 'R', heartbeatInSeconds: -600 })).workflowRunId);
+    for (let i = 0; i < 12; i++)
+      lost.push((await createWorkflowRun(tdb.db, { status: 'R', heartbeatInSeconds: -600 })).workflowRunId);
     await withWorkers(config, tdb.db, client, async () => {
-      const { code, out } = await cli(['reap', '--wait'], { JOBMON_DB_URL: tdb.url, TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE_PREFIX: config.temporal.taskQueuePrefix });
+      const { code, out } = await cli(['reap', '--wait'], {
+        JOBMON_DB_URL: tdb.url,
+        TEMPORAL_ADDRESS,
+        TEMPORAL_TASK_QUEUE_PREFIX: config.temporal.taskQueuePrefix,
+      });
       t.is(code, 1, out);
-      t.regex(out, /reap stopped by the circuit breaker: reaper circuit breaker open: 12 of 12 alive workflow runs \(100\.0%\) have missed their heartbeat at once, more than REAPER_MAX_FRACTION=0\.5/);
+      t.regex(
+        out,
+        /reap stopped by the circuit breaker: reaper circuit breaker open: 12 of 12 alive workflow runs \(100\.0%\) have missed their heartbeat at once, more than REAPER_MAX_FRACTION=0\.5/,
+      );
       t.regex(out, /jobmon-temporal reap --ignore-breaker --wait/);
     });
-    t.deepEqual([...new Set((await tdb.db('workflow_run').whereIn('id', lost).select('status')).map((r: { status: string }) => r.status))], ['R']);
+    t.deepEqual(
+      [
+        ...new Set(
+          (await tdb.db('workflow_run').whereIn('id', lost).select('status')).map((r: { status: string }) => r.status),
+        ),
+      ],
+      ['R'],
+    );
   } finally {
     await client.connection.close();
     await tdb.drop();
@@ -152,21 +213,34 @@ test('reap --wait shows progress from the reaperProgress query while the reap ru
   const config = testConfig(tdb.url, env);
   try {
     const runs = [];
-    for (let i = 0; i < 3; i++) runs.push((await createWorkflowRun(tdb.db, { status: 'R', heartbeatInSeconds: -600 })).workflowRunId);
+    for (let i = 0; i < 3; i++)
+      runs.push((await createWorkflowRun(tdb.db, { status: 'R', heartbeatInSeconds: -600 })).workflowRunId);
     // Hold the last run's row: the reap blocks there, after the first runs are reaped, until released.
     const trx = await tdb.db.transaction();
     await trx('workflow_run').where({ id: runs[2] }).forUpdate().first();
     await withWorkers(config, tdb.db, client, async () => {
-      const reap = cliInBackground(['reap', '--wait'], { ...env, JOBMON_DB_URL: tdb.url, TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE_PREFIX: config.temporal.taskQueuePrefix });
+      const reap = cliInBackground(['reap', '--wait'], {
+        ...env,
+        JOBMON_DB_URL: tdb.url,
+        TEMPORAL_ADDRESS,
+        TEMPORAL_TASK_QUEUE_PREFIX: config.temporal.taskQueuePrefix,
+      });
       try {
-        t.is(await reap.waitFor(/progress: workflow_run R→E 2/), 'progress: workflow_run R→E 2', 'progress while the reap is still running');
+        t.is(
+          await reap.waitFor(/progress: workflow_run R→E 2/),
+          'progress: workflow_run R→E 2',
+          'progress while the reap is still running',
+        );
       } finally {
         await trx.commit();
       }
       const { code, out } = await reap.exited;
       t.is(code, 0, out);
       t.regex(out, /moved 3 workflow_run R → E/);
-      t.true(out.indexOf('progress: workflow_run R→E 2') < out.indexOf('moved 3 workflow_run'), 'progress came before the summary');
+      t.true(
+        out.indexOf('progress: workflow_run R→E 2') < out.indexOf('moved 3 workflow_run'),
+        'progress came before the summary',
+      );
     });
   } finally {
     await client.connection.close();
@@ -179,12 +253,22 @@ test('integrate --wait and reap --wait say so when no worker polls, keep waiting
   const client = await connectTestClient();
   const config = testConfig(tdb.url, { USAGE_RETRY_INITIAL: '1s' });
   try {
-    const { taskInstanceId } = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '801', cluster: { clusterType: 'dummy', clusterName: 'dummy' } });
-    const env = { JOBMON_DB_URL: tdb.url, TEMPORAL_ADDRESS, TEMPORAL_TASK_QUEUE_PREFIX: config.temporal.taskQueuePrefix };
+    const { taskInstanceId } = await createLaunchedInstance(tdb.db, {
+      status: 'D',
+      distributorId: '801',
+      cluster: { clusterType: 'dummy', clusterName: 'dummy' },
+    });
+    const env = {
+      JOBMON_DB_URL: tdb.url,
+      TEMPORAL_ADDRESS,
+      TEMPORAL_TASK_QUEUE_PREFIX: config.temporal.taskQueuePrefix,
+    };
     const integrating = cliInBackground(['integrate', String(taskInstanceId), '--wait'], env);
     const reaping = cliInBackground(['reap', '--wait'], env);
     const p = config.temporal.taskQueuePrefix;
-    await integrating.waitFor(new RegExp(`no worker is polling task queue ${p}jobmon-usage-integration in namespace default`));
+    await integrating.waitFor(
+      new RegExp(`no worker is polling task queue ${p}jobmon-usage-integration in namespace default`),
+    );
     await reaping.waitFor(new RegExp(`no worker is polling task queue ${p}jobmon-reaper in namespace default`));
     await withWorkers(config, tdb.db, client, async () => {
       const i = await integrating.exited;

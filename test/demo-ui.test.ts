@@ -24,7 +24,16 @@ import { connectTestClient, TEMPORAL_ADDRESS } from './helpers/temporal.js';
 const CHROMIUM = '/usr/bin/chromium';
 const UI = 'http://127.0.0.1:8233';
 const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/demo-ui/', import.meta.url));
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -52,7 +61,10 @@ function descendants(pid: number): number[] {
   } catch {
     return [];
   }
-  const kids = out.split('\n').map((s) => Number(s.trim())).filter((n) => n > 0);
+  const kids = out
+    .split('\n')
+    .map((s) => Number(s.trim()))
+    .filter((n) => n > 0);
   return kids.flatMap((k) => [k, ...descendants(k)]);
 }
 
@@ -65,7 +77,7 @@ const alive = (pid: number) => {
   }
 };
 
-test('npm start\'s demo: integrations and reaps visible in the Temporal UI; Ctrl-C stops everything it started', async (t) => {
+test("npm start's demo: integrations and reaps visible in the Temporal UI; Ctrl-C stops everything it started", async (t) => {
   t.timeout(280_000);
   t.true(existsSync(CHROMIUM), `${CHROMIUM} is missing: scripts/ensure-deps.sh installs Debian's chromium`);
   const dir = mkdtempSync(join(tmpdir(), 'jt-demo-'));
@@ -76,8 +88,12 @@ test('npm start\'s demo: integrations and reaps visible in the Temporal UI; Ctrl
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stdout.on('data', (d: Buffer) => { output += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { output += d.toString(); });
+  child.stdout.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const client = await connectTestClient();
   const db = openJobmonDb(dbUrl, { min: 0, max: 1 });
@@ -89,10 +105,19 @@ test('npm start\'s demo: integrations and reaps visible in the Temporal UI; Ctrl
     await until('the demo to be ready', 120_000, () => {
       demoAlive();
       return Promise.resolve(output.includes('Ready in') ? true : undefined);
-    }).catch((e: Error) => { throw new Error(`${e.message}\n${output}`); });
-    t.regex(output, /✓ Temporal dev server\s+already running \(reused\)/, 'the running dev server is reused, not a second one started');
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}\n${output}`);
+    });
+    t.regex(
+      output,
+      /✓ Temporal dev server\s+already running \(reused\)/,
+      'the running dev server is reused, not a second one started',
+    );
     t.regex(output, /✓ Jobmon database\s+sqlite file .*Jobmon 3\.6\.0 schema created/);
-    t.true(output.includes(uiQuery(UI, 'default', `${PENDING_QUERY} AND TaskQueue='${prefix}jobmon-usage-integration'`)), 'the UI link of the pending-integrations query is printed');
+    t.true(
+      output.includes(uiQuery(UI, 'default', `${PENDING_QUERY} AND TaskQueue='${prefix}jobmon-usage-integration'`)),
+      'the UI link of the pending-integrations query is printed',
+    );
     const restUrl = /simulated slurmrestd\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1];
     t.truthy(restUrl);
 
@@ -102,23 +127,38 @@ test('npm start\'s demo: integrations and reaps visible in the Temporal UI; Ctrl
     const reapsQuery = `WorkflowType='reaper' AND ExecutionStatus='Completed' AND TaskQueue='${reaperQueue}'`;
     // An integration integrated (usage written into task_instance), a reap finished that reaped a task
     // instance (a node of the simulation died), and integrations still pending.
-    const reapId = await until('an integrated integration, a finished reap that reaped, and a pending integration', 200_000, async () => {
-      demoAlive();
-      const integrated = (await db('jt_usage_integration as ui').join('task_instance as ti', 'ti.id', 'ui.task_instance_id')
-        .where('ui.outcome', 'integrated').whereNotNull('ti.maxrss').count({ n: '*' }).first()) as { n: unknown };
-      const pending = (await client.workflow.count(pendingQuery)).count;
-      let reaps = 0;
-      let reaped: string | undefined;
-      for await (const wf of client.workflow.list({ query: reapsQuery })) {
-        reaps++;
-        if (reaped === undefined && /task_instance \w→U/.test(String(wf.memo?.reaper))) reaped = wf.workflowId;
-      }
-      t.log(`integrated ${Number(integrated.n)}, finished reaps ${reaps} (one that reaped an instance: ${reaped ?? 'none yet'}), pending ${pending}`);
-      return Number(integrated.n) >= 1 && reaped !== undefined && pending >= 1 ? reaped : undefined;
-    });
+    const reapId = await until(
+      'an integrated integration, a finished reap that reaped, and a pending integration',
+      200_000,
+      async () => {
+        demoAlive();
+        const integrated = (await db('jt_usage_integration as ui')
+          .join('task_instance as ti', 'ti.id', 'ui.task_instance_id')
+          .where('ui.outcome', 'integrated')
+          .whereNotNull('ti.maxrss')
+          .count({ n: '*' })
+          .first()) as { n: unknown };
+        const pending = (await client.workflow.count(pendingQuery)).count;
+        let reaps = 0;
+        let reaped: string | undefined;
+        for await (const wf of client.workflow.list({ query: reapsQuery })) {
+          reaps++;
+          if (reaped === undefined && /task_instance \w→U/.test(String(wf.memo?.reaper))) reaped = wf.workflowId;
+        }
+        t.log(
+          `integrated ${Number(integrated.n)}, finished reaps ${reaps} (one that reaped an instance: ${reaped ?? 'none yet'}), pending ${pending}`,
+        );
+        return Number(integrated.n) >= 1 && reaped !== undefined && pending >= 1 ? reaped : undefined;
+      },
+    );
 
     const userDataDir = mkdtempSync(join(tmpdir(), 'jt-chromium-'));
-    const browser = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 1000 } });
+    const browser = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1400, height: 1000 },
+    });
     const shot = async (page: Page, name: string) => {
       const path = join(ARTIFACTS, name);
       await page.screenshot({ path, fullPage: true });
@@ -130,17 +170,22 @@ test('npm start\'s demo: integrations and reaps visible in the Temporal UI; Ctrl
       await page.goto(uiQuery(UI, 'default', pendingQuery));
       const rows = page.locator(`a[href*="/workflows/${prefix}usage-integration-"]`);
       await rows.first().waitFor({ timeout: 30_000 });
-      t.true(await rows.count() >= 1, 'pending integrations are listed');
+      t.true((await rows.count()) >= 1, 'pending integrations are listed');
       await page.getByText('usageIntegration').first().waitFor();
       await shot(page, '01-pending-integrations.png');
 
       await rows.first().click();
       await page.waitForURL(/\/workflows\/[^/]+\/[^/]+\/history/);
       // The workflow page's "Search Attributes" tab.
-      await page.getByRole('tab', { name: 'Search Attributes' }).or(page.getByRole('link', { name: 'Search Attributes' })).first().click();
+      await page
+        .getByRole('tab', { name: 'Search Attributes' })
+        .or(page.getByRole('link', { name: 'Search Attributes' }))
+        .first()
+        .click();
       await page.getByText('JobmonTaskInstanceId').first().waitFor({ timeout: 30_000 });
       const attributes = await page.locator('body').innerText();
-      for (const name of ['JobmonTaskInstanceId', 'JobmonUsagePhase', 'JobmonDistributorId', 'JobmonWorkflowRunId']) t.true(attributes.includes(name), `${name} is shown`);
+      for (const name of ['JobmonTaskInstanceId', 'JobmonUsagePhase', 'JobmonDistributorId', 'JobmonWorkflowRunId'])
+        t.true(attributes.includes(name), `${name} is shown`);
       t.regex(attributes, /"JobmonUsagePhase": "(waiting_for_job|waiting_for_accounting|integrated|dropped)"/);
       await shot(page, '02-integration-search-attributes.png');
 
@@ -151,7 +196,7 @@ test('npm start\'s demo: integrations and reaps visible in the Temporal UI; Ctrl
       await page.getByRole('link', { name: reapId, exact: true }).first().click();
       await page.getByText('"transitions"').first().waitFor({ timeout: 30_000 });
       const reap = await page.locator('body').innerText();
-      t.regex(reap, /Result[\s\S]*"breaker"[\s\S]*"transitions"/, 'the reap\'s summary is shown as its result');
+      t.regex(reap, /Result[\s\S]*"breaker"[\s\S]*"transitions"/, "the reap's summary is shown as its result");
       t.regex(reap, /"table": "task_instance",\s*"from": "\w",\s*"to": "U"/, 'with the instance it reaped');
       await shot(page, '04-reap-summary.png');
     } finally {
@@ -170,13 +215,22 @@ test('npm start\'s demo: integrations and reaps visible in the Temporal UI; Ctrl
     t.deepEqual(before.filter(alive), [], 'its child processes are gone');
     t.false(await tcpOpen('127.0.0.1', Number(new URL(restUrl!).port)), 'the simulated slurmrestd is closed');
     for (const id of [`${prefix}jobmon-usage-dispatch`, `${prefix}jobmon-reaper`]) {
-      await t.throwsAsync(client.schedule.getHandle(id).describe(), { instanceOf: ScheduleNotFoundError }, `schedule ${id} removed`);
+      await t.throwsAsync(
+        client.schedule.getHandle(id).describe(),
+        { instanceOf: ScheduleNotFoundError },
+        `schedule ${id} removed`,
+      );
     }
   } finally {
     if (child.exitCode === null) child.kill('SIGKILL');
     // This test's integrations that never finished stay in the shared dev server otherwise.
-    for await (const wf of client.workflow.list({ query: `TaskQueue='${prefix}jobmon-usage-integration' AND ExecutionStatus='Running'` })) {
-      await client.workflow.getHandle(wf.workflowId, wf.runId).terminate('demo-ui test finished').catch(() => undefined);
+    for await (const wf of client.workflow.list({
+      query: `TaskQueue='${prefix}jobmon-usage-integration' AND ExecutionStatus='Running'`,
+    })) {
+      await client.workflow
+        .getHandle(wf.workflowId, wf.runId)
+        .terminate('demo-ui test finished')
+        .catch(() => undefined);
     }
     await db.destroy();
     await client.connection.close();

@@ -16,7 +16,20 @@ const MB = 1024 * 1024;
 const now = () => Math.floor(Date.now() / 1000);
 
 function job(id: number, over: Partial<SimJob> = {}): SimJob {
-  return { jobId: id, name: 'demo', user: 'jobmon', cluster: 'jobmon', state: 'COMPLETED', submit: now() - 20, start: now() - 15, end: now() - 5, exitCode: 0, maxRssBytes: 52 * MB, cpuSeconds: 1.25, ...over };
+  return {
+    jobId: id,
+    name: 'demo',
+    user: 'jobmon',
+    cluster: 'jobmon',
+    state: 'COMPLETED',
+    submit: now() - 20,
+    start: now() - 15,
+    end: now() - 5,
+    exitCode: 0,
+    maxRssBytes: 52 * MB,
+    cpuSeconds: 1.25,
+    ...over,
+  };
 }
 
 for (const version of ['v0.0.38', 'v0.0.41']) {
@@ -27,9 +40,24 @@ for (const version of ['v0.0.38', 'v0.0.41']) {
       rest.record(job(102, { state: 'FAILED', exitCode: 3, maxRssBytes: 21 * MB, cpuSeconds: 0.5 }));
       rest.record(job(103, { state: 'RUNNING', end: null }));
       rest.record(job(105, { state: 'OUT_OF_MEMORY', exitCode: 0, signal: 9, maxRssBytes: 81 * MB }));
-      const client = new SlurmRestClient({ baseUrl: rest.url, apiVersion: version, userName: rest.userName, token: () => rest.token, maxRequestsPerSecond: 100, timeoutMs: 2000 });
+      const client = new SlurmRestClient({
+        baseUrl: rest.url,
+        apiVersion: version,
+        userName: rest.userName,
+        token: () => rest.token,
+        maxRequestsPerSecond: 100,
+        timeoutMs: 2000,
+      });
       const jobs = await client.fetchJobs(['101', '102', '103', '104', '105'].map(parseDistributorId));
-      t.deepEqual(jobs.map((j) => [j.jobId, j.state]), [[101, 'COMPLETED'], [102, 'FAILED'], [103, 'RUNNING'], [105, 'OUT_OF_MEMORY']]);
+      t.deepEqual(
+        jobs.map((j) => [j.jobId, j.state]),
+        [
+          [101, 'COMPLETED'],
+          [102, 'FAILED'],
+          [103, 'RUNNING'],
+          [105, 'OUT_OF_MEMORY'],
+        ],
+      );
       const [done, failed, running, oom] = jobs;
       t.is(oom!.steps[0]!.maxRssBytes, 81 * MB);
       t.is(done!.endTime! - done!.startTime!, 10);
@@ -48,9 +76,20 @@ for (const version of ['v0.0.38', 'v0.0.41']) {
 test('detection picks v0.0.41; the usage source integrates a simulated job once its record appears', async (t) => {
   const rest = await startSimulatedSlurmrestd({ cluster: 'jobmon' });
   try {
-    const client = new SlurmRestClient({ baseUrl: rest.url, userName: rest.userName, token: () => rest.token, maxRequestsPerSecond: 100, timeoutMs: 2000 });
+    const client = new SlurmRestClient({
+      baseUrl: rest.url,
+      userName: rest.userName,
+      token: () => rest.token,
+      maxRequestsPerSecond: 100,
+      timeoutMs: 2000,
+    });
     t.is(await client.detectApiVersion(), 'v0.0.41');
-    const config = loadConfig({ SLURM_REST_URL: rest.url, SLURM_JWT: rest.token, SLURM_USER_NAME: rest.userName, USAGE_COALESCE_WINDOW: '10ms' });
+    const config = loadConfig({
+      SLURM_REST_URL: rest.url,
+      SLURM_JWT: rest.token,
+      SLURM_USER_NAME: rest.userName,
+      USAGE_COALESCE_WINDOW: '10ms',
+    });
     const source = createUsageSource(config);
     const cluster = new SimulatedSlurm(rest, 'jobmon');
     const id = await cluster.submit('ok', 'demo');
@@ -61,7 +100,11 @@ test('detection picks v0.0.41; the usage source integrates a simulated job once 
       state = (await cluster.poll([id])).get(id);
     }
     t.like(state, { phase: 'ended', state: 'COMPLETED', exitCode: 0 });
-    t.like(await source.lookup('slurm', 'jobmon', id), { kind: 'unfinished' }, 'accounting lags the job: the running record is still there');
+    t.like(
+      await source.lookup('slurm', 'jobmon', id),
+      { kind: 'unfinished' },
+      'accounting lags the job: the running record is still there',
+    );
     let found = await source.lookup('slurm', 'jobmon', id);
     for (let i = 0; i < 100 && found.kind !== 'found'; i++) {
       await new Promise((r) => setTimeout(r, 100));
@@ -69,7 +112,10 @@ test('detection picks v0.0.41; the usage source integrates a simulated job once 
     }
     t.is(found.kind, 'found');
     if (found.kind === 'found') {
-      t.true(Number(found.values.maxrss) >= 50 * MB && Number(found.values.maxrss) <= 56 * MB, `maxrss ${found.values.maxrss}`);
+      t.true(
+        Number(found.values.maxrss) >= 50 * MB && Number(found.values.maxrss) <= 56 * MB,
+        `maxrss ${found.values.maxrss}`,
+      );
       t.true(Number(found.values.wallclock) >= 3);
       t.regex(String(found.values.usageStr), /COMPLETED/);
     }
@@ -82,7 +128,14 @@ test('the simulated slurmrestd wants the user and token headers, as slurmrestd -
   const rest = await startSimulatedSlurmrestd({ cluster: 'jobmon' });
   try {
     t.is((await fetch(`${rest.url}/slurmdb/v0.0.38/jobs?step=1`)).status, 401);
-    const client = new SlurmRestClient({ baseUrl: rest.url, apiVersion: 'v0.0.38', userName: rest.userName, token: () => 'wrong', maxRequestsPerSecond: 100, timeoutMs: 2000 });
+    const client = new SlurmRestClient({
+      baseUrl: rest.url,
+      apiVersion: 'v0.0.38',
+      userName: rest.userName,
+      token: () => 'wrong',
+      maxRequestsPerSecond: 100,
+      timeoutMs: 2000,
+    });
     await t.throwsAsync(client.fetchJobs([parseDistributorId('1')]), { instanceOf: SlurmAuthError });
   } finally {
     await rest.close();

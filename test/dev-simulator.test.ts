@@ -14,7 +14,10 @@ import { SLURM_CLUSTER } from './helpers/slurm.js';
 
 /** Slurm's view of one job: state and exit code. */
 function sacct(jobId: string): { state: string; exit: number; signal: number } {
-  const line = execFileSync('sacct', ['-n', '-X', '-P', '-o', 'State,ExitCode', '-j', jobId], { encoding: 'utf8' }).trim().split('\n')[0] ?? '';
+  const line =
+    execFileSync('sacct', ['-n', '-X', '-P', '-o', 'State,ExitCode', '-j', jobId], { encoding: 'utf8' })
+      .trim()
+      .split('\n')[0] ?? '';
   const [state = '', exit = '0:0'] = line.split('|');
   const [code, signal] = exit.split(':').map(Number);
   return { state: state.split(' ')[0]!, exit: code!, signal: signal! };
@@ -30,8 +33,14 @@ test('real Slurm: launched, running, D/E/Z from how the job ended, a dead node l
   let i = 0;
   const lines: string[] = [];
   const sim = new Simulator({
-    db: tdb.db, cluster: new RealSlurm(SLURM_CLUSTER), clusterName: SLURM_CLUSTER, namePrefix: name, log: (l) => lines.push(l),
-    launchEveryMs: 500, maxActive: 4, concurrentRuns: 1,
+    db: tdb.db,
+    cluster: new RealSlurm(SLURM_CLUSTER),
+    clusterName: SLURM_CLUSTER,
+    namePrefix: name,
+    log: (l) => lines.push(l),
+    launchEveryMs: 500,
+    maxActive: 4,
+    concurrentRuns: 1,
     odds: { fails: 0.25, resource: 0.25, nodeDies: 0, runGoesSilent: 0 },
     random: () => script[i++] ?? 0.9,
   });
@@ -52,8 +61,12 @@ test('real Slurm: launched, running, D/E/Z from how the job ended, a dead node l
     t.is(fails!.status, 'E');
     t.like(sacct(fails!.distributor_id), { state: 'FAILED', exit: 3 });
     t.is(resource!.status, 'Z');
-    t.like(sacct(resource!.distributor_id), { state: 'FAILED', signal: 9 }, 'killed by SIGKILL, as an out-of-memory kill');
-    t.is(dies!.status, 'R', 'the dead node\'s instance stops reporting and stays R: the reaper\'s business');
+    t.like(
+      sacct(resource!.distributor_id),
+      { state: 'FAILED', signal: 9 },
+      'killed by SIGKILL, as an out-of-memory kill',
+    );
+    t.is(dies!.status, 'R', "the dead node's instance stops reporting and stays R: the reaper's business");
     t.is(sim.counters.nodesKilled, 1);
     const done = rows.find((r) => r.status === 'D');
     t.truthy(done);
@@ -65,7 +78,14 @@ test('real Slurm: launched, running, D/E/Z from how the job ended, a dead node l
     const cancelled = await sim.stop();
     t.log(`cancelled at stop: ${cancelled.join(' ') || 'none'}`);
     const left = execFileSync('squeue', ['-h', '-n', `${name}jobmon-demo`, '-o', '%i %T'], { encoding: 'utf8' }).trim();
-    t.is(left.split('\n').filter((l) => l && !/COMPLETING|CANCELLED/.test(l)).join('\n'), '', 'no job of the simulator is left queued or running');
+    t.is(
+      left
+        .split('\n')
+        .filter((l) => l && !/COMPLETING|CANCELLED/.test(l))
+        .join('\n'),
+      '',
+      'no job of the simulator is left queued or running',
+    );
     await tdb.drop();
   }
 });

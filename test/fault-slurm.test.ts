@@ -21,23 +21,47 @@ import { createLaunchedInstance } from '../dev/factory.js';
 import { startIntegration } from '../lib/usage/start-integration.js';
 import { createTestDb, SERVER_DBS, type DbKind, type TestDb } from './helpers/databases.js';
 import { waitForFailure } from './helpers/pending.js';
-import { PrivateSlurmrestd, SLURM_CLUSTER, sacctReport, sbatch, shortLivedToken, slurmRestEnv, unreachableAccountingConf, waitForAccounting } from './helpers/slurm.js';
+import {
+  PrivateSlurmrestd,
+  SLURM_CLUSTER,
+  sacctReport,
+  sbatch,
+  shortLivedToken,
+  slurmRestEnv,
+  unreachableAccountingConf,
+  waitForAccounting,
+} from './helpers/slurm.js';
 import { startSlurmrestdStandin } from './helpers/slurmrestd-standin.js';
 import { connectTestClient, testConfig, withWorkers } from './helpers/temporal.js';
 import { installWriteCounter, writes } from './helpers/write-counter.js';
 
-const FAST = { USAGE_RETRY_INITIAL: '1s', USAGE_RETRY_MAX: '2s', USAGE_ACCOUNTING_RETRY: '1s', USAGE_DEADLINE: '5m', USAGE_ATTEMPT_TIMEOUT: '20s', USAGE_COALESCE_WINDOW: '50ms' };
+const FAST = {
+  USAGE_RETRY_INITIAL: '1s',
+  USAGE_RETRY_MAX: '2s',
+  USAGE_ACCOUNTING_RETRY: '1s',
+  USAGE_DEADLINE: '5m',
+  USAGE_ATTEMPT_TIMEOUT: '20s',
+  USAGE_COALESCE_WINDOW: '50ms',
+};
 
 let jobId: string;
 let brokenConf: string;
 
 test.before(async () => {
-  jobId = await sbatch(['--mem=400M', '--wrap', 'python3 -c "x = bytearray(120 * 1024 * 1024); import time; time.sleep(2)"']);
+  jobId = await sbatch([
+    '--mem=400M',
+    '--wrap',
+    'python3 -c "x = bytearray(120 * 1024 * 1024); import time; time.sleep(2)"',
+  ]);
   brokenConf = await unreachableAccountingConf();
   await waitForAccounting(jobId);
 });
 
-interface Ctx { tdb: TestDb; client: Client; config: Config }
+interface Ctx {
+  tdb: TestDb;
+  client: Client;
+  config: Config;
+}
 
 async function withStack(kind: DbKind, env: Record<string, string>, fn: (c: Ctx) => Promise<void>): Promise<void> {
   const tdb = await createTestDb(kind);
@@ -53,18 +77,37 @@ async function withStack(kind: DbKind, env: Record<string, string>, fn: (c: Ctx)
 }
 
 async function start(c: Ctx, distributorId: string) {
-  const ti = await createLaunchedInstance(c.tdb.db, { status: 'D', distributorId, cluster: { clusterType: 'slurm', clusterName: SLURM_CLUSTER } });
-  const { handle } = await startIntegration(c.client, c.config, { taskInstanceId: ti.taskInstanceId, workflowRunId: ti.workflowRunId, distributorId });
+  const ti = await createLaunchedInstance(c.tdb.db, {
+    status: 'D',
+    distributorId,
+    cluster: { clusterType: 'slurm', clusterName: SLURM_CLUSTER },
+  });
+  const { handle } = await startIntegration(c.client, c.config, {
+    taskInstanceId: ti.taskInstanceId,
+    workflowRunId: ti.workflowRunId,
+    distributorId,
+  });
   return { id: ti.taskInstanceId, handle };
 }
 
 /** Integrated with sacct's own numbers, in one write of the row. */
-async function assertIntegratedOnce(t: import('ava').ExecutionContext, c: Ctx, id: number, expectMaxrss?: string): Promise<void> {
-  const row = (await c.tdb.db('task_instance').where({ id }).first('maxrss', 'wallclock')) as { maxrss: string; wallclock: string };
+async function assertIntegratedOnce(
+  t: import('ava').ExecutionContext,
+  c: Ctx,
+  id: number,
+  expectMaxrss?: string,
+): Promise<void> {
+  const row = (await c.tdb.db('task_instance').where({ id }).first('maxrss', 'wallclock')) as {
+    maxrss: string;
+    wallclock: string;
+  };
   if (expectMaxrss) t.is(row.maxrss, expectMaxrss);
   else {
     const truth = await sacctReport(jobId);
-    t.true(Math.abs(Number(row.maxrss) - truth.maxRssSumBytes) <= 0.1 * truth.maxRssSumBytes, `maxrss ${row.maxrss} vs sacct ${truth.maxRssSumBytes}`);
+    t.true(
+      Math.abs(Number(row.maxrss) - truth.maxRssSumBytes) <= 0.1 * truth.maxRssSumBytes,
+      `maxrss ${row.maxrss} vs sacct ${truth.maxRssSumBytes}`,
+    );
     t.is(Number(row.wallclock), truth.elapsedSeconds);
   }
   t.is((await writes(c.tdb.db, 'task_instance')).filter((w) => w.rowId === id).length, 1, 'the row was written once');
@@ -80,12 +123,20 @@ for (const kind of SERVER_DBS) {
     try {
       await withStack(kind, { ...env, SLURM_JWT_FILE: tokenFile }, async (c) => {
         const { id, handle } = await start(c, jobId);
-        t.regex(await waitForFailure(handle, /SlurmAuthError/), /even with a freshly read token/, 'the expired token is refused, re-read, refused again');
+        t.regex(
+          await waitForFailure(handle, /SlurmAuthError/),
+          /even with a freshly read token/,
+          'the expired token is refused, re-read, refused again',
+        );
         // slurmdbd, not slurmrestd, checks the token: with slurmdbd unreachable the token is never looked at.
         await rest.stop();
         await rest.restart({ slurmConf: brokenConf });
         writeFileSync(tokenFile, readFileSync(slurmRestEnv().SLURM_JWT_FILE!, 'utf8')); // the operator (or the Secret) renews it
-        t.regex(await waitForFailure(handle, /error_number 7000/), /SlurmUnavailableError: .*Unable to connect to database: Failed connecting to slurmdbd/, 'slurmdbd unreachable: retryable');
+        t.regex(
+          await waitForFailure(handle, /error_number 7000/),
+          /SlurmUnavailableError: .*Unable to connect to database: Failed connecting to slurmdbd/,
+          'slurmdbd unreachable: retryable',
+        );
         await rest.stop();
         await rest.restart();
         t.is((await handle.result()).outcome, 'integrated');
@@ -100,7 +151,10 @@ for (const kind of SERVER_DBS) {
     const dir = mkdtempSync(join(tmpdir(), 'jt-sacct-'));
     const mode = join(dir, 'mode');
     const wrapper = join(dir, 'sacct');
-    writeFileSync(wrapper, `#!/bin/sh\ncase "$(cat '${mode}')" in\n  slow) sleep 4 ;;\n  down) SLURM_CONF='${brokenConf}'; export SLURM_CONF ;;\nesac\nexec sacct "$@"\n`);
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\ncase "$(cat '${mode}')" in\n  slow) sleep 4 ;;\n  down) SLURM_CONF='${brokenConf}'; export SLURM_CONF ;;\nesac\nexec sacct "$@"\n`,
+    );
     chmodSync(wrapper, 0o755);
     writeFileSync(mode, 'slow');
     await withStack(kind, { SACCT_PATH: wrapper, SLURM_REQUEST_TIMEOUT: '1500ms' }, async (c) => {
@@ -119,20 +173,31 @@ for (const kind of SERVER_DBS) {
     const standin = await startSlurmrestdStandin({
       answer: async () => {
         if (mode === 'slow') await new Promise((r) => setTimeout(r, 3000));
-        if (mode === '500') return { status: 500, body: 'Internal Server Error: slurmdbd plugin crashed', contentType: 'text/plain' };
+        if (mode === '500')
+          return { status: 500, body: 'Internal Server Error: slurmdbd plugin crashed', contentType: 'text/plain' };
         return undefined;
       },
     });
     try {
-      await withStack(kind, { SLURM_REST_URL: standin.url, SLURM_REST_API_VERSION: 'v0.0.38', SLURM_JWT: 'x', SLURM_USER_NAME: 'jobmon', SLURM_REQUEST_TIMEOUT: '1s' }, async (c) => {
-        const { id, handle } = await start(c, '101');
-        t.regex(await waitForFailure(handle, /SlurmUnavailableError/), /failed: ETIMEDOUT/);
-        mode = '500';
-        t.regex(await waitForFailure(handle, /HTTP 500/), /slurmdbd plugin crashed/);
-        mode = 'ok';
-        t.is((await handle.result()).outcome, 'integrated');
-        await assertIntegratedOnce(t, c, id, '331415552');
-      });
+      await withStack(
+        kind,
+        {
+          SLURM_REST_URL: standin.url,
+          SLURM_REST_API_VERSION: 'v0.0.38',
+          SLURM_JWT: 'x',
+          SLURM_USER_NAME: 'jobmon',
+          SLURM_REQUEST_TIMEOUT: '1s',
+        },
+        async (c) => {
+          const { id, handle } = await start(c, '101');
+          t.regex(await waitForFailure(handle, /SlurmUnavailableError/), /failed: ETIMEDOUT/);
+          mode = '500';
+          t.regex(await waitForFailure(handle, /HTTP 500/), /slurmdbd plugin crashed/);
+          mode = 'ok';
+          t.is((await handle.result()).outcome, 'integrated');
+          await assertIntegratedOnce(t, c, id, '331415552');
+        },
+      );
     } finally {
       await standin.close();
     }

@@ -23,9 +23,19 @@ test('readyz follows the workers: 503 before they run, 200 while running, 503 on
   const connection = await NativeConnection.connect({ address: TEMPORAL_ADDRESS });
   const config = testConfig(tdb.url);
   try {
-    const { workers } = await createWorkers({ config, connection, client, db: tdb.db, queues: ['reaper'], overrides: { shutdownGraceTime: '1s' } });
+    const { workers } = await createWorkers({
+      config,
+      connection,
+      client,
+      db: tdb.db,
+      queues: ['reaper'],
+      overrides: { shutdownGraceTime: '1s' },
+    });
     t.is(workers.length, 1, '--queue reaper builds the reaper worker only');
-    const server = await startHealthServer('127.0.0.1:0', { workers: workersCheck(() => workers), database: databaseCheck(tdb.db) });
+    const server = await startHealthServer('127.0.0.1:0', {
+      workers: workersCheck(() => workers),
+      database: databaseCheck(tdb.db),
+    });
     try {
       const before = await get(server, '/readyz');
       t.is(before.status, 503);
@@ -58,14 +68,22 @@ test('readyz is 503 when the database refuses connections or does not answer in 
   const running = [{ getState: () => 'RUNNING', options: { taskQueue: 'q' } }];
   // Accepts TCP connections and never says a word: a hung database.
   const sockets = new Set<Socket>();
-  const silent: Server = createServer((s) => { sockets.add(s); });
+  const silent: Server = createServer((s) => {
+    sockets.add(s);
+  });
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
   const silentPort = (silent.address() as AddressInfo).port;
   const refused = openJobmonDb('postgres://postgres:not-shown@127.0.0.1:1/jobmon', { min: 0, max: 1 });
   const hung = openJobmonDb(`postgres://postgres@127.0.0.1:${silentPort}/jobmon`, { min: 0, max: 1 });
   const servers = [
-    await startHealthServer('127.0.0.1:0', { workers: workersCheck(() => running), database: databaseCheck(refused, 5000) }),
-    await startHealthServer('127.0.0.1:0', { workers: workersCheck(() => running), database: databaseCheck(hung, 300) }),
+    await startHealthServer('127.0.0.1:0', {
+      workers: workersCheck(() => running),
+      database: databaseCheck(refused, 5000),
+    }),
+    await startHealthServer('127.0.0.1:0', {
+      workers: workersCheck(() => running),
+      database: databaseCheck(hung, 300),
+    }),
   ];
   try {
     const r1 = await get(servers[0]!, '/readyz');

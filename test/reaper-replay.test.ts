@@ -34,15 +34,27 @@ const fromJSON = historyFromFixture;
 async function record(): Promise<void> {
   const client: Client = await connectTestClient();
   const connection = await NativeConnection.connect({ address: TEMPORAL_ADDRESS });
-  const server = createServer((req, res) => { req.resume(); req.on('end', () => res.end('ok')); });
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const tdb = await createTestDb('pg');
   try {
     const db = tdb.db;
-    const config = testConfig(tdb.url, { REAPER_BATCH_SIZE: '3', SLACK_WEBHOOK_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook` });
+    const config = testConfig(tdb.url, {
+      REAPER_BATCH_SIZE: '3',
+      SLACK_WEBHOOK_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    });
     const taskQueue = names(config.temporal).reaperTaskQueue;
     const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: new DefaultLogger('WARN') });
-    const worker = await Worker.create({ connection, taskQueue, workflowBundle: { code }, activities: createReaperActivities({ db, config }), shutdownGraceTime: '1s' });
+    const worker = await Worker.create({
+      connection,
+      taskQueue,
+      workflowBundle: { code },
+      activities: createReaperActivities({ db, config }),
+      shutdownGraceTime: '1s',
+    });
     await worker.runUntil(async () => {
       // Rich: lost R/L runs over two pages, a C run to clean up, orphans over several batches, a repair, Slack.
       for (let i = 0; i < 4; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
@@ -50,7 +62,11 @@ async function record(): Promise<void> {
       for (let i = 0; i < 6; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 3600 });
       const c = await createWorkflowRun(db, { status: 'C', heartbeatInSeconds: -5 });
       const dead = await createWorkflowRun(db, { status: 'E', heartbeatInSeconds: -3600 });
-      for (const [run, status, n] of [[c, 'Q', 2], [c, 'O', 2], [dead, 'R', 7]] as const) {
+      for (const [run, status, n] of [
+        [c, 'Q', 2],
+        [c, 'O', 2],
+        [dead, 'R', 7],
+      ] as const) {
         for (let i = 0; i < n; i++) {
           const taskId = await createTask(db, { workflowId: run.workflowId, status: 'R' });
           await createTaskInstance(db, { workflowRunId: run.workflowRunId, taskId, status, reportByInSeconds: -600 });
@@ -58,13 +74,23 @@ async function record(): Promise<void> {
       }
       const wf = await createWorkflow(db, { status: 'F' });
       await createTask(db, { workflowId: wf, status: 'D' });
-      const handle = await client.workflow.start<typeof reaperWorkflow>('reaper', { taskQueue, workflowId: `${config.temporal.taskQueuePrefix}reaper-recorded`, args: [{ dryRun: false }] });
+      const handle = await client.workflow.start<typeof reaperWorkflow>('reaper', {
+        taskQueue,
+        workflowId: `${config.temporal.taskQueuePrefix}reaper-recorded`,
+        args: [{ dryRun: false }],
+      });
       await handle.result();
       writeFileSync(REAPER_HISTORY, toJSON(await handle.fetchHistory()));
 
       for (let i = 0; i < 20; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
-      const tripped = await client.workflow.start<typeof reaperWorkflow>('reaper', { taskQueue, workflowId: `${config.temporal.taskQueuePrefix}reaper-breaker`, args: [{}] });
-      await tripped.result().catch((e: unknown) => { if (!(e instanceof WorkflowFailedError)) throw e; });
+      const tripped = await client.workflow.start<typeof reaperWorkflow>('reaper', {
+        taskQueue,
+        workflowId: `${config.temporal.taskQueuePrefix}reaper-breaker`,
+        args: [{}],
+      });
+      await tripped.result().catch((e: unknown) => {
+        if (!(e instanceof WorkflowFailedError)) throw e;
+      });
       writeFileSync(BREAKER_HISTORY, toJSON(await tripped.fetchHistory()));
     });
   } finally {
@@ -82,14 +108,17 @@ test.before(async () => {
   }
 });
 
-function load(path: string): { events: { eventType?: string; activityTaskScheduledEventAttributes?: { activityType?: { name?: string } } }[] } {
-  if (!existsSync(path)) throw new Error(`fixture ${path} is missing: record it deliberately with REAPER_RECORD_HISTORY=1`);
+function load(path: string): {
+  events: { eventType?: string; activityTaskScheduledEventAttributes?: { activityType?: { name?: string } } }[];
+} {
+  if (!existsSync(path))
+    throw new Error(`fixture ${path} is missing: record it deliberately with REAPER_RECORD_HISTORY=1`);
   return JSON.parse(readFileSync(path, 'utf8')) as ReturnType<typeof load>;
 }
 
 test.serial('the recorded reaper history is a rich one (several sweeps, notifications)', (t) => {
-  const scheduled = load(REAPER_HISTORY).events
-    .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+  const scheduled = load(REAPER_HISTORY)
+    .events.map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
     .filter((n): n is string => Boolean(n));
   t.is(scheduled[0], 'planReap');
   t.true(scheduled.filter((n) => n === 'sweepWorkflowRuns').length >= 2);
@@ -98,7 +127,7 @@ test.serial('the recorded reaper history is a rich one (several sweeps, notifica
   t.true(scheduled.includes('notifyReapedRuns'));
 });
 
-test.serial('replay: a real reap\'s history replays on the current workflow code', async (t) => {
+test.serial("replay: a real reap's history replays on the current workflow code", async (t) => {
   await t.notThrowsAsync(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, fromJSON(load(REAPER_HISTORY))));
 });
 
@@ -108,8 +137,12 @@ test.serial('replay: a reap stopped by the circuit breaker replays on the curren
 
 test.serial('replay: a history that disagrees with the code is detected (the check can fail)', async (t) => {
   const history = load(REAPER_HISTORY);
-  const first = history.events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'repairWorkflows');
+  const first = history.events.find(
+    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'repairWorkflows',
+  );
   t.truthy(first);
   first!.activityTaskScheduledEventAttributes!.activityType!.name = 'someOtherActivity';
-  await t.throwsAsync(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, fromJSON(history)), { message: /[Nn]ondetermin|activity type/ });
+  await t.throwsAsync(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, fromJSON(history)), {
+    message: /[Nn]ondetermin|activity type/,
+  });
 });

@@ -16,9 +16,12 @@ for (const kind of SERVER_DBS) {
     t.log(JSON.stringify(r));
     t.is(r.liveInstancesReaped, 0, 'no task instance reaped while its renewed report_by_date was live');
     t.is(r.liveRunsReaped, 0, 'no workflow run reaped while its renewed heartbeat was live');
-    t.true(r.reapedInstances > 0 && r.reapedRuns > 0, 'rows whose heartbeats lapsed were reaped: the soak exercised both sweeps');
+    t.true(
+      r.reapedInstances > 0 && r.reapedRuns > 0,
+      'rows whose heartbeats lapsed were reaped: the soak exercised both sweeps',
+    );
     // MariaDB's DATETIME holds whole seconds, so deadlines fall on second boundaries and a renewal rarely
     // lands in the few milliseconds between a scan and its update: there the races are counted, not required.
-    if (kind === 'pg') t.true(r.raced > 0, 'some rows were renewed between a reap\'s scan and its update');
+    if (kind === 'pg') t.true(r.raced > 0, "some rows were renewed between a reap's scan and its update");
   });
 }

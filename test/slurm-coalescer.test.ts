@@ -16,11 +16,38 @@ function recorder<K, V>(answer: (k: K) => V | undefined) {
   return { calls, fetchMany };
 }
 
+/** Resolves once pending promise callbacks have run but before any timer fires (setImmediate runs first). */
+function nextTurn(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
+/** Waits (polling; on a loaded machine a window's timer may fire late) until the condition holds; fails after 10 s. */
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !condition(); i++) await sleep(5);
+  if (!condition()) throw new Error('condition never held');
+}
+
+/** For each promise, whether it has settled by the next turn: a wait on a timer has not. */
+async function settledBeforeTimers(ps: Promise<unknown>[]): Promise<boolean[]> {
+  const done = ps.map(() => false);
+  ps.forEach(
+    (p, i) =>
+      void p.then(() => {
+        done[i] = true;
+      }),
+  );
+  await nextTurn();
+  return done;
+}
+
 test('concurrent gets within the window become one fetchMany call', async (t) => {
   const { calls, fetchMany } = recorder((k: number) => `v${k}`);
   const c = new Coalescer<number, string>({ fetchMany, windowMs: 20, maxBatchSize: 100 });
   const results = await Promise.all(Array.from({ length: 10 }, (_, i) => c.get(i)));
-  t.deepEqual(results, Array.from({ length: 10 }, (_, i) => `v${i}`));
+  t.deepEqual(
+    results,
+    Array.from({ length: 10 }, (_, i) => `v${i}`),
+  );
   t.is(calls.length, 1);
   t.deepEqual(calls[0], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
 });
@@ -38,21 +65,30 @@ test('gets spread out over time start new batches', async (t) => {
 test('a full batch is sent at once, without waiting for the window', async (t) => {
   const { calls, fetchMany } = recorder((k: number) => k);
   const c = new Coalescer<number, number>({ fetchMany, windowMs: 60_000, maxBatchSize: 3, maxInFlight: 3 });
-  const started = Date.now();
   const all = Promise.all([1, 2, 3, 4, 5, 6].map((k) => c.get(k)));
-  const seventh = c.get(7); // would wait the (huge) window: flush by hand
+  const seventh = c.get(7); // would wait the (minute-long) window: flush by hand
   t.is(c.pendingCount, 1);
+  await nextTurn();
+  t.deepEqual(
+    calls,
+    [
+      [1, 2, 3],
+      [4, 5, 6],
+    ],
+    'both full batches went out before any timer could fire',
+  );
   c.flush();
   t.deepEqual(await all, [1, 2, 3, 4, 5, 6]);
   t.is(await seventh, 7);
-  t.true(Date.now() - started < 5_000);
   t.deepEqual(calls, [[1, 2, 3], [4, 5, 6], [7]]);
 });
 
 test('while a batch is in flight, new keys gather into one bigger batch instead of queueing small ones', async (t) => {
   const calls: number[][] = [];
   let release!: () => void;
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   const c = new Coalescer<number, number>({
     windowMs: 1,
     maxBatchSize: 100,
@@ -63,7 +99,7 @@ test('while a batch is in flight, new keys gather into one bigger batch instead 
     },
   });
   const first = c.get(1);
-  await new Promise((r) => setTimeout(r, 20));
+  await until(() => calls.length > 0);
   t.deepEqual(calls, [[1]], 'the first key went out after its window');
   const rest = [2, 3, 4, 5].map((k) => c.get(k));
   await new Promise((r) => setTimeout(r, 20));
@@ -82,7 +118,13 @@ test('a batch of flushAt keys goes out at once while a request slot is free; whi
     await new Promise<void>((r) => release.push(r));
     return new Map(keys.map((k) => [k, k] as const));
   };
-  const c = new Coalescer<number, number>({ fetchMany, windowMs: 60_000, maxBatchSize: 10, flushAt: 3, maxInFlight: 1 });
+  const c = new Coalescer<number, number>({
+    fetchMany,
+    windowMs: 60_000,
+    maxBatchSize: 10,
+    flushAt: 3,
+    maxInFlight: 1,
+  });
   const first = [1, 2, 3].map((k) => c.get(k));
   await sleep(5);
   t.deepEqual(calls, [[1, 2, 3]], 'sent at 3 keys, not after the window');
@@ -118,7 +160,10 @@ test('object keys (DistributorId) are de-duplicated by keyOf and looked up by th
   });
   const results = await Promise.all(['5_1', '5_1', '4', '3'].map((raw) => c.get(parseDistributorId(raw))));
   t.deepEqual(results, [50, 50, 40, undefined]);
-  t.deepEqual(calls.map((b) => b.map((i) => i.raw)), [['5_1', '4', '3']]);
+  t.deepEqual(
+    calls.map((b) => b.map((i) => i.raw)),
+    [['5_1', '4', '3']],
+  );
 });
 
 test('a failing batch rejects all its waiters, and the next batch works', async (t) => {
@@ -153,12 +198,19 @@ test('fetchMany throwing synchronously or answering something else than a Map re
     },
   });
   await t.throwsAsync(sync.get(1), { message: 'sync boom' });
-  const wrong = new Coalescer<number, number>({ windowMs: 1, maxBatchSize: 10, fetchMany: () => Promise.resolve({} as Map<number, number>) });
+  const wrong = new Coalescer<number, number>({
+    windowMs: 1,
+    maxBatchSize: 10,
+    fetchMany: () => Promise.resolve({} as Map<number, number>),
+  });
   await t.throwsAsync(wrong.get(1), { instanceOf: TypeError });
 });
 
 test('bad options are refused', (t) => {
-  t.throws(() => new Coalescer({ fetchMany: () => Promise.resolve(new Map()), windowMs: 1, maxBatchSize: 5, flushAt: 0 }), { instanceOf: RangeError });
+  t.throws(
+    () => new Coalescer({ fetchMany: () => Promise.resolve(new Map()), windowMs: 1, maxBatchSize: 5, flushAt: 0 }),
+    { instanceOf: RangeError },
+  );
   const fetchMany = () => Promise.resolve(new Map<number, number>());
   t.throws(() => new Coalescer({ fetchMany, windowMs: 1, maxBatchSize: 0 }), { instanceOf: RangeError });
   t.throws(() => new Coalescer({ fetchMany, windowMs: -1, maxBatchSize: 1 }), { instanceOf: RangeError });
@@ -167,28 +219,35 @@ test('bad options are refused', (t) => {
 test('TokenBucket: no more than the rate once the burst is used', async (t) => {
   const bucket = new TokenBucket(20, 1); // one token every 50 ms
   const started = performance.now();
-  await Promise.all(Array.from({ length: 5 }, () => bucket.take()));
+  const order: number[] = [];
+  await Promise.all(Array.from({ length: 5 }, (_, i) => bucket.take().then(() => order.push(i))));
   const elapsed = performance.now() - started;
+  // A lower bound only (the rate is the behaviour; a slow machine only adds to it): how much faster it is
+  // than a bound belongs to bench/.
   t.true(elapsed >= 190, `5 takes at 20/s with burst 1 took ${elapsed.toFixed(0)} ms, expected >= 200`);
-  t.true(elapsed < 1_000, `took ${elapsed.toFixed(0)} ms`);
+  t.deepEqual(order, [0, 1, 2, 3, 4], 'callers are served in the order they asked');
   t.throws(() => new TokenBucket(0), { instanceOf: RangeError });
 });
 
 test('TokenBucket: a burst passes at once, with an injected clock', async (t) => {
   let now = 0;
   const bucket = new TokenBucket(2, 3, () => now);
-  const started = performance.now();
-  await Promise.all([bucket.take(), bucket.take(), bucket.take()]);
-  t.true(performance.now() - started < 50);
-  now = 1000; // two tokens refilled
-  await Promise.all([bucket.take(), bucket.take()]);
-  t.true(performance.now() - started < 50);
+  t.deepEqual(
+    await settledBeforeTimers([bucket.take(), bucket.take(), bucket.take()]),
+    [true, true, true],
+    'the burst of 3 passes at once',
+  );
+  t.deepEqual(await settledBeforeTimers([bucket.take()]), [false], 'the fourth waits for a token');
+  now = 1500; // three tokens refilled at 2/s, one of them already reserved by the fourth
+  t.deepEqual(await settledBeforeTimers([bucket.take(), bucket.take()]), [true, true], 'two more pass at once');
 });
 
-test('getAll: a caller\'s whole batch goes out at once with what was pending, in one fetchMany; a busy slot makes it wait its turn', async (t) => {
+test("getAll: a caller's whole batch goes out at once with what was pending, in one fetchMany; a busy slot makes it wait its turn", async (t) => {
   const calls: number[][] = [];
   let release!: () => void;
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   const c = new Coalescer<number, number>({
     windowMs: 60_000, // never waited out: getAll sends at once
     maxBatchSize: 100,
@@ -198,11 +257,15 @@ test('getAll: a caller\'s whole batch goes out at once with what was pending, in
       return new Map(keys.map((k) => [k, k * 10] as const));
     },
   });
-  const started = Date.now();
   const pending = c.get(1); // a usage lookup waiting for company
-  t.deepEqual(await Promise.all([pending, ...c.getAll([2, 3, 2])]), [10, 20, 30, 20]);
-  t.deepEqual(calls, [[1, 2, 3]], 'one request for the pending key and the whole batch');
-  t.true(Date.now() - started < 5_000, 'the window was not waited out');
+  const batch = c.getAll([2, 3, 2]);
+  await nextTurn();
+  t.deepEqual(
+    calls,
+    [[1, 2, 3]],
+    'one request for the pending key and the whole batch, sent before any timer could fire',
+  );
+  t.deepEqual(await Promise.all([pending, ...batch]), [10, 20, 30, 20]);
 
   // While the only slot is busy, a second getAll waits for it and then goes out as one batch.
   const busy = c.getAll([4]);
@@ -216,7 +279,9 @@ test('getAll: a caller\'s whole batch goes out at once with what was pending, in
 test('a cancelled caller leaves at once with its reason; the batch still answers the others', async (t) => {
   let seen: AbortSignal | undefined;
   let release!: () => void;
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   const c = new Coalescer<number, number>({
     windowMs: 1,
     maxBatchSize: 100,
@@ -229,7 +294,7 @@ test('a cancelled caller leaves at once with its reason; the batch still answers
   const cancel = new AbortController();
   const leaving = c.get(1, cancel.signal);
   const staying = c.get(2);
-  await sleep(20); // the batch [1, 2] is in flight
+  await until(() => seen !== undefined); // the batch [1, 2] is in flight
   const reason = new Error('activity cancelled');
   cancel.abort(reason);
   t.is(await t.throwsAsync(leaving), reason);
@@ -252,7 +317,7 @@ test('a batch every caller left is aborted; an unsent key nobody waits for is dr
   });
   const a = new AbortController();
   const inFlight = c.get(1, a.signal);
-  await sleep(60); // sent
+  await until(() => calls.length > 0); // sent
   t.is(calls.length, 1);
   a.abort(new Error('gone'));
   await t.throwsAsync(inFlight, { message: 'gone' });

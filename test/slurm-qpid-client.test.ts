@@ -31,11 +31,20 @@ test('GET {base}/{cluster}/jobmaxpss/{jobId}: a number, null when QPID has nothi
     const qpid = new QpidClient({ baseUrl, timeoutMs: 2000 });
     t.is(await qpid.fetchMaxPss('slurm', '100'), 123456789);
     t.is(await qpid.fetchMaxPss('slurm', '101'), null);
-    await t.throwsAsync(qpid.fetchMaxPss('slurm', '102'), { instanceOf: MalformedAccountingError, message: /jobmaxpss\/102: body is not JSON/ });
-    await t.throwsAsync(qpid.fetchMaxPss('slurm', '103'), { instanceOf: MalformedAccountingError, message: /max_pss is "lots"/ });
+    await t.throwsAsync(qpid.fetchMaxPss('slurm', '102'), {
+      instanceOf: MalformedAccountingError,
+      message: /jobmaxpss\/102: body is not JSON/,
+    });
+    await t.throwsAsync(qpid.fetchMaxPss('slurm', '103'), {
+      instanceOf: MalformedAccountingError,
+      message: /max_pss is "lots"/,
+    });
     t.is(await qpid.fetchMaxPss('slurm', '104'), null);
     t.is(await qpid.fetchMaxPss('slurm', '105'), 2048);
-    await t.throwsAsync(qpid.fetchMaxPss('slurm', '106'), { instanceOf: MalformedAccountingError, message: /no max_pss/ });
+    await t.throwsAsync(qpid.fetchMaxPss('slurm', '106'), {
+      instanceOf: MalformedAccountingError,
+      message: /no max_pss/,
+    });
     t.is(await qpid.fetchMaxPss('my cluster', '5_1'), 1);
     t.is(await qpid.fetchMaxPss('slurm', '107'), null);
     t.true(seen.includes('/my%20cluster/jobmaxpss/5_1'));
@@ -43,5 +52,8 @@ test('GET {base}/{cluster}/jobmaxpss/{jobId}: a number, null when QPID has nothi
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
   const down = new QpidClient({ baseUrl, timeoutMs: 2000 });
-  await t.throwsAsync(down.fetchMaxPss('slurm', '100'), { instanceOf: SlurmUnavailableError, message: /qpid GET \/slurm\/jobmaxpss\/100 failed: (ECONNREFUSED|ECONNRESET)/ });
+  await t.throwsAsync(down.fetchMaxPss('slurm', '100'), {
+    instanceOf: SlurmUnavailableError,
+    message: /qpid GET \/slurm\/jobmaxpss\/100 failed: (ECONNREFUSED|ECONNRESET)/,
+  });
 });

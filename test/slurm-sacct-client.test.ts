@@ -38,7 +38,10 @@ test('--json works: one sacct run per batch, ids joined with commas, no time win
   const fake = fakeSacct('sacct-json', `cat '${FIXTURES}sacct-json-4.json'`);
   const client = new SacctClient({ sacctPath: fake.path, maxRequestsPerSecond: 50 });
   const jobs = await client.fetchJobs(['4', '5_1', '4'].map(parseDistributorId));
-  t.deepEqual(jobs.map((j) => [j.jobId, j.steps.map((s) => s.maxRssBytes)]), [[4, [12509184, 139800576, 76754944]]]);
+  t.deepEqual(
+    jobs.map((j) => [j.jobId, j.steps.map((s) => s.maxRssBytes)]),
+    [[4, [12509184, 139800576, 76754944]]],
+  );
   t.is(client.outputMode, 'json');
   await client.fetchJobs([parseDistributorId('4')]);
   t.deepEqual(runs(fake.log), ['--json -j 4,5_1 tf=', '--json -j 4 tf=']);
@@ -54,9 +57,26 @@ test('sacct without --json: falls back to -P -n --format once and remembers it',
   const client = new SacctClient({ sacctPath: fake.path, maxRequestsPerSecond: 50 });
   const jobs = await client.fetchJobs(['4', '5_1'].map(parseDistributorId));
   t.deepEqual(
-    jobs.map((j) => [j.jobId, j.arrayJobId, j.arrayTaskId, j.startTime, j.endTime, j.steps.map((s) => [s.name, s.maxRssBytes, s.cpuSeconds])]),
+    jobs.map((j) => [
+      j.jobId,
+      j.arrayJobId,
+      j.arrayTaskId,
+      j.startTime,
+      j.endTime,
+      j.steps.map((s) => [s.name, s.maxRssBytes, s.cpuSeconds]),
+    ]),
     [
-      [4, undefined, undefined, 1795692645, 1795692651, [['batch', 12509184, 0.031], ['0', 139800576, 0.243]]],
+      [
+        4,
+        undefined,
+        undefined,
+        1795692645,
+        1795692651,
+        [
+          ['batch', 12509184, 0.031],
+          ['0', 139800576, 0.243],
+        ],
+      ],
       [7, 5, 1, 1795692645, 1795692648, [['batch', 67891200, 0.233]]],
     ],
   );
@@ -70,7 +90,10 @@ test('sacct without --json: falls back to -P -n --format once and remembers it',
 });
 
 test('sacct failing (database down) is SlurmUnavailableError with its stderr, and does not fix the output mode', async (t) => {
-  const fake = fakeSacct('sacct-down', 'echo "sacct: error: Problem talking to the database: Connection refused" >&2; exit 1');
+  const fake = fakeSacct(
+    'sacct-down',
+    'echo "sacct: error: Problem talking to the database: Connection refused" >&2; exit 1',
+  );
   const client = new SacctClient({ sacctPath: fake.path, maxRequestsPerSecond: 50 });
   const err = await t.throwsAsync(client.fetchJobs([parseDistributorId('4')]), { instanceOf: SlurmUnavailableError });
   t.regex(err.message, /exited with 1: sacct: error: Problem talking to the database: Connection refused/);
@@ -80,11 +103,17 @@ test('sacct failing (database down) is SlurmUnavailableError with its stderr, an
 
 test('a missing sacct binary is SlurmUnavailableError saying so', async (t) => {
   const client = new SacctClient({ sacctPath: join(dir, 'no-such-sacct'), maxRequestsPerSecond: 50 });
-  await t.throwsAsync(client.fetchJobs([parseDistributorId('4')]), { instanceOf: SlurmUnavailableError, message: /sacct not runnable at .*no-such-sacct.*ENOENT/ });
+  await t.throwsAsync(client.fetchJobs([parseDistributorId('4')]), {
+    instanceOf: SlurmUnavailableError,
+    message: /sacct not runnable at .*no-such-sacct.*ENOENT/,
+  });
 });
 
 test('a hanging sacct is killed after timeoutMs', async (t) => {
   const fake = fakeSacct('sacct-hang', 'exec sleep 30');
   const client = new SacctClient({ sacctPath: fake.path, maxRequestsPerSecond: 50, timeoutMs: 300 });
-  await t.throwsAsync(client.fetchJobs([parseDistributorId('4')]), { instanceOf: SlurmUnavailableError, message: /no answer within 300 ms/ });
+  await t.throwsAsync(client.fetchJobs([parseDistributorId('4')]), {
+    instanceOf: SlurmUnavailableError,
+    message: /no answer within 300 ms/,
+  });
 });

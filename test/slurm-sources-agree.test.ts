@@ -20,8 +20,17 @@ const run = promisify(execFile);
 
 const JOBS = {
   memory: ['--mem=600M', '--wrap', 'python3 -c "x = bytearray(200 * 1024 * 1024); import time; time.sleep(3)"'],
-  steps: ['--mem=600M', '--wrap', 'srun --mem=250M python3 -c "x = bytearray(90 * 1024 * 1024); import time; time.sleep(2)"; srun --mem=250M python3 -c "x = bytearray(140 * 1024 * 1024); sum(range(3000000))"'],
-  array: ['--array=1-2', '--mem=300M', '--wrap', 'python3 -c "import os; x = bytearray(int(os.environ[\'SLURM_ARRAY_TASK_ID\']) * 50 * 1024 * 1024); import time; time.sleep(2)"'],
+  steps: [
+    '--mem=600M',
+    '--wrap',
+    'srun --mem=250M python3 -c "x = bytearray(90 * 1024 * 1024); import time; time.sleep(2)"; srun --mem=250M python3 -c "x = bytearray(140 * 1024 * 1024); sum(range(3000000))"',
+  ],
+  array: [
+    '--array=1-2',
+    '--mem=300M',
+    '--wrap',
+    'python3 -c "import os; x = bytearray(int(os.environ[\'SLURM_ARRAY_TASK_ID\']) * 50 * 1024 * 1024); import time; time.sleep(2)"',
+  ],
 };
 
 const DEFAULT_FORMAT = ['JobID', 'JobIDRaw', 'State', 'Submit', 'Start', 'End', 'MaxRSS', 'TotalCPU'];
@@ -34,9 +43,17 @@ test('real jobs: slurmrestd, sacct -P as the worker runs it, and sacct -P with u
   for (const id of ids) await waitForAccounting(id);
   const distributorIds = ids.map(parseDistributorId);
 
-  const { SLURM_REST_URL, SLURM_USER_NAME, SLURM_JWT_FILE } = slurmRestEnv() as { SLURM_REST_URL: string; SLURM_USER_NAME: string; SLURM_JWT_FILE: string };
+  const { SLURM_REST_URL, SLURM_USER_NAME, SLURM_JWT_FILE } = slurmRestEnv() as {
+    SLURM_REST_URL: string;
+    SLURM_USER_NAME: string;
+    SLURM_JWT_FILE: string;
+  };
   const rest = await new SlurmRestClient({
-    baseUrl: SLURM_REST_URL, userName: SLURM_USER_NAME, token: () => readTokenFile(SLURM_JWT_FILE), maxRequestsPerSecond: 5, timeoutMs: 30_000,
+    baseUrl: SLURM_REST_URL,
+    userName: SLURM_USER_NAME,
+    token: () => readTokenFile(SLURM_JWT_FILE),
+    maxRequestsPerSecond: 5,
+    timeoutMs: 30_000,
   }).fetchJobs(distributorIds);
   const parsable = new SacctClient({ sacctPath: 'sacct', maxRequestsPerSecond: 5, outputMode: 'parsable' });
   const worker = await parsable.fetchJobs(distributorIds);
@@ -44,7 +61,9 @@ test('real jobs: slurmrestd, sacct -P as the worker runs it, and sacct -P with u
   // sacct's own default rendering: units chosen by sacct, times in this machine's zone (which this process shares).
   const sacctEnv = { ...process.env };
   delete sacctEnv.SLURM_TIME_FORMAT;
-  const { stdout } = await run('sacct', ['-P', '-n', `--format=${DEFAULT_FORMAT.join(',')}`, '-j', ids.join(',')], { env: sacctEnv });
+  const { stdout } = await run('sacct', ['-P', '-n', `--format=${DEFAULT_FORMAT.join(',')}`, '-j', ids.join(',')], {
+    env: sacctEnv,
+  });
   t.regex(stdout, /\|\d+(\.\d+)?[KMG]\|/, 'sacct printed MaxRSS with a unit');
   t.regex(stdout, /\|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\|/, 'sacct printed ISO local times');
   const byDefault = parseSacctParsable(stdout, DEFAULT_FORMAT);
@@ -58,9 +77,16 @@ test('real jobs: slurmrestd, sacct -P as the worker runs it, and sacct -P with u
     const r = usage(rest, i);
     t.truthy(r.u.maxrss, `${ids[i]}: REST has a max RSS`);
     t.true(Number(r.u.cpu) > 0, `${ids[i]}: REST has CPU time`);
-    for (const [name, records] of [['sacct -P --noconvert', worker], ['sacct -P (units, ISO times)', byDefault]] as const) {
+    for (const [name, records] of [
+      ['sacct -P --noconvert', worker],
+      ['sacct -P (units, ISO times)', byDefault],
+    ] as const) {
       const s = usage(records, i);
-      t.deepEqual(s.record.steps.map((x) => x.name), r.record.steps.map((x) => x.name), `${ids[i]} ${name}: the same steps`);
+      t.deepEqual(
+        s.record.steps.map((x) => x.name),
+        r.record.steps.map((x) => x.name),
+        `${ids[i]} ${name}: the same steps`,
+      );
       t.is(s.record.state, r.record.state);
       t.is(s.u.wallclock, r.u.wallclock, `${ids[i]} ${name}: wallclock`);
       t.is(s.u.maxrss, r.u.maxrss, `${ids[i]} ${name}: maxrss in bytes`);

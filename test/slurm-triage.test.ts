@@ -19,7 +19,7 @@ function job(state: string, more: Partial<JobAccounting> = {}, source = 'slurmre
   return { kind: 'job', distributorId: '4242', job: { state, ...more }, source };
 }
 
-test('resource limits: OUT_OF_MEMORY and TIMEOUT → Z from O, R and T, naming Slurm\'s state and the limit', (t) => {
+test("resource limits: OUT_OF_MEMORY and TIMEOUT → Z from O, R and T, naming Slurm's state and the limit", (t) => {
   for (const from of TASK_INSTANCE_REAPABLE) {
     const timeout = triageOrphan(from, job('TIMEOUT', { timeLimitMinutes: 5, nodes: 'node07' }), GRACE);
     t.like(timeout, { action: 'reap', to: 'Z', bucket: 'TIMEOUT' }, from);
@@ -28,10 +28,14 @@ test('resource limits: OUT_OF_MEMORY and TIMEOUT → Z from O, R and T, naming S
     t.like(oom, { action: 'reap', to: 'Z', bucket: 'OUT_OF_MEMORY' }, from);
     t.is(oom.text, 'Slurm job 4242 is OUT_OF_MEMORY: it hit its memory limit');
   }
-  t.is(triageOrphan('R', job('TIMEOUT'), GRACE).text, 'Slurm job 4242 is TIMEOUT: it hit its time limit', 'no limit reported: none invented');
+  t.is(
+    triageOrphan('R', job('TIMEOUT'), GRACE).text,
+    'Slurm job 4242 is TIMEOUT: it hit its time limit',
+    'no limit reported: none invented',
+  );
 });
 
-test('a resource limit from a state Jobmon\'s machine does not allow →Z from falls back to U and says why', (t) => {
+test("a resource limit from a state Jobmon's machine does not allow →Z from falls back to U and says why", (t) => {
   const r = triageOrphan('K', job('OUT_OF_MEMORY'), GRACE);
   t.like(r, { action: 'reap', to: 'U', bucket: 'OUT_OF_MEMORY' });
   t.regex(r.text, /Jobmon has no K→Z, so →U/);
@@ -41,20 +45,48 @@ test('deadlines and preemption are not resource limits: U with the state and the
   for (const state of ['DEADLINE', 'PREEMPTED', 'CANCELLED', 'FAILED', 'COMPLETED', 'REVOKED', 'SOMETHING_NEW']) {
     t.like(triageOrphan('R', job(state), GRACE), { action: 'reap', to: 'U', bucket: state }, state);
   }
-  t.is(triageOrphan('R', job('FAILED', { exitCode: { returnCode: 3, signal: 0 }, nodes: 'vm' }), GRACE).text, 'Slurm job 4242 is FAILED on vm, exit code 3');
-  t.is(triageOrphan('O', job('CANCELLED', { exitCode: { returnCode: 0, signal: 15 } }), GRACE).text, 'Slurm job 4242 is CANCELLED, exit code 0, signal 15');
-  t.is(triageOrphan('T', job('COMPLETED', {}, 'sacct'), GRACE).text, 'Slurm job 4242 is COMPLETED, exit code not reported by sacct');
+  t.is(
+    triageOrphan('R', job('FAILED', { exitCode: { returnCode: 3, signal: 0 }, nodes: 'vm' }), GRACE).text,
+    'Slurm job 4242 is FAILED on vm, exit code 3',
+  );
+  t.is(
+    triageOrphan('O', job('CANCELLED', { exitCode: { returnCode: 0, signal: 15 } }), GRACE).text,
+    'Slurm job 4242 is CANCELLED, exit code 0, signal 15',
+  );
+  t.is(
+    triageOrphan('T', job('COMPLETED', {}, 'sacct'), GRACE).text,
+    'Slurm job 4242 is COMPLETED, exit code not reported by sacct',
+  );
 });
 
 test('node failures → U naming the node and the state', (t) => {
-  t.deepEqual(triageOrphan('R', job('NODE_FAIL', { nodes: 'node[01-02]', exitCode: { returnCode: 0, signal: 0 } }), GRACE),
-    { action: 'reap', to: 'U', bucket: 'NODE_FAIL', text: 'Slurm job 4242 is NODE_FAIL on node node[01-02]' });
-  t.deepEqual(triageOrphan('O', job('BOOT_FAIL'), GRACE),
-    { action: 'reap', to: 'U', bucket: 'BOOT_FAIL', text: 'Slurm job 4242 is BOOT_FAIL on node (not reported)' });
+  t.deepEqual(
+    triageOrphan('R', job('NODE_FAIL', { nodes: 'node[01-02]', exitCode: { returnCode: 0, signal: 0 } }), GRACE),
+    { action: 'reap', to: 'U', bucket: 'NODE_FAIL', text: 'Slurm job 4242 is NODE_FAIL on node node[01-02]' },
+  );
+  t.deepEqual(triageOrphan('O', job('BOOT_FAIL'), GRACE), {
+    action: 'reap',
+    to: 'U',
+    bucket: 'BOOT_FAIL',
+    text: 'Slurm job 4242 is BOOT_FAIL on node (not reported)',
+  });
 });
 
 test('a job Slurm shows alive is spared within the alive grace, and reaped U with the reason past it', (t) => {
-  for (const state of ['RUNNING', 'PENDING', 'SUSPENDED', 'REQUEUED', 'REQUEUE_HOLD', 'COMPLETING', 'CONFIGURING', 'RESIZING', 'STOPPED', 'SIGNALING', 'STAGE_OUT', 'SPECIAL_EXIT']) {
+  for (const state of [
+    'RUNNING',
+    'PENDING',
+    'SUSPENDED',
+    'REQUEUED',
+    'REQUEUE_HOLD',
+    'COMPLETING',
+    'CONFIGURING',
+    'RESIZING',
+    'STOPPED',
+    'SIGNALING',
+    'STAGE_OUT',
+    'SPECIAL_EXIT',
+  ]) {
     t.true(SLURM_ALIVE_STATES.includes(state), state);
     const spared = triageOrphan('R', job(state, { nodes: 'vm' }), GRACE);
     t.like(spared, { action: 'spare', bucket: `${state}(alive)` }, state);
@@ -69,28 +101,65 @@ test('a job Slurm shows alive is spared within the alive grace, and reaped U wit
 });
 
 test('Slurm could not say: no record, no answer, not a Slurm cluster → U as today, saying so', (t) => {
-  t.deepEqual(triageOrphan('R', { kind: 'missing', reason: 'job 99 is not in slurmrestd accounting' }, GRACE),
-    { action: 'reap', to: 'U', bucket: 'unknown', text: 'Slurm could not say: job 99 is not in slurmrestd accounting' });
-  t.deepEqual(triageOrphan('O', { kind: 'unavailable', reason: 'slurmrestd did not answer within 10s' }, PAST_GRACE),
-    { action: 'reap', to: 'U', bucket: 'unavailable', text: 'Slurm could not say: slurmrestd did not answer within 10s' });
-  t.deepEqual(triageOrphan('T', { kind: 'not_slurm', clusterType: 'multiprocess' }, GRACE),
-    { action: 'reap', to: 'U', text: 'Slurm could not say: cluster type multiprocess is not slurm' }, 'not counted as a Slurm outcome');
+  t.deepEqual(triageOrphan('R', { kind: 'missing', reason: 'job 99 is not in slurmrestd accounting' }, GRACE), {
+    action: 'reap',
+    to: 'U',
+    bucket: 'unknown',
+    text: 'Slurm could not say: job 99 is not in slurmrestd accounting',
+  });
+  t.deepEqual(triageOrphan('O', { kind: 'unavailable', reason: 'slurmrestd did not answer within 10s' }, PAST_GRACE), {
+    action: 'reap',
+    to: 'U',
+    bucket: 'unavailable',
+    text: 'Slurm could not say: slurmrestd did not answer within 10s',
+  });
+  t.deepEqual(
+    triageOrphan('T', { kind: 'not_slurm', clusterType: 'multiprocess' }, GRACE),
+    { action: 'reap', to: 'U', text: 'Slurm could not say: cluster type multiprocess is not slurm' },
+    'not counted as a Slurm outcome',
+  );
 });
 
 test('formatGrace', (t) => {
   t.deepEqual([formatGrace(1800), formatGrace(7200), formatGrace(90), formatGrace(0)], ['30m', '2h', '90s', '0s']);
 });
 
-test('decideOrphan with Z: task → E → A while attempts remain, → F when used up; a task already D/F makes the instance F', (t) => {
-  const task = (status: 'R' | 'O' | 'I' | 'D' | 'F' | 'Q', num: number, max: number) => ({ id: 7, status, num, max });
-  t.deepEqual(decideOrphan('R', task('R', 1, 3), 'Z'), { to: 'Z', task: { from: 'R', to: 'A' }, taskText: 'task 7 R→E→A (attempt 1 of 3)' });
-  t.deepEqual(decideOrphan('O', task('O', 3, 3), 'Z'), { to: 'Z', task: { from: 'O', to: 'F' }, taskText: 'task 7 O→E→F (attempt 3 of 3)' });
-  t.deepEqual(decideOrphan('T', task('D', 1, 3), 'Z'), { to: 'F', taskText: 'task 7 already D' });
-  t.deepEqual(decideOrphan('R', task('Q', 1, 3), 'Z'), { to: 'Z', taskText: 'task 7 is Q, left alone' });
+test('decideOrphan with Z: task → E → A while attempts remain, → F when used up; a task that moved on stays, the instance goes Z alone', (t) => {
+  const task = (status: 'R' | 'O' | 'I' | 'D' | 'F' | 'Q', num: number, max: number, latestInstanceId = 70) => ({
+    id: 7,
+    status,
+    num,
+    max,
+    latestInstanceId,
+  });
+  t.deepEqual(decideOrphan(70, 'R', task('R', 1, 3), 'Z'), {
+    to: 'Z',
+    task: { from: 'R', to: 'A' },
+    taskText: 'task 7 R→E→A (attempt 1 of 3)',
+  });
+  t.deepEqual(decideOrphan(70, 'O', task('O', 3, 3), 'Z'), {
+    to: 'Z',
+    task: { from: 'O', to: 'F' },
+    taskText: 'task 7 O→E→F (attempt 3 of 3)',
+  });
+  t.deepEqual(decideOrphan(70, 'T', task('D', 1, 3), 'Z'), { to: 'Z', taskText: 'task 7 is already D, left alone' });
+  t.deepEqual(decideOrphan(70, 'R', task('Q', 1, 3), 'Z'), { to: 'Z', taskText: 'task 7 is already Q, left alone' });
+  t.deepEqual(decideOrphan(70, 'R', task('R', 1, 3, 71), 'Z'), {
+    to: 'Z',
+    taskText: 'task 7 is R and belongs to its newer instance 71, left alone',
+  });
   // Without Slurm (or with U) nothing changed: G, not A.
-  t.deepEqual(decideOrphan('R', task('R', 1, 3)), { to: 'U', task: { from: 'R', to: 'G' }, taskText: 'task 7 R→E→G (attempt 1 of 3)' });
-  t.deepEqual(decideOrphan('R', task('R', 1, 3), 'U'), decideOrphan('R', task('R', 1, 3)));
-  t.throws(() => decideOrphan('K' as TaskInstanceStatusCode, task('R', 1, 3), 'Z'), { name: 'IllegalTransitionError' }, 'every edge is still asserted');
+  t.deepEqual(decideOrphan(70, 'R', task('R', 1, 3)), {
+    to: 'U',
+    task: { from: 'R', to: 'G' },
+    taskText: 'task 7 R→E→G (attempt 1 of 3)',
+  });
+  t.deepEqual(decideOrphan(70, 'R', task('R', 1, 3), 'U'), decideOrphan(70, 'R', task('R', 1, 3)));
+  t.throws(
+    () => decideOrphan(70, 'K' as TaskInstanceStatusCode, task('R', 1, 3), 'Z'),
+    { name: 'IllegalTransitionError' },
+    'every write is still asserted',
+  );
 });
 
 test('the usage integrator drops Z instances like other failed ones (TASK_INSTANCE_FAILED includes Z)', (t) => {
@@ -100,8 +169,18 @@ test('the usage integrator drops Z instances like other failed ones (TASK_INSTAN
 test('summary, log line and Slack message count orphans by what Slurm said', (t) => {
   const s = emptySummary(true);
   t.deepEqual(s.slurm, {});
-  mergePart(s, { transitions: [{ table: 'task_instance', from: 'R', to: 'Z', count: 1, ids: [5] }], transactions: 1, maxTransactionMs: 1, slurm: { TIMEOUT: 1, 'RUNNING(alive)': 1 } });
-  mergePart(s, { transitions: [], transactions: 1, maxTransactionMs: 1, slurm: { 'RUNNING(alive)': 1, unavailable: 3 } });
+  mergePart(s, {
+    transitions: [{ table: 'task_instance', from: 'R', to: 'Z', count: 1, ids: [5] }],
+    transactions: 1,
+    maxTransactionMs: 1,
+    slurm: { TIMEOUT: 1, 'RUNNING(alive)': 1 },
+  });
+  mergePart(s, {
+    transitions: [],
+    transactions: 1,
+    maxTransactionMs: 1,
+    slurm: { 'RUNNING(alive)': 1, unavailable: 3 },
+  });
   mergePart(s, { transitions: [], transactions: 0, maxTransactionMs: 0 });
   t.deepEqual(s.slurm, { TIMEOUT: 1, 'RUNNING(alive)': 2, unavailable: 3 });
   t.is(slurmCountsText(s.slurm), 'unavailable 3, RUNNING(alive) 2, TIMEOUT 1');
@@ -112,21 +191,32 @@ test('summary, log line and Slack message count orphans by what Slurm said', (t)
   t.notRegex(formatReapSummary(emptySummary(false)), /Slurm/, 'nothing about Slurm when it was not asked');
 
   const run = { workflowRunId: 3, workflowId: 2, from: 'R', to: 'E', workflowTo: 'F' };
-  t.regex(slackMessage(run, 'wf', s.slurm), /WorkflowRun ID: 3\nOrphaned task instances in this reap, by Slurm state: unavailable 3, RUNNING\(alive\) 2, TIMEOUT 1$/);
+  t.regex(
+    slackMessage(run, 'wf', s.slurm),
+    /WorkflowRun ID: 3\nOrphaned task instances in this reap, by Slurm state: unavailable 3, RUNNING\(alive\) 2, TIMEOUT 1$/,
+  );
   t.notRegex(slackMessage(run, 'wf', {}), /Slurm/);
   t.notRegex(slackMessage(run, 'wf'), /Slurm/);
 });
 
-test('jobmon_reaper_slurm_outcomes_total counts each committed step\'s outcomes by state; dry runs count nothing', (t) => {
+test("jobmon_reaper_slurm_outcomes_total counts each committed step's outcomes by state; dry runs count nothing", (t) => {
   const added: [string, number, MetricTags | undefined][] = [];
   const metrics = new JobmonMetrics({
-    createCounter: (name) => ({ add: (value, tags) => { added.push([name, value, tags]); } }),
+    createCounter: (name) => ({
+      add: (value, tags) => {
+        added.push([name, value, tags]);
+      },
+    }),
     createHistogram: () => ({ record: () => undefined }),
   });
   const call: Record<string, number> = {};
   countSlurmStep(call, { TIMEOUT: 2, 'RUNNING(alive)': 1 }, false, metrics);
   countSlurmStep(call, { TIMEOUT: 1, unavailable: 0 }, false, metrics);
-  t.deepEqual(call, { TIMEOUT: 3, 'RUNNING(alive)': 1, unavailable: 0 }, 'the call\'s counts add up (the summary and the log line)');
+  t.deepEqual(
+    call,
+    { TIMEOUT: 3, 'RUNNING(alive)': 1, unavailable: 0 },
+    "the call's counts add up (the summary and the log line)",
+  );
   t.deepEqual(added, [
     [METRIC.reaperSlurmOutcomes, 2, { state: 'TIMEOUT' }],
     [METRIC.reaperSlurmOutcomes, 1, { state: 'RUNNING(alive)' }],

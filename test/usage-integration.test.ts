@@ -3,12 +3,13 @@
  * Jobmon's dummy cluster type (fixed usage, as Jobmon does for tests). Slurm sources: usage-slurm.test.ts.
  */
 import test from 'ava';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, type WorkflowExecutionInfo } from '@temporalio/client';
 import { createLaunchedInstance } from '../dev/factory.js';
 import { dbNowPlus } from '../lib/db/clock.js';
 import { DUMMY_USAGE } from '../lib/usage/sources.js';
 import { startIntegration } from '../lib/usage/start-integration.js';
 import type { DispatchResult } from '../activities/usage/dispatch.js';
+import type { UsageIntegrationResult } from '../workflows/usage-integration.js';
 import { names } from '../lib/config.js';
 import { backfill } from '../scripts/commands/integrate.js';
 import { UsagePhaseKey } from '../lib/temporal/search-attributes.js';
@@ -23,16 +24,28 @@ for (const kind of BEHAVIOUR_DBS) {
     const client = await connectTestClient();
     const config = testConfig(tdb.url, FAST);
     try {
-      const { taskInstanceId, workflowRunId } = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '101', cluster: { clusterType: 'dummy', clusterName: 'dummy' } });
+      const { taskInstanceId, workflowRunId } = await createLaunchedInstance(tdb.db, {
+        status: 'D',
+        distributorId: '101',
+        cluster: { clusterType: 'dummy', clusterName: 'dummy' },
+      });
       await withWorkers(config, tdb.db, client, async () => {
-        const { handle, started } = await startIntegration(client, config, { taskInstanceId, workflowRunId, distributorId: '101' });
+        const { handle, started } = await startIntegration(client, config, {
+          taskInstanceId,
+          workflowRunId,
+          distributorId: '101',
+        });
         t.true(started);
         const r = await handle.result();
         t.is(r.outcome, 'integrated');
         const row = await tdb.db('task_instance').where({ id: taskInstanceId }).first();
         t.is(row.maxrss, '1314', 'Jobmon writes maxrss = 1314 for its dummy cluster');
         t.is(DUMMY_USAGE.maxrss, '1314');
-        t.deepEqual([row.wallclock, row.cpu, row.maxpss, row.usage_str, row.io], [null, null, null, null, null], '…and nothing else');
+        t.deepEqual(
+          [row.wallclock, row.cpu, row.maxpss, row.usage_str, row.io],
+          [null, null, null, null, null],
+          '…and nothing else',
+        );
         const outcome = await tdb.db('jt_usage_integration').where({ task_instance_id: taskInstanceId }).first();
         t.is(outcome.outcome, 'integrated');
         const desc = await handle.describe();
@@ -43,10 +56,19 @@ for (const kind of BEHAVIOUR_DBS) {
         const again = await startIntegration(client, config, { taskInstanceId, workflowRunId, distributorId: '101' });
         t.false(again.started);
         await tdb.db('task_instance').where({ id: taskInstanceId }).update({ maxrss: '777' });
-        const forced = await startIntegration(client, config, { taskInstanceId, workflowRunId, distributorId: '101' }, { force: true });
+        const forced = await startIntegration(
+          client,
+          config,
+          { taskInstanceId, workflowRunId, distributorId: '101' },
+          { force: true },
+        );
         t.true(forced.started);
         t.is((await forced.handle.result()).outcome, 'integrated');
-        t.is((await tdb.db('task_instance').where({ id: taskInstanceId }).first()).maxrss, '777', 'real data is never overwritten');
+        t.is(
+          (await tdb.db('task_instance').where({ id: taskInstanceId }).first()).maxrss,
+          '777',
+          'real data is never overwritten',
+        );
       });
     } finally {
       await client.connection.close();
@@ -62,14 +84,28 @@ for (const kind of BEHAVIOUR_DBS) {
       await withWorkers(config, tdb.db, client, async () => {
         for (const type of ['sequential', 'multiprocess']) {
           // Jobmon's own cluster and null.q queue rows from load_metadata(), as its local distributors use them.
-          const ti = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '4242', cluster: { clusterType: type, clusterName: type } });
+          const ti = await createLaunchedInstance(tdb.db, {
+            status: 'D',
+            distributorId: '4242',
+            cluster: { clusterType: type, clusterName: type },
+          });
           const before = await tdb.db('task_instance').where({ id: ti.taskInstanceId }).first();
-          const { handle } = await startIntegration(client, config, { taskInstanceId: ti.taskInstanceId, workflowRunId: ti.workflowRunId, distributorId: '4242' });
+          const { handle } = await startIntegration(client, config, {
+            taskInstanceId: ti.taskInstanceId,
+            workflowRunId: ti.workflowRunId,
+            distributorId: '4242',
+          });
           const r = await handle.result();
           t.is(r.outcome, 'no_accounting', type);
           t.regex((r as { reason: string }).reason, new RegExp(`cluster type ${type} has no accounting source`));
-          t.deepEqual(await tdb.db('task_instance').where({ id: ti.taskInstanceId }).first(), before, `${type}: the task_instance row is unchanged`);
-          t.like(await tdb.db('jt_usage_integration').where({ task_instance_id: ti.taskInstanceId }).first(), { outcome: 'no_accounting' });
+          t.deepEqual(
+            await tdb.db('task_instance').where({ id: ti.taskInstanceId }).first(),
+            before,
+            `${type}: the task_instance row is unchanged`,
+          );
+          t.like(await tdb.db('jt_usage_integration').where({ task_instance_id: ti.taskInstanceId }).first(), {
+            outcome: 'no_accounting',
+          });
           t.is((await handle.describe()).typedSearchAttributes.get(UsagePhaseKey), 'no_accounting');
         }
       });
@@ -84,21 +120,49 @@ for (const kind of BEHAVIOUR_DBS) {
     const client = await connectTestClient();
     const config = testConfig(tdb.url, FAST);
     try {
-      const failed = await createLaunchedInstance(tdb.db, { status: 'Z', distributorId: '102', cluster: { clusterType: 'dummy', clusterName: 'dummy' } });
-      const badId = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '12_[1-3]', cluster: { clusterType: 'slurm', clusterName: 'jobmon' } });
+      const failed = await createLaunchedInstance(tdb.db, {
+        status: 'Z',
+        distributorId: '102',
+        cluster: { clusterType: 'dummy', clusterName: 'dummy' },
+      });
+      const badId = await createLaunchedInstance(tdb.db, {
+        status: 'D',
+        distributorId: '12_[1-3]',
+        cluster: { clusterType: 'slurm', clusterName: 'jobmon' },
+      });
       await withWorkers(config, tdb.db, client, async () => {
-        const dropped = await (await startIntegration(client, config, { taskInstanceId: failed.taskInstanceId, workflowRunId: null, distributorId: '102' })).handle.result();
+        const dropped = await (
+          await startIntegration(client, config, {
+            taskInstanceId: failed.taskInstanceId,
+            workflowRunId: null,
+            distributorId: '102',
+          })
+        ).handle.result();
         t.like(dropped, { outcome: 'dropped', status: 'Z' });
-        t.is((await tdb.db('task_instance').where({ id: failed.taskInstanceId }).first()).maxrss, null, 'nothing written for a dropped job');
+        t.is(
+          (await tdb.db('task_instance').where({ id: failed.taskInstanceId }).first()).maxrss,
+          null,
+          'nothing written for a dropped job',
+        );
 
-        const gone = await startIntegration(client, config, { taskInstanceId: 987654, workflowRunId: null, distributorId: null });
+        const gone = await startIntegration(client, config, {
+          taskInstanceId: 987654,
+          workflowRunId: null,
+          distributorId: null,
+        });
         const err = await t.throwsAsync(gone.handle.result(), { instanceOf: WorkflowFailedError });
         t.regex(String(err?.cause?.message), /task instance 987654 does not exist/);
 
-        const bad = await startIntegration(client, config, { taskInstanceId: badId.taskInstanceId, workflowRunId: null, distributorId: '12_[1-3]' });
+        const bad = await startIntegration(client, config, {
+          taskInstanceId: badId.taskInstanceId,
+          workflowRunId: null,
+          distributorId: '12_[1-3]',
+        });
         const err2 = await t.throwsAsync(bad.handle.result(), { instanceOf: WorkflowFailedError });
         t.regex(String(err2?.cause?.message), /invalid Slurm distributor id/);
-        t.like(await tdb.db('jt_usage_integration').where({ task_instance_id: badId.taskInstanceId }).first(), { outcome: 'failed' });
+        t.like(await tdb.db('jt_usage_integration').where({ task_instance_id: badId.taskInstanceId }).first(), {
+          outcome: 'failed',
+        });
       });
     } finally {
       await client.connection.close();
@@ -110,15 +174,36 @@ for (const kind of BEHAVIOUR_DBS) {
     const tdb = await createTestDb(kind);
     const client = await connectTestClient();
     // A long backoff: without the wake the running instance would not be retried within this test.
-    const config = testConfig(tdb.url, { USAGE_RETRY_INITIAL: '1h', USAGE_RETRY_MAX: '2h', USAGE_DEADLINE: '1d', USAGE_DISPATCH_SINCE: '2000-01-01' });
+    const config = testConfig(tdb.url, {
+      USAGE_RETRY_INITIAL: '1h',
+      USAGE_RETRY_MAX: '2h',
+      USAGE_DEADLINE: '1d',
+      USAGE_DISPATCH_SINCE: '2000-01-01',
+    });
     try {
-      const running = await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '201', cluster: { clusterType: 'dummy', clusterName: 'dummy' } });
-      const done = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '202', cluster: { clusterType: 'dummy', clusterName: 'dummy' } });
-      await createLaunchedInstance(tdb.db, { status: 'R', distributorId: null, cluster: { clusterType: 'dummy', clusterName: 'dummy' } });
+      const running = await createLaunchedInstance(tdb.db, {
+        status: 'R',
+        distributorId: '201',
+        cluster: { clusterType: 'dummy', clusterName: 'dummy' },
+      });
+      const done = await createLaunchedInstance(tdb.db, {
+        status: 'D',
+        distributorId: '202',
+        cluster: { clusterType: 'dummy', clusterName: 'dummy' },
+      });
+      await createLaunchedInstance(tdb.db, {
+        status: 'R',
+        distributorId: null,
+        cluster: { clusterType: 'dummy', clusterName: 'dummy' },
+      });
       const n = names(config.temporal);
       let cycle = 0;
       // One dispatcher cycle, as the jobmon-usage-dispatch Schedule runs it.
-      const dispatchUsageIntegrations = (_: object) => client.workflow.execute('usageDispatch', { taskQueue: n.usageTaskQueue, workflowId: `${n.usageDispatchScheduleId}-${cycle++}` }) as Promise<DispatchResult>;
+      const dispatchUsageIntegrations = (_: object) =>
+        client.workflow.execute('usageDispatch', {
+          taskQueue: n.usageTaskQueue,
+          workflowId: `${n.usageDispatchScheduleId}-${cycle++}`,
+        }) as Promise<DispatchResult>;
       // Rows younger than USAGE_DISPATCH_SETTLE (2 s) wait for the next cycle.
       const settle = () => new Promise((r) => setTimeout(r, 2500));
       await withWorkers(config, tdb.db, client, async () => {
@@ -129,14 +214,24 @@ for (const kind of BEHAVIOUR_DBS) {
         t.is(second.scanned, 0, 'the watermark means nothing is read twice');
         t.is(second.started, 0);
 
-        const doneHandle = client.workflow.getHandle(`${config.temporal.taskQueuePrefix}usage-integration-${done.taskInstanceId}`);
+        const doneHandle = client.workflow.getHandle(
+          `${config.temporal.taskQueuePrefix}usage-integration-${done.taskInstanceId}`,
+        );
         t.is((await doneHandle.result()).outcome, 'integrated');
         // Its job had finished: the first attempt ran as a local activity, so no activity task was scheduled.
         const doneEvents = (await doneHandle.fetchHistory()).events ?? [];
-        t.false(doneEvents.some((e) => e.activityTaskScheduledEventAttributes), 'integrated by the local first attempt');
-        t.true(doneEvents.some((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity'), 'a local-activity marker');
+        t.false(
+          doneEvents.some((e) => e.activityTaskScheduledEventAttributes),
+          'integrated by the local first attempt',
+        );
+        t.true(
+          doneEvents.some((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity'),
+          'a local-activity marker',
+        );
 
-        const runningHandle = client.workflow.getHandle(`${config.temporal.taskQueuePrefix}usage-integration-${running.taskInstanceId}`);
+        const runningHandle = client.workflow.getHandle(
+          `${config.temporal.taskQueuePrefix}usage-integration-${running.taskInstanceId}`,
+        );
         // Wait until its first attempt has failed ("waiting for the job") and it sits in a 1 h backoff:
         // the wake below must be what ends that wait. No first failure seen means the test fails here.
         let lastFailure: string | undefined;
@@ -146,13 +241,95 @@ for (const kind of BEHAVIOUR_DBS) {
           else await new Promise((r) => setTimeout(r, 200));
         }
         t.regex(lastFailure ?? '(no failed attempt seen)', /is R \(RUNNING\) in Jobmon: waiting for the job to finish/);
-        await tdb.db('task_instance').where({ id: running.taskInstanceId }).update({ status: 'D', status_date: dbNowPlus(tdb.db, 0) });
+        await tdb
+          .db('task_instance')
+          .where({ id: running.taskInstanceId })
+          .update({ status: 'D', status_date: dbNowPlus(tdb.db, 0) });
         await settle();
         const third = await dispatchUsageIntegrations({});
-        t.is(third.woken, 1, 'the finished instance\'s integration is woken');
+        t.is(third.woken, 1, "the finished instance's integration is woken");
         t.is(third.wakeMethod, 'reset-activity', 'this server allows ResetActivity: no history event for the wake');
         const r = await runningHandle.result();
         t.is(r.outcome, 'integrated');
+      });
+    } finally {
+      await client.connection.close();
+      await tdb.drop();
+    }
+  });
+
+  test(`${kind}: K is not final: an instance seen at K that later becomes D gets its usage through the dispatcher, one workflow at a time`, async (t) => {
+    const tdb = await createTestDb(kind);
+    const client = await connectTestClient();
+    const config = testConfig(tdb.url, { ...FAST, USAGE_DISPATCH_SINCE: '2000-01-01' });
+    try {
+      const dummy = { clusterType: 'dummy', clusterName: 'dummy' };
+      const killed = await createLaunchedInstance(tdb.db, { status: 'K', distributorId: '301', cluster: dummy });
+      // Dropped by an earlier version at K, before the status was recorded with the outcome.
+      const legacy = await createLaunchedInstance(tdb.db, { status: 'K', distributorId: '302', cluster: dummy });
+      await tdb.db('jt_usage_integration').insert({
+        task_instance_id: legacy.taskInstanceId,
+        outcome: 'dropped',
+        reason: 'ended K',
+        finished_date: dbNowPlus(tdb.db, 0),
+      });
+      const n = names(config.temporal);
+      let cycle = 0;
+      const dispatch = () =>
+        client.workflow.execute('usageDispatch', {
+          taskQueue: n.usageTaskQueue,
+          workflowId: `${n.usageDispatchScheduleId}-k-${cycle++}`,
+        }) as Promise<DispatchResult>;
+      const settle = () => new Promise((r) => setTimeout(r, 2500));
+      const workflowId = n.usageWorkflowId(killed.taskInstanceId);
+      await withWorkers(config, tdb.db, client, async () => {
+        await settle();
+        const first = await dispatch();
+        t.is(first.started, 1, 'the K instance gets an integration (the legacy one already has an outcome)');
+        const seenAtK = (await client.workflow.getHandle(workflowId).result()) as UsageIntegrationResult;
+        t.like(seenAtK, { outcome: 'dropped', status: 'K' });
+        t.like(await tdb.db('jt_usage_integration').where({ task_instance_id: killed.taskInstanceId }).first(), {
+          outcome: 'dropped',
+          instance_status: 'K',
+        });
+        t.regex(
+          seenAtK.outcome === 'dropped' ? seenAtK.reason : '',
+          /which it may still leave: looked at again when it does/,
+        );
+
+        // The worker finished gracefully after all (K → D, Jobmon's edge), and so did the legacy one.
+        await tdb
+          .db('task_instance')
+          .whereIn('id', [killed.taskInstanceId, legacy.taskInstanceId])
+          .update({ status: 'D', status_date: dbNowPlus(tdb.db, 0) });
+        await settle();
+        const second = await dispatch();
+        t.is(second.reopened, 2, 'both are reopened');
+        t.is((await client.workflow.getHandle(workflowId).result()).outcome, 'integrated');
+        t.is(
+          (await client.workflow.getHandle(n.usageWorkflowId(legacy.taskInstanceId)).result()).outcome,
+          'integrated',
+        );
+        for (const id of [killed.taskInstanceId, legacy.taskInstanceId]) {
+          t.is((await tdb.db('task_instance').where({ id }).first()).maxrss, '1314');
+          t.like(await tdb.db('jt_usage_integration').where({ task_instance_id: id }).first(), {
+            outcome: 'integrated',
+            instance_status: 'D',
+          });
+        }
+        const third = await dispatch();
+        t.is(third.scanned, 0);
+        // Two runs of the one workflow id, one after the other: never two at once.
+        let runs: WorkflowExecutionInfo[] = [];
+        for (let i = 0; i < 50 && runs.length < 2; i++) {
+          runs = [];
+          for await (const w of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push(w);
+          if (runs.length < 2) await new Promise((r) => setTimeout(r, 200));
+        }
+        t.is(runs.length, 2);
+        t.true(runs.every((w) => w.status.name === 'COMPLETED'));
+        const [a, b] = runs.sort((x, y) => x.startTime.getTime() - y.startTime.getTime());
+        t.true(a!.closeTime! <= b!.startTime, 'the second started after the first closed');
       });
     } finally {
       await client.connection.close();
@@ -168,8 +345,10 @@ test('pg: backfill starts integrations for history once, within the window, rate
   try {
     const dummy = { clusterType: 'dummy', clusterName: 'dummy' };
     const inWindow = [
-      await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '301', cluster: dummy }), await createLaunchedInstance(tdb.db, { status: 'E', distributorId: '302', cluster: dummy }),
-      await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '304', cluster: dummy }), await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '305', cluster: dummy }),
+      await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '301', cluster: dummy }),
+      await createLaunchedInstance(tdb.db, { status: 'E', distributorId: '302', cluster: dummy }),
+      await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '304', cluster: dummy }),
+      await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '305', cluster: dummy }),
     ];
     const old = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '303', cluster: dummy });
     await tdb.db('task_instance').where({ id: old.taskInstanceId }).update({ status_date: '2001-01-01 00:00:00' });
@@ -178,7 +357,9 @@ test('pg: backfill starts integrations for history once, within the window, rate
       t.is(await backfill(client, tdb.db, config, '2020-01-01', undefined), 0, 'never twice');
       const starts: number[] = [];
       for (const x of inWindow) {
-        const handle = client.workflow.getHandle(`${config.temporal.taskQueuePrefix}usage-integration-${x.taskInstanceId}`);
+        const handle = client.workflow.getHandle(
+          `${config.temporal.taskQueuePrefix}usage-integration-${x.taskInstanceId}`,
+        );
         const r = await handle.result();
         t.true(['integrated', 'dropped'].includes((r as { outcome: string }).outcome));
         starts.push((await handle.describe()).startTime.getTime());
@@ -188,7 +369,10 @@ test('pg: backfill starts integrations for history once, within the window, rate
       // slow machine only widens the gaps).
       starts.sort((a, b) => a - b);
       const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
-      t.true(gaps.every((g) => g >= 199), `start gaps ${gaps.join(', ')} ms: none shorter than 1/BACKFILL_PER_SECOND`);
+      t.true(
+        gaps.every((g) => g >= 199),
+        `start gaps ${gaps.join(', ')} ms: none shorter than 1/BACKFILL_PER_SECOND`,
+      );
       t.is(await backfill(client, tdb.db, config, '2000-01-01', '2002-01-01'), 1, 'an older window on request');
     });
   } finally {

@@ -23,24 +23,56 @@ function startQpidStandIn(): Promise<{ server: Server; url: string; requests: st
     const job = m?.[2];
     asked[job ?? ''] = (asked[job ?? ''] ?? 0) + 1;
     if (!m || !job || !(job in QPID_DATA) || (job === '4242' && asked[job]! <= 2)) {
-      res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `no data for job ${job}` }));
+      res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: `no data for job ${job}` }));
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ job_id: Number(job), max_pss: QPID_DATA[job] }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ job_id: Number(job), max_pss: QPID_DATA[job] }));
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({ server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests }),
+    ),
+  );
 }
 
 test('qpid (local stand-in): maxpss of a UGE job is written once qpid has it', async (t) => {
   const qpid = await startQpidStandIn();
   const tdb = await createTestDb('pg');
   const client = await connectTestClient();
-  const config = testConfig(tdb.url, { QPID_URL: qpid.url, USAGE_RETRY_INITIAL: '1s', USAGE_RETRY_MAX: '1s', USAGE_ACCOUNTING_RETRY: '1s', USAGE_DEADLINE: '60s' });
+  const config = testConfig(tdb.url, {
+    QPID_URL: qpid.url,
+    USAGE_RETRY_INITIAL: '1s',
+    USAGE_RETRY_MAX: '1s',
+    USAGE_ACCOUNTING_RETRY: '1s',
+    USAGE_DEADLINE: '60s',
+  });
   try {
-    const a = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '4242', cluster: { clusterType: 'UGE', clusterName: 'buster' } });
-    const b = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '4343', cluster: { clusterType: 'UGE', clusterName: 'buster' } });
+    const a = await createLaunchedInstance(tdb.db, {
+      status: 'D',
+      distributorId: '4242',
+      cluster: { clusterType: 'UGE', clusterName: 'buster' },
+    });
+    const b = await createLaunchedInstance(tdb.db, {
+      status: 'D',
+      distributorId: '4343',
+      cluster: { clusterType: 'UGE', clusterName: 'buster' },
+    });
     await withWorkers(config, tdb.db, client, async () => {
-      const [ra, rb] = await Promise.all([a, b].map(async (x, i) => (await startIntegration(client, config, { taskInstanceId: x.taskInstanceId, workflowRunId: x.workflowRunId, distributorId: i ? '4343' : '4242' })).handle.result()));
+      const [ra, rb] = await Promise.all(
+        [a, b].map(async (x, i) =>
+          (
+            await startIntegration(client, config, {
+              taskInstanceId: x.taskInstanceId,
+              workflowRunId: x.workflowRunId,
+              distributorId: i ? '4343' : '4242',
+            })
+          ).handle.result(),
+        ),
+      );
       t.is(ra!.outcome, 'integrated');
       t.is(rb!.outcome, 'integrated');
     });

@@ -42,16 +42,33 @@ async function record(which: Set<FixtureName>): Promise<void> {
   mkdirSync(HISTORY_FIXTURES, { recursive: true });
   const tdb = await createTestDb('pg');
   const client = await connectTestClient();
-  const config = testConfig(tdb.url, { USAGE_RETRY_INITIAL: '1s', USAGE_RETRY_MAX: '1s', USAGE_ACCOUNTING_RETRY: '1s', USAGE_DEADLINE: '8s', USAGE_DISPATCH_SINCE: '2000-01-01', USAGE_DISPATCH_SETTLE: '0s' });
+  const config = testConfig(tdb.url, {
+    USAGE_RETRY_INITIAL: '1s',
+    USAGE_RETRY_MAX: '1s',
+    USAGE_ACCOUNTING_RETRY: '1s',
+    USAGE_DEADLINE: '8s',
+    USAGE_DISPATCH_SINCE: '2000-01-01',
+    USAGE_DISPATCH_SETTLE: '0s',
+  });
   const dummy = { clusterType: 'dummy', clusterName: 'dummy' };
-  const start = (id: number, dist: string | null, finishedAtStart = false) => startIntegration(client, config, { taskInstanceId: id, workflowRunId: null, distributorId: dist }, { finishedAtStart });
-  const save = async (path: string, workflowId: string) => writeFileSync(path, historyJSON(await client.workflow.getHandle(workflowId).fetchHistory()));
+  const start = (id: number, dist: string | null, finishedAtStart = false) =>
+    startIntegration(
+      client,
+      config,
+      { taskInstanceId: id, workflowRunId: null, distributorId: dist },
+      { finishedAtStart },
+    );
+  const save = async (path: string, workflowId: string) =>
+    writeFileSync(path, historyJSON(await client.workflow.getHandle(workflowId).fetchHistory()));
   // Waiting for the job, then woken (by ResetActivity or the signal) once the job is done.
   const wokenIntegration = async (distributorId: string, method: WakeMethod) => {
     const running = await createLaunchedInstance(tdb.db, { status: 'R', distributorId, cluster: dummy });
     const r = await start(running.taskInstanceId, distributorId);
     await new Promise((res) => setTimeout(res, 1500));
-    await tdb.db('task_instance').where({ id: running.taskInstanceId }).update({ status: 'D', status_date: dbNowPlus(tdb.db, 0) });
+    await tdb
+      .db('task_instance')
+      .where({ id: running.taskInstanceId })
+      .update({ status: 'D', status_date: dbNowPlus(tdb.db, 0) });
     await wakeIntegration(client, config, running.taskInstanceId, method);
     await r.handle.result();
     return r.handle.workflowId;
@@ -62,8 +79,15 @@ async function record(which: Set<FixtureName>): Promise<void> {
       if (which.has('signal')) await save(FIXTURES.signal, await wokenIntegration('6', 'signal'));
       if (which.has('accounting')) {
         // Done long ago, accounting missing: the workflow switches to the accounting phase, then times out.
-        const old = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '99999998', cluster: { clusterType: 'slurm', clusterName: 'jobmon' } });
-        await tdb.db('task_instance').where({ id: old.taskInstanceId }).update({ status_date: dbNowPlus(tdb.db, -3600) });
+        const old = await createLaunchedInstance(tdb.db, {
+          status: 'D',
+          distributorId: '99999998',
+          cluster: { clusterType: 'slurm', clusterName: 'jobmon' },
+        });
+        await tdb
+          .db('task_instance')
+          .where({ id: old.taskInstanceId })
+          .update({ status_date: dbNowPlus(tdb.db, -3600) });
         const acc = await start(old.taskInstanceId, '99999998');
         await acc.handle.result();
         await save(FIXTURES.accounting, acc.handle.workflowId);
@@ -76,17 +100,27 @@ async function record(which: Set<FixtureName>): Promise<void> {
       }
       if (which.has('failed')) {
         const gone = await start(424242, null);
-        await gone.handle.result().catch((e: unknown) => { if (!(e instanceof WorkflowFailedError)) throw e; });
+        await gone.handle.result().catch((e: unknown) => {
+          if (!(e instanceof WorkflowFailedError)) throw e;
+        });
         await save(FIXTURES.failed, gone.handle.workflowId);
       }
       if (which.has('unavailable')) {
-        const unknown = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '99999997', cluster: { clusterType: 'slurm', clusterName: 'jobmon' } });
+        const unknown = await createLaunchedInstance(tdb.db, {
+          status: 'D',
+          distributorId: '99999997',
+          cluster: { clusterType: 'slurm', clusterName: 'jobmon' },
+        });
         const u = await start(unknown.taskInstanceId, '99999997');
         await u.handle.result();
         await save(FIXTURES.unavailable, u.handle.workflowId);
       }
       if (which.has('no_accounting')) {
-        const local = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '7', cluster: { clusterType: 'sequential', clusterName: 'sequential' } });
+        const local = await createLaunchedInstance(tdb.db, {
+          status: 'D',
+          distributorId: '7',
+          cluster: { clusterType: 'sequential', clusterName: 'sequential' },
+        });
         const na = await start(local.taskInstanceId, '7');
         await na.handle.result();
         await save(FIXTURES.no_accounting, na.handle.workflowId);
@@ -98,8 +132,15 @@ async function record(which: Set<FixtureName>): Promise<void> {
         await save(FIXTURES.local, l.handle.workflowId);
       }
       if (which.has('localFallback')) {
-        const lagging = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '99999996', cluster: { clusterType: 'slurm', clusterName: 'jobmon' } });
-        await tdb.db('task_instance').where({ id: lagging.taskInstanceId }).update({ status_date: dbNowPlus(tdb.db, -3600) });
+        const lagging = await createLaunchedInstance(tdb.db, {
+          status: 'D',
+          distributorId: '99999996',
+          cluster: { clusterType: 'slurm', clusterName: 'jobmon' },
+        });
+        await tdb
+          .db('task_instance')
+          .where({ id: lagging.taskInstanceId })
+          .update({ status_date: dbNowPlus(tdb.db, -3600) });
         const lf = await start(lagging.taskInstanceId, '99999996', true);
         await lf.handle.result();
         await save(FIXTURES.localFallback, lf.handle.workflowId);
@@ -107,7 +148,10 @@ async function record(which: Set<FixtureName>): Promise<void> {
       if (which.has('dispatch')) {
         await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '5', cluster: dummy });
         const n = names(config.temporal);
-        const disp = await client.workflow.start('usageDispatch', { taskQueue: n.usageTaskQueue, workflowId: `${n.usageDispatchScheduleId}-recorded` });
+        const disp = await client.workflow.start('usageDispatch', {
+          taskQueue: n.usageTaskQueue,
+          workflowId: `${n.usageDispatchScheduleId}-recorded`,
+        });
         await disp.result();
         await save(FIXTURES.dispatch, disp.workflowId);
       }
@@ -127,47 +171,94 @@ test.before(async () => {
 
 for (const [name, path] of Object.entries(FIXTURES)) {
   test(`replay: the recorded ${name} history replays on the current workflow code`, async (t) => {
-    if (!existsSync(path)) t.fail(`fixture ${basename(path)} is missing: record it on purpose with USAGE_RECORD_HISTORY=missing`);
-    else await t.notThrowsAsync(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, historyFromFixture(loadHistory(path))));
+    if (!existsSync(path))
+      t.fail(`fixture ${basename(path)} is missing: record it on purpose with USAGE_RECORD_HISTORY=missing`);
+    else
+      await t.notThrowsAsync(
+        Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, historyFromFixture(loadHistory(path))),
+      );
   });
 }
 
 test('the recorded integration histories stay within the cost budget (≤ 15 events when integrated)', (t) => {
-  t.true(loadHistory(FIXTURES.integrated).events.length <= 15, `${loadHistory(FIXTURES.integrated).events.length} events`);
-  const scheduled = loadHistory(FIXTURES.accounting).events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'fetchUsage');
+  t.true(
+    loadHistory(FIXTURES.integrated).events.length <= 15,
+    `${loadHistory(FIXTURES.integrated).events.length} events`,
+  );
+  const scheduled = loadHistory(FIXTURES.accounting).events.filter(
+    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'fetchUsage',
+  );
   t.true(scheduled.length >= 2, 'the accounting phase scheduled fetch-usage again');
 });
 
 test('the local first attempt: one workflow task and no activity task when the usage is ready; else the regular activity takes over', (t) => {
-  type Event = { eventType?: string; markerRecordedEventAttributes?: { markerName?: string; details?: Record<string, { payloads?: { data?: string }[] }> }; activityTaskScheduledEventAttributes?: { activityType?: { name?: string } } };
+  type Event = {
+    eventType?: string;
+    markerRecordedEventAttributes?: {
+      markerName?: string;
+      details?: Record<string, { payloads?: { data?: string }[] }>;
+    };
+    activityTaskScheduledEventAttributes?: { activityType?: { name?: string } };
+  };
   const local = loadHistory(FIXTURES.local).events as Event[];
-  const patches = (events: Event[]) => events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch').flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {})
-    .flatMap((d) => d.payloads ?? []).map((p) => (JSON.parse(Buffer.from(p.data ?? '', 'base64').toString()) as { id?: string }).id)).filter(Boolean);
+  const patches = (events: Event[]) =>
+    events
+      .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')
+      .flatMap((e) =>
+        Object.values(e.markerRecordedEventAttributes?.details ?? {})
+          .flatMap((d) => d.payloads ?? [])
+          .map((p) => (JSON.parse(Buffer.from(p.data ?? '', 'base64').toString()) as { id?: string }).id),
+      )
+      .filter(Boolean);
   t.true(patches(local).includes('local-first-attempt'));
-  t.false(local.some((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'), 'no activity task');
+  t.false(
+    local.some((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_SCHEDULED'),
+    'no activity task',
+  );
   t.is(local.filter((e) => e.eventType === 'EVENT_TYPE_WORKFLOW_TASK_COMPLETED').length, 1, 'one workflow task');
   t.true(local.length <= 15, `${local.length} events`);
   const fallback = loadHistory(FIXTURES.localFallback).events as Event[];
   t.true(patches(fallback).includes('local-first-attempt'));
-  t.true(fallback.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'fetchUsage'), 'the regular activity took over');
-  t.false(patches(fallback).includes('wake-signal'), 'nothing wakes an integration whose job had finished at the start: no wake-signal marker');
+  t.true(
+    fallback.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'fetchUsage'),
+    'the regular activity took over',
+  );
+  t.false(
+    patches(fallback).includes('wake-signal'),
+    'nothing wakes an integration whose job had finished at the start: no wake-signal marker',
+  );
 });
 
 test('replay: a history that disagrees with the code is detected (the check can fail)', async (t) => {
   const history = loadHistory(FIXTURES.integrated);
-  const scheduled = history.events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'fetchUsage');
+  const scheduled = history.events.find(
+    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'fetchUsage',
+  );
   t.truthy(scheduled);
   scheduled!.activityTaskScheduledEventAttributes!.activityType!.name = 'someOtherActivity';
-  await t.throwsAsync(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, historyFromFixture(history)), { message: /[Nn]ondetermin|activity type/ });
+  await t.throwsAsync(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, historyFromFixture(history)), {
+    message: /[Nn]ondetermin|activity type/,
+  });
 });
 
 test('the fixtures cover both wake paths: from before the wake-signal patch, and woken by the signal after it', (t) => {
-  type Event = { eventType?: string; markerRecordedEventAttributes?: { details?: Record<string, { payloads?: { data?: string }[] }> }; workflowExecutionSignaledEventAttributes?: { signalName?: string } };
+  type Event = {
+    eventType?: string;
+    markerRecordedEventAttributes?: { details?: Record<string, { payloads?: { data?: string }[] }> };
+    workflowExecutionSignaledEventAttributes?: { signalName?: string };
+  };
   const events = (path: string) => loadHistory(path).events as Event[];
-  const patchIds = (path: string) => events(path).flatMap((e) => Object.values(e.markerRecordedEventAttributes?.details ?? {})
-    .flatMap((d) => d.payloads ?? []).map((p) => (JSON.parse(Buffer.from(p.data ?? '', 'base64').toString()) as { id?: string }).id));
+  const patchIds = (path: string) =>
+    events(path).flatMap((e) =>
+      Object.values(e.markerRecordedEventAttributes?.details ?? {})
+        .flatMap((d) => d.payloads ?? [])
+        .map((p) => (JSON.parse(Buffer.from(p.data ?? '', 'base64').toString()) as { id?: string }).id),
+    );
   t.deepEqual(patchIds(FIXTURES.integrated), [], 'recorded before the patch: replays the old path');
   t.deepEqual(patchIds(FIXTURES.signal), ['wake-signal']);
   t.true(events(FIXTURES.signal).some((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'wake'));
-  t.true(events(FIXTURES.signal).some((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_CANCELED'), 'the wake cancelled the attempt in backoff');
+  t.true(
+    events(FIXTURES.signal).some((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_CANCELED'),
+    'the wake cancelled the attempt in backoff',
+  );
 });

@@ -10,6 +10,7 @@ import type { Knex } from 'knex';
 import { names, WORKER_QUEUES, type Config, type WorkerQueue } from '../lib/config.js';
 import { JobmonMetrics } from '../lib/metrics.js';
 import { createSlurmJobLookup, type SlurmJobLookup } from '../lib/slurm/job-lookup.js';
+import { createDbSlurmBudget } from '../lib/db/slurm-budget-store.js';
 import { createUsageSource, type UsageSource } from '../lib/usage/sources.js';
 import { createUsageActivities } from '../activities/usage/fetch-usage.js';
 import { createDispatchActivities } from '../activities/usage/dispatch.js';
@@ -46,7 +47,9 @@ export const FORCE_AFTER_GRACE_MS = 15_000;
 
 function workflowCode(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
   // The build bundles workflows ahead of time; fall back to bundling at start in a dev checkout.
-  return existsSync(WORKFLOW_BUNDLE_PATH) ? { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH };
+  return existsSync(WORKFLOW_BUNDLE_PATH)
+    ? { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } }
+    : { workflowsPath: WORKFLOWS_PATH };
 }
 
 export async function createWorkers(deps: WorkerDeps): Promise<{ workers: Worker[]; source: UsageSource }> {
@@ -58,7 +61,16 @@ export async function createWorkers(deps: WorkerDeps): Promise<{ workers: Worker
   // coalescer, rate limit and in-flight cap, so Slurm sees one stream of batched requests. Made only
   // when a queue of this process asks Slurm (a given usage source brings its own).
   const needsSlurm = queues.includes('reaper') || (queues.includes('usage') && !deps.source);
-  const slurm = deps.slurm ?? (needsSlurm ? createSlurmJobLookup(config, metrics) : undefined);
+  // Its requests also wait for the deployment-wide budget on the Jobmon database, so the cap holds across replicas.
+  const slurm =
+    deps.slurm ??
+    (needsSlurm
+      ? createSlurmJobLookup(
+          config,
+          metrics,
+          createDbSlurmBudget(db, config.slurm.maxRequestsPerSecond, config.slurm.budgetName),
+        )
+      : undefined);
   const source = deps.source ?? createUsageSource(config, metrics, slurm);
   const w = config.worker;
   const common: Partial<WorkerOptions> = {
@@ -74,29 +86,36 @@ export async function createWorkers(deps: WorkerDeps): Promise<{ workers: Worker
     // Starts through the worker's own connection can be eager: the server hands the first workflow
     // task of an integration whose job has finished straight to this worker (Core dispatches it).
     const eagerClient = new Client({ connection, namespace: config.temporal.namespace });
-    workers.push(await Worker.create({
-      ...common,
-      taskQueue: n.usageTaskQueue,
-      activities: { ...createUsageActivities({ db, config, source, metrics }), ...createDispatchActivities({ db, config, client, eagerClient }) },
-      // Lookups are I/O bound and coalesce: many concurrent attempts make bigger accounting batches.
-      // First attempts run as local activities (finished jobs), later ones as activities: both alike.
-      maxConcurrentActivityTaskExecutions: w.usageMaxConcurrentActivities,
-      maxConcurrentLocalActivityExecutions: w.usageMaxConcurrentActivities,
-      // A workflow task holds its slot while its local activity runs (a lookup waits for its batch):
-      // as many slots as lookups, or the slots, not Slurm, bound the throughput.
-      maxConcurrentWorkflowTaskExecutions: usageWorkflowTaskSlots(w),
-      ...deps.overrides,
-    }));
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: n.usageTaskQueue,
+        activities: {
+          ...createUsageActivities({ db, config, source, metrics }),
+          ...createDispatchActivities({ db, config, client, eagerClient, metrics }),
+        },
+        // Lookups are I/O bound and coalesce: many concurrent attempts make bigger accounting batches.
+        // First attempts run as local activities (finished jobs), later ones as activities: both alike.
+        maxConcurrentActivityTaskExecutions: w.usageMaxConcurrentActivities,
+        maxConcurrentLocalActivityExecutions: w.usageMaxConcurrentActivities,
+        // A workflow task holds its slot while its local activity runs (a lookup waits for its batch):
+        // as many slots as lookups, or the slots, not Slurm, bound the throughput.
+        maxConcurrentWorkflowTaskExecutions: usageWorkflowTaskSlots(w),
+        ...deps.overrides,
+      }),
+    );
   }
   if (queues.includes('reaper')) {
-    workers.push(await Worker.create({
-      ...common,
-      taskQueue: n.reaperTaskQueue,
-      activities: createReaperActivities({ db, config, metrics, ...(slurm ? { slurm } : {}) }),
-      // Sweeps hold database transactions: a few at a time.
-      maxConcurrentActivityTaskExecutions: w.reaperMaxConcurrentActivities,
-      ...deps.overrides,
-    }));
+    workers.push(
+      await Worker.create({
+        ...common,
+        taskQueue: n.reaperTaskQueue,
+        activities: createReaperActivities({ db, config, metrics, ...(slurm ? { slurm } : {}) }),
+        // Sweeps hold database transactions: a few at a time.
+        maxConcurrentActivityTaskExecutions: w.reaperMaxConcurrentActivities,
+        ...deps.overrides,
+      }),
+    );
   }
   return { workers, source };
 }

@@ -26,8 +26,12 @@ export function watchStopSignals(onSignal: (signal: NodeJS.Signals) => void = ()
   };
   for (const s of SIGNALS) process.once(s, handler);
   return {
-    get requested() { return requested; },
-    dispose: () => { for (const s of SIGNALS) process.off(s, handler); },
+    get requested() {
+      return requested;
+    },
+    dispose: () => {
+      for (const s of SIGNALS) process.off(s, handler);
+    },
   };
 }
 
@@ -36,10 +40,12 @@ function shutdownAll(workers: readonly Worker[]): void {
 }
 
 export async function runWorkers(workers: readonly Worker[], stop: StopRequest): Promise<void> {
-  const runs = workers.map((w) => w.run().catch((e: unknown) => {
-    shutdownAll(workers);
-    throw e;
-  }));
+  const runs = workers.map((w) =>
+    w.run().catch((e: unknown) => {
+      shutdownAll(workers);
+      throw e;
+    }),
+  );
   // run() sets the state to RUNNING synchronously, so a remembered signal can shut them down now.
   if (stop.requested) shutdownAll(workers);
   const failed = (await Promise.allSettled(runs)).find((r) => r.status === 'rejected');

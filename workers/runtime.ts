@@ -15,8 +15,13 @@ export function installRuntime(obs: ObservabilityConfig): Logger {
     logger,
     telemetryOptions: {
       // Core's own lines come through our logger too; below INFO, Core is very chatty.
-      logging: { forward: {}, filter: { core: obs.logLevel === 'TRACE' || obs.logLevel === 'DEBUG' ? obs.logLevel : 'INFO', other: 'ERROR' } },
-      ...(obs.metricsAddress ? { metrics: { prometheus: { bindAddress: obs.metricsAddress, histogramBucketOverrides: HISTOGRAM_BUCKETS } } } : {}),
+      logging: {
+        forward: {},
+        filter: { core: obs.logLevel === 'TRACE' || obs.logLevel === 'DEBUG' ? obs.logLevel : 'INFO', other: 'ERROR' },
+      },
+      ...(obs.metricsAddress
+        ? { metrics: { prometheus: { bindAddress: obs.metricsAddress, histogramBucketOverrides: HISTOGRAM_BUCKETS } } }
+        : {}),
     },
   });
   return logger;

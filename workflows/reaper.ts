@@ -14,10 +14,26 @@
  *
  * The result (also the `reaperProgress` query while running, and a one-line memo) is a ReapSummary.
  */
-import { ActivityFailure, ApplicationFailure, defineQuery, log, metricMeter, proxyActivities, setHandler, upsertMemo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  defineQuery,
+  log,
+  metricMeter,
+  proxyActivities,
+  setHandler,
+  upsertMemo,
+} from '@temporalio/workflow';
 import type { ReaperActivities, SweepResult } from '../activities/reaper/index.js';
 import { JobmonMetrics } from '../lib/metrics.js';
-import { BREAKER_FAILURE_TYPE, emptySummary, mergePart, oneLine, type ReapedRun, type ReapSummary } from '../lib/reaper/summary.js';
+import {
+  BREAKER_FAILURE_TYPE,
+  emptySummary,
+  mergePart,
+  oneLine,
+  type ReapedRun,
+  type ReapSummary,
+} from '../lib/reaper/summary.js';
 
 export { formatReapSummary, oneLine, countOf, BREAKER_FAILURE_TYPE } from '../lib/reaper/summary.js';
 export type { ReapSummary, TransitionTally, BreakerReport, ReapedRun } from '../lib/reaper/summary.js';
@@ -61,7 +77,9 @@ const { notifyReapedRuns } = proxyActivities<ReaperActivities>({
 
 function breakerFailure(summary: ReapSummary, reason: string): ApplicationFailure {
   const done = summary.transitions.length > 0 ? `stopped after: ${oneLine(summary)}` : 'nothing reaped';
-  upsertMemo({ reaper: `circuit breaker open: ${summary.breaker.lostRuns} of ${summary.breaker.aliveRuns} alive runs lost; ${done}` });
+  upsertMemo({
+    reaper: `circuit breaker open: ${summary.breaker.lostRuns} of ${summary.breaker.aliveRuns} alive runs lost; ${done}`,
+  });
   log.error(reason);
   return ApplicationFailure.nonRetryable(reason, BREAKER_FAILURE_TYPE, summary);
 }
@@ -106,8 +124,16 @@ async function reap(input: ReaperInput): Promise<ReapSummary> {
       let afterId = 0;
       let dryRunTaskOverlay: [number, string][] | undefined;
       for (let call = 0; ; call++) {
-        if (call >= MAX_CALLS_PER_SWEEP || Date.now() > sweepDeadline) { summary.truncated = true; return; }
-        const part: SweepResult = await fn({ dryRun, afterId, ignoreBreaker, ...(dryRunTaskOverlay ? { dryRunTaskOverlay } : {}) });
+        if (call >= MAX_CALLS_PER_SWEEP || Date.now() > sweepDeadline) {
+          summary.truncated = true;
+          return;
+        }
+        const part: SweepResult = await fn({
+          dryRun,
+          afterId,
+          ignoreBreaker,
+          ...(dryRunTaskOverlay ? { dryRunTaskOverlay } : {}),
+        });
         mergePart(summary, part);
         reapedRuns.push(...(part.reapedRuns ?? []));
         if (part.done) return;
@@ -118,7 +144,11 @@ async function reap(input: ReaperInput): Promise<ReapSummary> {
     await sweep(sweepWorkflowRuns);
     await sweep(sweepTaskInstances);
   } catch (err) {
-    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === BREAKER_FAILURE_TYPE) {
+    if (
+      err instanceof ActivityFailure &&
+      err.cause instanceof ApplicationFailure &&
+      err.cause.type === BREAKER_FAILURE_TYPE
+    ) {
       const report = err.cause.details?.[0] as ReapSummary['breaker'] | undefined;
       if (report) summary.breaker = report;
       throw breakerFailure(summary, err.cause.message);
@@ -128,7 +158,10 @@ async function reap(input: ReaperInput): Promise<ReapSummary> {
 
   if (!dryRun && plan.slackEnabled && reapedRuns.length > 0) {
     try {
-      summary.notifications = await notifyReapedRuns({ runs: reapedRuns, ...(Object.keys(summary.slurm).length > 0 ? { slurm: summary.slurm } : {}) });
+      summary.notifications = await notifyReapedRuns({
+        runs: reapedRuns,
+        ...(Object.keys(summary.slurm).length > 0 ? { slurm: summary.slurm } : {}),
+      });
     } catch (err) {
       summary.notifications.failed += reapedRuns.length;
       log.warn('Slack notifications failed; the reap itself succeeded', { error: String(err) });

@@ -12,8 +12,20 @@
  */
 import { RetryState } from '@temporalio/common';
 import {
-  ActivityFailure, ApplicationFailure, CancellationScope, TimeoutFailure, condition, defineQuery, defineSignal, isCancellation,
-  patched, proxyActivities, proxyLocalActivities, setHandler, upsertSearchAttributes, workflowInfo,
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  TimeoutFailure,
+  condition,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { UsageActivities, FetchUsageResult } from '../activities/usage/fetch-usage.js';
 import { UsagePhase, UsagePhaseKey, type UsagePhaseName } from '../lib/temporal/search-attributes.js';
@@ -133,17 +145,30 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
     try {
       const input = { taskInstanceId, phase: fetchPhase };
       wakeRequested = false; // this attempt starts now: a wake before it has been served
-      const outcome = wakeable ? await fetchUntilWoken(() => fetchUsage(input), () => wakeRequested) : await fetchUsage(input);
+      const outcome = wakeable
+        ? await fetchUntilWoken(
+            () => fetchUsage(input),
+            () => wakeRequested,
+          )
+        : await fetchUsage(input);
       if (outcome === WOKEN) continue;
       result = outcome;
     } catch (err) {
       // The overall deadline ends the retries: retryState TIMEOUT, the cause being the last attempt's failure.
-      if (err instanceof ActivityFailure && (err.retryState === RetryState.TIMEOUT || err.cause instanceof TimeoutFailure)) {
+      if (
+        err instanceof ActivityFailure &&
+        (err.retryState === RetryState.TIMEOUT || err.cause instanceof TimeoutFailure)
+      ) {
         const last = err.cause instanceof TimeoutFailure ? err.cause.cause?.message : err.cause?.message;
         // No last failure when the deadline passes while an attempt is in flight: the activity then adds
         // the last one an attempt recorded. Histories from before returned nothing here: keep ours.
         const reason = `usage not available within the deadline of ${Math.round(policy.deadlineMs / 1000)} s; last: ${last ?? 'an attempt was still in progress at the deadline'}`;
-        const recorded = await (recordOutcome ?? recordIntegrationOutcome)({ taskInstanceId, outcome: 'unavailable', reason, ...(last === undefined ? { lastFailureUnknown: true } : {}) });
+        const recorded = await (recordOutcome ?? recordIntegrationOutcome)({
+          taskInstanceId,
+          outcome: 'unavailable',
+          reason,
+          ...(last === undefined ? { lastFailureUnknown: true } : {}),
+        });
         setPhase(UsagePhase.UNAVAILABLE);
         return { outcome: 'unavailable', taskInstanceId, reason: typeof recorded === 'string' ? recorded : reason };
       }
@@ -165,7 +190,11 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
 }
 
 /** The integration's result for a settled fetch-usage result, with its phase set. */
-function settle(result: Exclude<FetchUsageResult, { outcome: 'waiting_for_accounting' }>, taskInstanceId: number, setPhase: (p: UsagePhaseName) => void): UsageIntegrationResult {
+function settle(
+  result: Exclude<FetchUsageResult, { outcome: 'waiting_for_accounting' }>,
+  taskInstanceId: number,
+  setPhase: (p: UsagePhaseName) => void,
+): UsageIntegrationResult {
   if (result.outcome === 'no_accounting') {
     setPhase(UsagePhase.NO_ACCOUNTING);
     return { outcome: 'no_accounting', taskInstanceId, reason: result.reason };
@@ -181,7 +210,10 @@ function settle(result: Exclude<FetchUsageResult, { outcome: 'waiting_for_accoun
 /** recordIntegrationOutcome as a local activity (retried locally: recording is idempotent). */
 function localRecordOutcome(policy: UsageRetryPolicy): UsageActivities['recordIntegrationOutcome'] {
   const timeoutMs = policy.attemptTimeoutMs ?? 60_000;
-  return proxyLocalActivities<UsageActivities>({ startToCloseTimeout: timeoutMs, scheduleToCloseTimeout: 10 * timeoutMs }).recordIntegrationOutcome;
+  return proxyLocalActivities<UsageActivities>({
+    startToCloseTimeout: timeoutMs,
+    scheduleToCloseTimeout: 10 * timeoutMs,
+  }).recordIntegrationOutcome;
 }
 
 /**

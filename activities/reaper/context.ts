@@ -29,7 +29,12 @@ export interface ReaperActivityDeps {
  * Adds one committed step's transitions to the call's tallies, and (not in a dry run) to the
  * transition metric right away, so a call that fails later still counts what it committed.
  */
-export function tallyStep(into: TransitionTally[], transitions: readonly Transition[], dryRun: boolean, metrics: JobmonMetrics | undefined): void {
+export function tallyStep(
+  into: TransitionTally[],
+  transitions: readonly Transition[],
+  dryRun: boolean,
+  metrics: JobmonMetrics | undefined,
+): void {
   const step = tally(transitions);
   mergeTallies(into, step);
   if (!dryRun) metrics?.reaperTransitions(step);
@@ -39,13 +44,22 @@ export function tallyStep(into: TransitionTally[], transitions: readonly Transit
  * Adds one committed step's Slurm triage outcomes (lib/jobmon/slurm-triage.ts buckets) to the call's
  * counts, and (not in a dry run) to jobmon_reaper_slurm_outcomes_total right away, as tallyStep does.
  */
-export function countSlurmStep(into: Record<string, number>, step: Readonly<Record<string, number>>, dryRun: boolean, metrics: JobmonMetrics | undefined): void {
+export function countSlurmStep(
+  into: Record<string, number>,
+  step: Readonly<Record<string, number>>,
+  dryRun: boolean,
+  metrics: JobmonMetrics | undefined,
+): void {
   mergeCounts(into, step);
   if (!dryRun) metrics?.reaperSlurmOutcomes(step);
 }
 
 export function storeOptions(config: Config): ReaperStoreOptions {
-  return { graceSeconds: Math.ceil(config.reaper.graceMs / 1000), reapLiveRunInstances: config.reaper.reapLiveRunInstances, resumeRoute: config.reaper.resumeRoute };
+  return {
+    graceSeconds: Math.ceil(config.reaper.graceMs / 1000),
+    reapLiveRunInstances: config.reaper.reapLiveRunInstances,
+    resumeRoute: config.reaper.resumeRoute,
+  };
 }
 
 /** Input common to the sweeps. */

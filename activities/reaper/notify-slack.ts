@@ -17,9 +17,11 @@ const WHAT: Record<string, string> = {
 /** Jobmon's message for one reaped run; `slurm`: this reap's orphaned instances by what Slurm said. */
 export function slackMessage(run: ReapedRun, name: string | null, slurm?: Readonly<Record<string, number>>): string {
   const counts = slurmCountsText(slurm);
-  return `jobmon-temporal Workflow Reaper ${WHAT[run.to] ?? `moved a Workflow Run ${run.from} → ${run.to}`}.\n`
-    + `Workflow ID: ${run.workflowId ?? '?'}\nWorkflow Name: ${name ?? '?'}\nWorkflowRun ID: ${run.workflowRunId}`
-    + (counts ? `\nOrphaned task instances in this reap, by Slurm state: ${counts}` : '');
+  return (
+    `jobmon-temporal Workflow Reaper ${WHAT[run.to] ?? `moved a Workflow Run ${run.from} → ${run.to}`}.\n` +
+    `Workflow ID: ${run.workflowId ?? '?'}\nWorkflow Name: ${name ?? '?'}\nWorkflowRun ID: ${run.workflowRunId}` +
+    (counts ? `\nOrphaned task instances in this reap, by Slurm state: ${counts}` : '')
+  );
 }
 
 /** Also stops the request when the activity is cancelled (worker shutdown). */
@@ -29,7 +31,10 @@ function withCancellation(signal: AbortSignal): AbortSignal {
 }
 
 export function createNotifyActivities({ db, config }: ReaperActivityDeps) {
-  async function notifyReapedRuns(input: { runs: ReapedRun[]; slurm?: Record<string, number> }): Promise<{ sent: number; failed: number }> {
+  async function notifyReapedRuns(input: {
+    runs: ReapedRun[];
+    slurm?: Record<string, number>;
+  }): Promise<{ sent: number; failed: number }> {
     const url = config.reaper.slackWebhookUrl;
     if (!url) return { sent: 0, failed: 0 };
     let sent = 0;
@@ -47,7 +52,9 @@ export function createNotifyActivities({ db, config }: ReaperActivityDeps) {
         sent += 1;
       } catch (e) {
         failed += 1;
-        logWarn(`Slack notification for workflow_run ${run.workflowRunId} failed: ${(e as Error).message}`, { jobmonWorkflowRunId: run.workflowRunId });
+        logWarn(`Slack notification for workflow_run ${run.workflowRunId} failed: ${(e as Error).message}`, {
+          jobmonWorkflowRunId: run.workflowRunId,
+        });
       }
       heartbeat({ sent, failed });
     }

@@ -41,5 +41,8 @@ export function logError(message: string, meta?: Record<string, unknown>): void 
 export function reportSlurmTriage(counts: Readonly<Record<string, number>>, dryRun: boolean): void {
   const entries = Object.entries(counts);
   if (entries.length === 0) return;
-  logInfo(`${dryRun ? 'would triage' : 'triaged'} orphaned task instance(s) with Slurm: ${entries.map(([k, n]) => `${k} ${n}`).join(', ')}`, { slurm: counts, dryRun });
+  logInfo(
+    `${dryRun ? 'would triage' : 'triaged'} orphaned task instance(s) with Slurm: ${entries.map(([k, n]) => `${k} ${n}`).join(', ')}`,
+    { slurm: counts, dryRun },
+  );
 }

@@ -1,5 +1,10 @@
 /** Jobmon's inconsistency repair: workflows in F whose tasks are all D → D, window by window. */
-import { MAX_ROWS_PER_TRANSACTION, newTxStats, repairInconsistentWorkflows, scanInconsistentWorkflowsIn } from '../../lib/db/reaper-store.js';
+import {
+  MAX_ROWS_PER_TRANSACTION,
+  newTxStats,
+  repairInconsistentWorkflows,
+  scanInconsistentWorkflowsIn,
+} from '../../lib/db/reaper-store.js';
 import type { SweepPart, TransitionTally } from '../../lib/reaper/summary.js';
 import { tallyStep, type ReaperActivityDeps } from './context.js';
 import { heartbeat, logInfo } from './progress.js';
@@ -18,9 +23,17 @@ export function createRepairActivities({ db, hooks, metrics }: ReaperActivityDep
       tallyStep(tallies, step.transitions, input.dryRun, metrics);
       raced += step.raced;
       heartbeat({ repaired: ids[ids.length - 1] });
-      if (step.transitions.length > 0) logInfo(`${input.dryRun ? 'would fix' : 'fixed'} F→D inconsistency of workflow(s) ${step.transitions.map((t) => t.id).join(', ')}`);
+      if (step.transitions.length > 0)
+        logInfo(
+          `${input.dryRun ? 'would fix' : 'fixed'} F→D inconsistency of workflow(s) ${step.transitions.map((t) => t.id).join(', ')}`,
+        );
     }
-    return { transitions: tallies, raced: { workflows: raced }, transactions: stats.transactions, maxTransactionMs: stats.maxTransactionMs };
+    return {
+      transitions: tallies,
+      raced: { workflows: raced },
+      transactions: stats.transactions,
+      maxTransactionMs: stats.maxTransactionMs,
+    };
   }
   return { repairWorkflows };
 }

@@ -5,14 +5,23 @@
  * `slurm` clusters are looked up in Slurm first (./slurm-lookup.ts, lib/jobmon/slurm-triage.ts):
  * a resource limit → Z, a job Slurm shows alive is left for a later reap within its grace.
  */
-import { applyOrphanedInstances, newTxStats, scanOrphanedInstances, type DryRunTaskOverlay } from '../../lib/db/reaper-store.js';
+import { MARK, recordMark } from '../../lib/db/backlog-store.js';
+import {
+  applyOrphanedInstances,
+  newTxStats,
+  readOrphansForSlurm,
+  scanOrphanedInstances,
+  type DryRunTaskOverlay,
+  type OrphanSlurm,
+} from '../../lib/db/reaper-store.js';
 import type { TaskStatusCode } from '../../lib/jobmon/status.js';
 import type { TransitionTally } from '../../lib/reaper/summary.js';
 import { createSlurmJobLookup, type SlurmJobLookup } from '../../lib/slurm/job-lookup.js';
+import { createDbSlurmBudget } from '../../lib/db/slurm-budget-store.js';
 import { assertBreakerClosed } from './breaker.js';
 import { countSlurmStep, storeOptions, tallyStep, type ReaperActivityDeps, type SweepInput } from './context.js';
 import { heartbeat, logInfo, logWarn, reportSlurmTriage } from './progress.js';
-import { orphanSlurmForCall } from './slurm-lookup.js';
+import { askedAhead, orphanSlurmForCall } from './slurm-lookup.js';
 import type { SweepResult } from './sweep-workflow-runs.js';
 
 /** Batches per activity call, and a time budget, so one call stays well inside its timeouts. */
@@ -23,7 +32,12 @@ export function createSweepTaskInstancesActivities({ db, config, hooks, metrics,
   const batchSize = config.reaper.batchSize;
   const opts = storeOptions(config);
   let lookup: SlurmJobLookup | undefined = slurm;
-  const slurmLookup = () => (lookup ??= createSlurmJobLookup(config, metrics));
+  const slurmLookup = () =>
+    (lookup ??= createSlurmJobLookup(
+      config,
+      metrics,
+      createDbSlurmBudget(db, config.slurm.maxRequestsPerSecond, config.slurm.budgetName),
+    ));
 
   async function sweepTaskInstances(input: SweepInput & { maxBatches?: number }): Promise<SweepResult> {
     let breakerChecked = false;
@@ -34,34 +48,79 @@ export function createSweepTaskInstancesActivities({ db, config, hooks, metrics,
     let after = input.afterId;
     let raced = 0;
     let done = false;
-    const overlay: DryRunTaskOverlay = new Map((input.dryRunTaskOverlay ?? []).map(([id, st]) => [id, st as TaskStatusCode]));
+    const overlay: DryRunTaskOverlay = new Map(
+      (input.dryRunTaskOverlay ?? []).map(([id, st]) => [id, st as TaskStatusCode]),
+    );
     const orphanSlurm = orphanSlurmForCall(config, slurmLookup);
     const slurmCounts: Record<string, number> = {};
+    // With the Slurm lookup a scan page is one Slurm request (REAPER_SLURM_BULK_IDS), not one per transaction chunk.
+    const limit = orphanSlurm ? Math.max(batchSize, config.reaper.slurmBulkIds) : batchSize;
+    const ask = async (ids: number[]) =>
+      orphanSlurm ? askedAhead(orphanSlurm, await readOrphansForSlurm(db, ids)) : undefined;
+    let ahead: Promise<{ ids: number[]; slurm: OrphanSlurm | undefined }> | undefined;
     for (let batch = 0; batch < maxBatches && Date.now() - started < CALL_BUDGET_MS; batch++) {
-      const ids = await scanOrphanedInstances(db, opts, after, batchSize);
-      if (ids.length === 0) { done = true; break; }
-      // The breaker is re-checked before anything changes (not when there is nothing to change: an empty reap stays cheap).
-      if (!breakerChecked) {
-        await assertBreakerClosed(db, config, input.ignoreBreaker);
-        breakerChecked = true;
+      let page: { ids: number[]; slurm: OrphanSlurm | undefined };
+      if (ahead) page = await ahead;
+      else {
+        const ids = await scanOrphanedInstances(db, opts, after, limit);
+        // The breaker is re-checked before anything changes, and before Slurm is asked (not when there is nothing
+        // to change: an empty reap stays cheap).
+        if (ids.length > 0 && !breakerChecked) {
+          await assertBreakerClosed(db, config, input.ignoreBreaker);
+          breakerChecked = true;
+        }
+        page = { ids, slurm: ids.length > 0 ? await ask(ids) : undefined };
+      }
+      ahead = undefined;
+      const { ids } = page;
+      if (ids.length === 0) {
+        done = true;
+        break;
+      }
+      // The next page is scanned and asked of Slurm while this one is applied: its ids all come after this
+      // page's, which this page's transactions never touch.
+      if (ids.length === limit && batch + 1 < maxBatches) {
+        const from = ids[ids.length - 1]!;
+        ahead = scanOrphanedInstances(db, opts, from, limit).then(async (next) => ({
+          ids: next,
+          slurm: next.length > 0 ? await ask(next) : undefined,
+        }));
+        // Awaited next turn; a page read ahead and then left (the call's time budget) must not reject unheard.
+        ahead.catch(() => undefined);
       }
       await hooks?.afterScan?.('task_instances', ids);
-      const step = await applyOrphanedInstances(db, opts, ids, input.dryRun, stats, overlay, orphanSlurm);
+      const step = await applyOrphanedInstances(db, opts, ids, input.dryRun, stats, overlay, page.slurm);
       tallyStep(tallies, step.transitions, input.dryRun, metrics);
       countSlurmStep(slurmCounts, step.slurm, input.dryRun, metrics);
       raced += step.raced;
       after = ids[ids.length - 1]!;
       heartbeat({ after });
-      if (ids.length < batchSize) { done = true; break; }
+      if (ids.length < limit) {
+        done = true;
+        break;
+      }
     }
     const reaped = tallies.filter((t) => t.table === 'task_instance').reduce((n, t) => n + t.count, 0);
-    if (reaped > 0) logInfo(`${input.dryRun ? 'would reap' : 'reaped'} ${reaped} orphaned task instance(s)`, { transitions: tallies.map((t) => `${t.table} ${t.from}→${t.to} ${t.count}`) });
+    if (reaped > 0)
+      logInfo(`${input.dryRun ? 'would reap' : 'reaped'} ${reaped} orphaned task instance(s)`, {
+        transitions: tallies.map((t) => `${t.table} ${t.from}→${t.to} ${t.count}`),
+      });
     reportSlurmTriage(slurmCounts, input.dryRun);
-    if (raced > 0) logWarn(`${raced} task instance(s) got a heartbeat or changed status between scan and update; left alone`);
+    if (raced > 0)
+      logWarn(`${raced} task instance(s) got a heartbeat or changed status between scan and update; left alone`);
+    // The last sweep of a real reap is done: the reap completed (jobmon_reaper_last_completed_timestamp_seconds).
+    // Best effort: a metric never fails a reap that did its work.
+    if (done && !input.dryRun)
+      await recordMark(db, MARK.reapCompleted).catch((e: unknown) =>
+        logWarn(`could not record the reap's completion mark: ${String(e)}`),
+      );
     return {
-      transitions: tallies, raced: { taskInstances: raced },
-      transactions: stats.transactions, maxTransactionMs: stats.maxTransactionMs,
-      nextAfterId: after, done,
+      transitions: tallies,
+      raced: { taskInstances: raced },
+      transactions: stats.transactions,
+      maxTransactionMs: stats.maxTransactionMs,
+      nextAfterId: after,
+      done,
       ...(Object.keys(slurmCounts).length > 0 ? { slurm: slurmCounts } : {}),
       ...(input.dryRun && overlay.size > 0 ? { dryRunTaskOverlay: [...overlay] } : {}),
     };

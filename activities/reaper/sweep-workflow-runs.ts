@@ -6,8 +6,15 @@
  * The rules live in lib/jobmon/reaper-rules.ts.
  */
 import {
-  applyResumeCleanup, countLiveKillSelf, newTxStats, reapLostRun, scanLostRuns, scanResumeCleanup, terminateResumedRun,
-  type LostRun, type RunStepResult,
+  applyResumeCleanup,
+  countLiveKillSelf,
+  newTxStats,
+  reapLostRun,
+  scanLostRuns,
+  scanResumeCleanup,
+  terminateResumedRun,
+  type LostRun,
+  type RunStepResult,
 } from '../../lib/db/reaper-store.js';
 import type { ReapedRun, SweepPart, TransitionTally } from '../../lib/reaper/summary.js';
 import { assertBreakerClosed } from './breaker.js';
@@ -42,7 +49,10 @@ export function createSweepWorkflowRunsActivities({ db, config, hooks, metrics }
     const runs = await scanLostRuns(db, input.afterId, batchSize);
     // The breaker is re-checked before anything changes (not when there is nothing to change: an empty reap stays cheap).
     if (runs.length > 0) await assertBreakerClosed(db, config, input.ignoreBreaker);
-    await hooks?.afterScan?.('workflow_runs', runs.map((r) => r.id));
+    await hooks?.afterScan?.(
+      'workflow_runs',
+      runs.map((r) => r.id),
+    );
     for (const run of runs) {
       let result: RunStepResult;
       if (run.status === 'R' || run.status === 'L') {
@@ -59,7 +69,10 @@ export function createSweepWorkflowRunsActivities({ db, config, hooks, metrics }
           if (ids.length === 0) break;
           await hooks?.afterScan?.('resume_cleanup', ids);
           const step = await applyResumeCleanup(db, opts, run, ids, input.dryRun, stats);
-          if (step.raced) { lostRace = true; break; }
+          if (step.raced) {
+            lostRace = true;
+            break;
+          }
           tallyStep(tallies, step.transitions, input.dryRun, metrics);
           plannedKillSelf += step.killSelf;
           after = ids[ids.length - 1]!;
@@ -68,7 +81,9 @@ export function createSweepWorkflowRunsActivities({ db, config, hooks, metrics }
         }
         if (lostRace) {
           raced += 1;
-          logWarn(`workflow_run ${run.id} is no longer ${run.status} with a lost heartbeat; left alone`, { jobmonWorkflowRunId: run.id });
+          logWarn(`workflow_run ${run.id} is no longer ${run.status} with a lost heartbeat; left alone`, {
+            jobmonWorkflowRunId: run.id,
+          });
           continue;
         }
         // A dry run has not written its K rows: count them as a real run would find them.
@@ -77,28 +92,39 @@ export function createSweepWorkflowRunsActivities({ db, config, hooks, metrics }
           waitingRuns.count += 1;
           waitingRuns.killSelfRemaining += killSelf;
           if (waitingRuns.ids.length < 100) waitingRuns.ids.push(run.id);
-          logInfo(`workflow_run ${run.id} (${run.status}) waits for ${killSelf} KILL_SELF instance(s) before it is terminated`, { jobmonWorkflowRunId: run.id, killSelf });
+          logInfo(
+            `workflow_run ${run.id} (${run.status}) waits for ${killSelf} KILL_SELF instance(s) before it is terminated`,
+            { jobmonWorkflowRunId: run.id, killSelf },
+          );
           continue;
         }
         result = await terminateResumedRun(db, opts, run, input.dryRun, stats);
       }
       if (result.raced) {
         raced += 1;
-        logWarn(`workflow_run ${run.id}: a heartbeat or status change landed between scan and update; left alone`, { jobmonWorkflowRunId: run.id });
+        logWarn(`workflow_run ${run.id}: a heartbeat or status change landed between scan and update; left alone`, {
+          jobmonWorkflowRunId: run.id,
+        });
         continue;
       }
       tallyStep(tallies, result.transitions, input.dryRun, metrics);
       const reaped = reapedRun(run, result);
       if (reaped) {
         reapedRuns.push(reaped);
-        logInfo(`${input.dryRun ? 'would reap' : 'reaped'} workflow_run ${run.id} ${reaped.from}→${reaped.to}${reaped.workflowTo ? `, workflow ${run.workflowId} → ${reaped.workflowTo}` : ''}`,
-          { jobmonWorkflowRunId: run.id, jobmonWorkflowId: run.workflowId, from: reaped.from, to: reaped.to });
+        logInfo(
+          `${input.dryRun ? 'would reap' : 'reaped'} workflow_run ${run.id} ${reaped.from}→${reaped.to}${reaped.workflowTo ? `, workflow ${run.workflowId} → ${reaped.workflowTo}` : ''}`,
+          { jobmonWorkflowRunId: run.id, jobmonWorkflowId: run.workflowId, from: reaped.from, to: reaped.to },
+        );
       }
       heartbeat({ run: run.id });
     }
     return {
-      transitions: tallies, waitingRuns, reapedRuns, raced: { workflowRuns: raced },
-      transactions: stats.transactions, maxTransactionMs: stats.maxTransactionMs,
+      transitions: tallies,
+      waitingRuns,
+      reapedRuns,
+      raced: { workflowRuns: raced },
+      transactions: stats.transactions,
+      maxTransactionMs: stats.maxTransactionMs,
       nextAfterId: runs.length > 0 ? runs[runs.length - 1]!.id : input.afterId,
       done: runs.length < batchSize,
     };

@@ -7,8 +7,20 @@ import { log } from '@temporalio/activity';
 import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
-import { readAttemptFailure, readTaskInstanceForUsage, recordAttemptFailure, recordOutcome, writeUsage, type IntegrationOutcome } from '../../lib/db/usage-store.js';
-import { TASK_INSTANCE_FAILED, TaskInstanceStatus, taskInstanceLabel } from '../../lib/jobmon/status.js';
+import {
+  readAttemptFailure,
+  readTaskInstanceForUsage,
+  recordAttemptFailure,
+  recordOutcome,
+  writeUsage,
+  type IntegrationOutcome,
+} from '../../lib/db/usage-store.js';
+import {
+  TASK_INSTANCE_FAILED,
+  TaskInstanceStatus,
+  isFinalForUsage,
+  taskInstanceLabel,
+} from '../../lib/jobmon/status.js';
 import { NO_METRICS, type JobmonMetrics } from '../../lib/metrics.js';
 import { noAccountingReason, type UsageSource } from '../../lib/usage/sources.js';
 import { cancellationSignal } from '../cancellation.js';
@@ -31,7 +43,12 @@ export type FetchUsageResult =
 /** After the job finished, accounting normally lags seconds: retry quickly this long before saying so. */
 const ACCOUNTING_LAG_SECONDS = 120;
 
-export interface UsageActivityDeps { db: Knex; config: Config; source: UsageSource; metrics?: JobmonMetrics }
+export interface UsageActivityDeps {
+  db: Knex;
+  config: Config;
+  source: UsageSource;
+  metrics?: JobmonMetrics;
+}
 
 /** Input of recordIntegrationOutcome. */
 export interface IntegrationOutcomeInput {
@@ -61,22 +78,39 @@ export function createUsageActivities({ db, config, source, metrics = NO_METRICS
   async function attempt({ taskInstanceId, phase }: FetchUsageInput): Promise<FetchUsageResult> {
     const started = Date.now();
     const ti = await readTaskInstanceForUsage(db, taskInstanceId);
-    if (!ti) throw ApplicationFailure.nonRetryable(`task instance ${taskInstanceId} does not exist in the Jobmon database`, 'TaskInstanceNotFound');
-    if (!ti.distributorId) throw ApplicationFailure.nonRetryable(`task instance ${taskInstanceId} has no distributor id: it was never launched`, 'NoDistributorId');
+    if (!ti)
+      throw ApplicationFailure.nonRetryable(
+        `task instance ${taskInstanceId} does not exist in the Jobmon database`,
+        'TaskInstanceNotFound',
+      );
+    if (!ti.distributorId)
+      throw ApplicationFailure.nonRetryable(
+        `task instance ${taskInstanceId} has no distributor id: it was never launched`,
+        'NoDistributorId',
+      );
     const job = `task instance ${ti.id} (job ${ti.distributorId}${ti.clusterName ? ` on ${ti.clusterName}` : ''})`;
-    const ids = { jobmonTaskInstanceId: ti.id, jobmonWorkflowRunId: ti.workflowRunId, jobmonDistributorId: ti.distributorId };
+    const ids = {
+      jobmonTaskInstanceId: ti.id,
+      jobmonWorkflowRunId: ti.workflowRunId,
+      jobmonDistributorId: ti.distributorId,
+    };
     const none = noAccountingReason(ti.clusterType);
     if (none) {
       const reason = `${job}: ${none}`;
-      await recordOutcome(db, ti.id, 'no_accounting', reason);
+      await recordOutcome(db, ti.id, 'no_accounting', reason, ti.status);
       metrics.usageIntegration('no_accounting');
       log.info('usage integration ended: no accounting for this cluster type', { ...ids, clusterType: ti.clusterType });
       return { outcome: 'no_accounting', reason };
     }
     const failed = TASK_INSTANCE_FAILED.includes(ti.status);
-    if (failed && !config.usage.integrateFailedJobs) {
-      const reason = `${job} ended ${ti.status} (${taskInstanceLabel(ti.status)}) in Jobmon; INTEGRATE_FAILED_JOBS is off`;
-      await recordOutcome(db, ti.id, 'dropped', reason);
+    // K (→ D, → F) and X (→ E) still move: recorded with their status, and the dispatcher reopens the
+    // integration when Jobmon moves them on (lib/db/usage-store.ts needsReopen).
+    const ending = failed && !isFinalForUsage(ti.status);
+    if (ending || (failed && !config.usage.integrateFailedJobs)) {
+      const reason = ending
+        ? `${job} is ${ti.status} (${taskInstanceLabel(ti.status)}) in Jobmon, which it may still leave: looked at again when it does`
+        : `${job} ended ${ti.status} (${taskInstanceLabel(ti.status)}) in Jobmon; INTEGRATE_FAILED_JOBS is off`;
+      await recordOutcome(db, ti.id, 'dropped', reason, ti.status);
       metrics.usageIntegration('dropped');
       log.info('usage integration dropped: the job failed', { ...ids, status: ti.status });
       return { outcome: 'dropped', status: ti.status, reason };
@@ -108,7 +142,8 @@ export function createUsageActivities({ db, config, source, metrics = NO_METRICS
       return { outcome: 'integrated', values, summary: lookup.summary };
     }
     const reason = `${lookup.what} (${job} is ${ti.status} in Jobmon since ${ti.statusDate}): waiting for accounting`;
-    if (phase === 'job' && ti.secondsSinceStatus > ACCOUNTING_LAG_SECONDS) return { outcome: 'waiting_for_accounting', reason };
+    if (phase === 'job' && ti.secondsSinceStatus > ACCOUNTING_LAG_SECONDS)
+      return { outcome: 'waiting_for_accounting', reason };
     throw ApplicationFailure.create({
       message: reason,
       type: 'WaitingForAccounting',

@@ -32,7 +32,16 @@ export function rssMb(pid: number): number {
 /** CPU seconds used by the whole machine (all cores, not idle) so far. */
 export function machineBusySeconds(): number {
   const first = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  const [user, nice, system, , , irq, softirq, steal] = first as [number, number, number, number, number, number, number, number];
+  const [user, nice, system, , , irq, softirq, steal] = first as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   return (user + nice + system + irq + softirq + steal) / TICKS;
 }
 

@@ -11,15 +11,43 @@ export const RESULTS_FILE = fileURLToPath(new URL('../../../bench/results/latest
 export const BENCHMARKS_FILE = fileURLToPath(new URL('../../../BENCHMARKS.md', import.meta.url));
 
 export const FIGURE_KEYS = [
-  'b1_integrations_per_s', 'b1_ceiling_plain_per_s', 'b1_ceiling_best_per_s', 'b1_floor_per_s',
-  'b2_requests_per_instance_burst', 'b2_requests_per_instance_trickle',
-  'b3_latency_p50_s', 'b3_latency_p95_s',
-  'b4_events_max', 'b4_attempts_2h_job',
-  'b5_empty_reap_db_ms_pg_indexed', 'b5_empty_reap_db_ms_pg_plain', 'b5_empty_reap_db_ms_mysql_indexed', 'b5_empty_reap_db_ms_mysql_plain',
-  'b5_empty_reap_wall_ms_pg', 'b5_orphans_10k_ms_pg', 'b5_orphans_10k_ms_mysql', 'b5_longest_tx_ms',
-  'b5_orphans_10k_ms_pg_without_slurm_lookup', 'b5_orphans_10k_ms_mysql_without_slurm_lookup',
+  'b1_integrations_per_s',
+  'b1_ceiling_plain_per_s',
+  'b1_ceiling_best_per_s',
+  'b1_floor_per_s',
+  'b2_requests_per_instance_burst',
+  'b2_requests_per_instance_trickle',
+  'b2_slurm_requests_per_s_max_2_workers',
+  'b2_slurm_cap_per_s',
+  'b3_latency_p50_s',
+  'b3_latency_p95_s',
+  'b4_events_max',
+  'b4_attempts_2h_job',
+  'b5_empty_reap_db_ms_pg_indexed',
+  'b5_empty_reap_db_ms_pg_plain',
+  'b5_empty_reap_db_ms_mysql_indexed',
+  'b5_empty_reap_db_ms_mysql_plain',
+  'b5_empty_reap_wall_ms_pg',
+  'b5_orphans_10k_ms_pg',
+  'b5_orphans_10k_ms_mysql',
+  'b5_longest_tx_ms',
+  'b5_orphans_10k_ms_pg_without_slurm_lookup',
+  'b5_orphans_10k_ms_mysql_without_slurm_lookup',
   'b6_worker_rss_mb_10k_pending',
   'b7_scale_out_ratio',
+  'b8_dispatch_idle_ms_1m_pg',
+  'b8_dispatch_idle_ms_10m_pg',
+  'b8_dispatch_idle_ms_1m_mysql',
+  'b8_dispatch_idle_ms_10m_mysql',
+  'b8_dispatch_500_ms_10m_pg',
+  'b8_dispatch_500_ms_10m_mysql',
+  'b8_empty_reap_ms_1m_pg',
+  'b8_empty_reap_ms_10m_pg',
+  'b8_empty_reap_ms_1m_mysql',
+  'b8_empty_reap_ms_10m_mysql',
+  'b8_backfill_page_ms_10m_pg',
+  'b8_backfill_page_ms_10m_mysql',
+  'b8_longest_reaper_tx_ms_10m',
 ] as const;
 export type FigureKey = (typeof FIGURE_KEYS)[number];
 
@@ -37,7 +65,17 @@ export interface SectionRecord {
 export interface Results {
   date: string;
   mode: 'quick' | 'full';
-  machine: { cpus: number; cpu_model: string; memory_gb: number; node: string; server_version: string; temporal: string; postgresql: string; mariadb: string; load_average: [number, number, number] };
+  machine: {
+    cpus: number;
+    cpu_model: string;
+    memory_gb: number;
+    node: string;
+    server_version: string;
+    temporal: string;
+    postgresql: string;
+    mariadb: string;
+    load_average: [number, number, number];
+  };
   figures: Record<FigureKey, number | null>;
   /** Why a figure is null. */
   nulls: Partial<Record<FigureKey, string>>;

@@ -48,7 +48,8 @@ async function waitUntilAnswers(address: string, child: ChildProcess, timeoutMs:
   const until = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < until) {
-    if (child.exitCode !== null) throw new Error(`the benchmark's Temporal dev server exited with code ${child.exitCode}`);
+    if (child.exitCode !== null)
+      throw new Error(`the benchmark's Temporal dev server exited with code ${child.exitCode}`);
     try {
       return await serverVersion(address);
     } catch (e) {
@@ -56,13 +57,24 @@ async function waitUntilAnswers(address: string, child: ChildProcess, timeoutMs:
       await new Promise((r) => setTimeout(r, 300));
     }
   }
-  throw new Error(`the benchmark's Temporal dev server at ${address} did not answer within ${timeoutMs / 1000} s: ${String(lastError)}`);
+  throw new Error(
+    `the benchmark's Temporal dev server at ${address} did not answer within ${timeoutMs / 1000} s: ${String(lastError)}`,
+  );
 }
 
-export async function startBenchServer(opts: { mode: 'own' | 'shared'; port?: number; log: (s: string) => void }): Promise<BenchServer> {
+export async function startBenchServer(opts: {
+  mode: 'own' | 'shared';
+  port?: number;
+  log: (s: string) => void;
+}): Promise<BenchServer> {
   if (opts.mode === 'shared') {
     const address = process.env.TEMPORAL_ADDRESS ?? '127.0.0.1:7233';
-    return { address, description: `shared dev server at ${address}`, serverVersion: await serverVersion(address), stop: async () => {} };
+    return {
+      address,
+      description: `shared dev server at ${address}`,
+      serverVersion: await serverVersion(address),
+      stop: async () => {},
+    };
   }
   const cacheDir = process.env.JOBMON_TEMPORAL_CACHE ?? join(homedir(), '.cache', 'jobmon-temporal');
   const bin = await ensureTemporalCli(cacheDir, opts.log);
@@ -72,8 +84,21 @@ export async function startBenchServer(opts: { mode: 'own' | 'shared'; port?: nu
   const logFile = join(dir, 'temporal.log');
   const out = openSync(logFile, 'a');
   const args = [
-    'server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', String(port),
-    '--db-filename', dbFile, '--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF', '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--headless',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--db-filename',
+    dbFile,
+    '--sqlite-pragma',
+    'journal_mode=WAL',
+    '--sqlite-pragma',
+    'synchronous=OFF',
+    '--log-level',
+    'warn',
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
   ];
   const child = spawn(bin, args, { stdio: ['ignore', out, out] });

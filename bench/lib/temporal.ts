@@ -35,7 +35,9 @@ export function droppedRetryLines(): number {
   return droppedRetries;
 }
 
-export interface BenchTemporal { address: string }
+export interface BenchTemporal {
+  address: string;
+}
 
 export function benchConfig(t: BenchTemporal, dbUrl: string, env: Record<string, string | undefined> = {}): Config {
   return loadConfig({
@@ -58,15 +60,27 @@ export async function connectBenchClient(t: BenchTemporal): Promise<Client> {
  * the worker process wires them (createWorkers, one NativeConnection).
  */
 export async function withBenchWorkers<T>(
-  config: Config, db: Knex, client: Client,
+  config: Config,
+  db: Knex,
+  client: Client,
   fn: (ctx: { source: UsageSource; connection: NativeConnection }) => Promise<T>,
   opts: { source?: UsageSource; overrides?: Partial<WorkerOptions> } = {},
 ): Promise<T> {
   const connection = await NativeConnection.connect({ address: config.temporal.address });
   try {
-    const { workers, source } = await createWorkers({ config, connection, client, db, source: opts.source, overrides: { shutdownGraceTime: '1s', ...opts.overrides } });
+    const { workers, source } = await createWorkers({
+      config,
+      connection,
+      client,
+      db,
+      source: opts.source,
+      overrides: { shutdownGraceTime: '1s', ...opts.overrides },
+    });
     const [first, ...rest] = workers;
-    const run = rest.reduceRight<() => Promise<T>>((inner, w) => () => w.runUntil(inner), () => fn({ source, connection }));
+    const run = rest.reduceRight<() => Promise<T>>(
+      (inner, w) => () => w.runUntil(inner),
+      () => fn({ source, connection }),
+    );
     return await first!.runUntil(run);
   } finally {
     await connection.close();

@@ -11,13 +11,30 @@ import { rssMb, sleep } from './measure.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/jobmon-temporal.js', import.meta.url));
 
-export interface WorkerProcess { pid: number; child: ChildProcess; rssMb(): number; stop(): Promise<void> }
+export interface WorkerProcess {
+  pid: number;
+  child: ChildProcess;
+  rssMb(): number;
+  stop(): Promise<void>;
+}
 
-export function spawnWorker(env: Record<string, string>, logFile: string, queue: 'usage' | 'reaper' | 'all' = 'usage'): WorkerProcess {
+export function spawnWorker(
+  env: Record<string, string>,
+  logFile: string,
+  queue: 'usage' | 'reaper' | 'all' = 'usage',
+): WorkerProcess {
   const out = openSync(logFile, 'a');
   const child = spawn(process.execPath, [BIN, 'worker', '--queue', queue], {
     stdio: ['ignore', out, out],
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_LEVEL: 'WARN', METRICS_ADDRESS: 'off', HEALTH_ADDRESS: 'off', WORKER_SHUTDOWN_GRACE: '2s', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      LOG_LEVEL: 'WARN',
+      METRICS_ADDRESS: 'off',
+      HEALTH_ADDRESS: 'off',
+      WORKER_SHUTDOWN_GRACE: '2s',
+      ...env,
+    },
   });
   closeSync(out);
   return {
@@ -35,17 +52,31 @@ export function spawnWorker(env: Record<string, string>, logFile: string, queue:
 }
 
 /** Waits until `count` distinct workers poll both the workflow and the activity tasks of `taskQueue`. */
-export async function waitForPollers(client: Client, namespace: string, taskQueue: string, count: number, timeoutMs = 60_000): Promise<void> {
+export async function waitForPollers(
+  client: Client,
+  namespace: string,
+  taskQueue: string,
+  count: number,
+  timeoutMs = 60_000,
+): Promise<void> {
   const { temporal } = proto;
   const until = Date.now() + timeoutMs;
   for (;;) {
     let least = Infinity;
-    for (const taskQueueType of [temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]) {
-      const { pollers } = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL }, taskQueueType });
+    for (const taskQueueType of [
+      temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+      temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+    ]) {
+      const { pollers } = await client.workflowService.describeTaskQueue({
+        namespace,
+        taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+        taskQueueType,
+      });
       least = Math.min(least, new Set((pollers ?? []).map((p) => p.identity)).size);
     }
     if (least >= count) return;
-    if (Date.now() > until) throw new Error(`only ${least} of ${count} worker processes poll ${taskQueue} after ${timeoutMs / 1000} s`);
+    if (Date.now() > until)
+      throw new Error(`only ${least} of ${count} worker processes poll ${taskQueue} after ${timeoutMs / 1000} s`);
     await sleep(500);
   }
 }

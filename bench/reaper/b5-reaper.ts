@@ -41,19 +41,29 @@ export async function load(db: Knex): Promise<void> {
   const seq = (n: number) => (pg ? `generate_series(1, ${n}) AS s(g)` : `seq_1_to_${n} AS s`);
   const g = pg ? 'g' : 'CAST(s.seq AS SIGNED)';
   const now = 'CURRENT_TIMESTAMP';
-  const plus = (sec: string) => (pg ? `CAST(${now} + (${sec}) * INTERVAL '1 second' AS TIMESTAMP)` : `DATE_ADD(${now}, INTERVAL (${sec}) SECOND)`);
+  const plus = (sec: string) =>
+    pg ? `CAST(${now} + (${sec}) * INTERVAL '1 second' AS TIMESTAMP)` : `DATE_ADD(${now}, INTERVAL (${sec}) SECOND)`;
   const div = (a: string, b: number) => (pg ? `((${a} - 1) / ${b} + 1)` : `((${a} - 1) DIV ${b} + 1)`);
   const text = (prefix: string) => (pg ? `'${prefix}' || ${g}` : `CONCAT('${prefix}', ${g})`);
   const aliveFrom = RUNS - ALIVE_RUNS;
-  await db.raw(`INSERT INTO dag (id, hash, created_date) SELECT ${g}, ${text('dag-')}, ${plus('-86400')} FROM ${seq(RUNS)}`);
+  await db.raw(
+    `INSERT INTO dag (id, hash, created_date) SELECT ${g}, ${text('dag-')}, ${plus('-86400')} FROM ${seq(RUNS)}`,
+  );
   await db.raw(`INSERT INTO workflow (id, dag_id, workflow_args_hash, task_hash, name, status, created_date, status_date, max_concurrently_running)
     SELECT ${g}, ${g}, ${text('args-')}, ${text('tasks-')}, ${text('workflow-')}, CASE WHEN ${g} > ${aliveFrom} THEN 'R' WHEN ${g} % 50 = 0 THEN 'F' ELSE 'D' END, ${plus('-86400')}, ${plus('-86400')}, 1000 FROM ${seq(RUNS)}`);
-  await db.raw(`INSERT INTO array (id, name, workflow_id, max_concurrently_running, created_date) SELECT ${g}, 'bench-array', ${g}, 1000, ${plus('-86400')} FROM ${seq(RUNS)}`.replace('INTO array', pg ? 'INTO "array"' : 'INTO `array`'));
+  await db.raw(
+    `INSERT INTO array (id, name, workflow_id, max_concurrently_running, created_date) SELECT ${g}, 'bench-array', ${g}, 1000, ${plus('-86400')} FROM ${seq(RUNS)}`.replace(
+      'INTO array',
+      pg ? 'INTO "array"' : 'INTO `array`',
+    ),
+  );
   await db.raw(`INSERT INTO workflow_run (id, workflow_id, ${pg ? '"user"' : '`user`'}, jobmon_version, status, created_date, status_date, heartbeat_date)
     SELECT ${g}, ${g}, 'bench', '3.6.0', CASE WHEN ${g} > ${aliveFrom} THEN 'R' WHEN ${g} % 50 = 0 THEN 'E' ELSE 'D' END, ${plus('-86400')}, ${plus('-86400')},
       CASE WHEN ${g} > ${aliveFrom} THEN ${plus('93')} ELSE ${plus(`-86400 + ${g} % 3600`)} END FROM ${seq(RUNS)}`);
   // Tasks and instances: 10 per run. Done runs: D (E runs: a few E/F). Alive runs: mostly R with a live deadline.
-  const tiStatus = (x: string) => `CASE WHEN ${div(x, TI_PER_RUN)} > ${aliveFrom} THEN (CASE WHEN ${x} % 10 < 7 THEN 'R' WHEN ${x} % 10 < 8 THEN 'O' WHEN ${x} % 10 < 9 THEN 'Q' ELSE 'D' END)
+  const tiStatus = (
+    x: string,
+  ) => `CASE WHEN ${div(x, TI_PER_RUN)} > ${aliveFrom} THEN (CASE WHEN ${x} % 10 < 7 THEN 'R' WHEN ${x} % 10 < 8 THEN 'O' WHEN ${x} % 10 < 9 THEN 'Q' ELSE 'D' END)
     WHEN ${div(x, TI_PER_RUN)} % 50 = 0 AND ${x} % 10 = 0 THEN 'E' ELSE 'D' END`;
   await db.raw(`INSERT INTO task (id, workflow_id, array_id, task_args_hash, name, command, num_attempts, max_attempts, status, status_date)
     SELECT ${g}, ${div(g, TI_PER_RUN)}, ${div(g, TI_PER_RUN)}, ${text('h-')}, ${text('task-')}, 'true', 1, 3,
@@ -64,7 +74,8 @@ export async function load(db: Knex): Promise<void> {
     SELECT ${g}, ${div(g, TI_PER_RUN)}, ${div(g, TI_PER_RUN)}, ${g}, ${taskResourcesId}, ${pg ? `CAST(${g} AS TEXT)` : `CAST(${g} AS CHAR)`}, ${tiStatus(g)}, ${plus('-86400')}, ${plus(`-86400 + ${g} % 86000`)},
       CASE WHEN ${div(g, TI_PER_RUN)} > ${aliveFrom} THEN ${plus(`60 + ${g} % 200`)} ELSE ${plus(`-86400 + ${g} % 86000`)} END, 1, 0 FROM ${seq(TIS)}`);
   if (pg) {
-    for (const t of ['dag', 'workflow', 'array', 'workflow_run', 'task', 'task_instance']) await db.raw(`SELECT setval(pg_get_serial_sequence('"${t}"', 'id'), (SELECT max(id) FROM "${t}"))`);
+    for (const t of ['dag', 'workflow', 'array', 'workflow_run', 'task', 'task_instance'])
+      await db.raw(`SELECT setval(pg_get_serial_sequence('"${t}"', 'id'), (SELECT max(id) FROM "${t}"))`);
     await db.raw('ANALYZE');
   } else {
     await db.raw('ANALYZE TABLE dag, workflow, `array`, workflow_run, task, task_instance');
@@ -74,26 +85,41 @@ export async function load(db: Knex): Promise<void> {
 /** The live clients keep heartbeating: alive runs and their running instances get fresh deadlines. */
 export async function heartbeats(db: Knex): Promise<void> {
   const pg = dialectOf(db) === 'pg';
-  const plus = (sec: number) => (pg ? `CAST(CURRENT_TIMESTAMP + INTERVAL '${sec} second' AS TIMESTAMP)` : `DATE_ADD(CURRENT_TIMESTAMP, INTERVAL ${sec} SECOND)`);
+  const plus = (sec: number) =>
+    pg
+      ? `CAST(CURRENT_TIMESTAMP + INTERVAL '${sec} second' AS TIMESTAMP)`
+      : `DATE_ADD(CURRENT_TIMESTAMP, INTERVAL ${sec} SECOND)`;
   await db.raw(`UPDATE workflow_run SET heartbeat_date = ${plus(93)} WHERE id > ${RUNS - ALIVE_RUNS}`);
-  await db.raw(`UPDATE task_instance SET report_by_date = ${plus(279)} WHERE workflow_run_id > ${RUNS - ALIVE_RUNS} AND status IN ('O', 'R')`);
+  await db.raw(
+    `UPDATE task_instance SET report_by_date = ${plus(279)} WHERE workflow_run_id > ${RUNS - ALIVE_RUNS} AND status IN ('O', 'R')`,
+  );
 }
 
 /** 10,000 orphans: 1,000 done runs become E, their instances R with a deadline an hour ago, their tasks R. */
 async function makeOrphans(db: Knex): Promise<void> {
   const pg = dialectOf(db) === 'pg';
-  const ago = pg ? `CAST(CURRENT_TIMESTAMP - INTERVAL '3600 second' AS TIMESTAMP)` : 'DATE_SUB(CURRENT_TIMESTAMP, INTERVAL 3600 SECOND)';
+  const ago = pg
+    ? `CAST(CURRENT_TIMESTAMP - INTERVAL '3600 second' AS TIMESTAMP)`
+    : 'DATE_SUB(CURRENT_TIMESTAMP, INTERVAL 3600 SECOND)';
   const hi = ORPHAN_RUNS * 7; // every 7th run in [1, 7000]
   await db.raw(`UPDATE workflow_run SET status = 'E' WHERE id BETWEEN 1 AND ${hi} AND id % 7 = 0`);
-  await db.raw(`UPDATE task_instance SET status = 'R', report_by_date = ${ago} WHERE workflow_run_id BETWEEN 1 AND ${hi} AND workflow_run_id % 7 = 0`);
-  await db.raw(`UPDATE task SET status = 'R' WHERE id IN (SELECT task_id FROM task_instance WHERE workflow_run_id BETWEEN 1 AND ${hi} AND workflow_run_id % 7 = 0)`);
+  await db.raw(
+    `UPDATE task_instance SET status = 'R', report_by_date = ${ago} WHERE workflow_run_id BETWEEN 1 AND ${hi} AND workflow_run_id % 7 = 0`,
+  );
+  await db.raw(
+    `UPDATE task SET status = 'R' WHERE id IN (SELECT task_id FROM task_instance WHERE workflow_run_id BETWEEN 1 AND ${hi} AND workflow_run_id % 7 = 0)`,
+  );
 }
 
 async function restoreAfterReap(db: Knex): Promise<void> {
   const hi = ORPHAN_RUNS * 7;
   await db.raw('DELETE FROM task_instance_error_log');
-  await db.raw(`UPDATE task_instance SET status = 'D' WHERE workflow_run_id BETWEEN 1 AND ${hi} AND workflow_run_id % 7 = 0`);
-  await db.raw(`UPDATE task SET status = 'D' WHERE id IN (SELECT task_id FROM task_instance WHERE workflow_run_id BETWEEN 1 AND ${hi} AND workflow_run_id % 7 = 0)`);
+  await db.raw(
+    `UPDATE task_instance SET status = 'D' WHERE workflow_run_id BETWEEN 1 AND ${hi} AND workflow_run_id % 7 = 0`,
+  );
+  await db.raw(
+    `UPDATE task SET status = 'D' WHERE id IN (SELECT task_id FROM task_instance WHERE workflow_run_id BETWEEN 1 AND ${hi} AND workflow_run_id % 7 = 0)`,
+  );
   await db.raw(`UPDATE workflow_run SET status = 'D' WHERE id BETWEEN 1 AND ${hi} AND id % 7 = 0`);
 }
 
@@ -103,7 +129,12 @@ function median(xs: number[]): number {
   return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-export interface Series { median: number; min: number; max: number; count: number }
+export interface Series {
+  median: number;
+  min: number;
+  max: number;
+  count: number;
+}
 function series(xs: number[]): Series {
   return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs), count: xs.length };
 }
@@ -128,21 +159,47 @@ export interface VariantResult {
   reapedPerReap: number;
 }
 
-export interface DbResult { kind: DbKind; loadS: number; plain: VariantResult; indexed: VariantResult; slurmSource: string }
+export interface DbResult {
+  kind: DbKind;
+  loadS: number;
+  plain: VariantResult;
+  indexed: VariantResult;
+  slurmSource: string;
+}
 
-const shape = (sql: string) => sql.replace(/\s+/g, ' ').replace(/\((\?|\$\d+)(, (\?|\$\d+))*\)/g, '(…)').slice(0, 120);
+const shape = (sql: string) =>
+  sql
+    .replace(/\s+/g, ' ')
+    .replace(/\((\?|\$\d+)(, (\?|\$\d+))*\)/g, '(…)')
+    .slice(0, 120);
 
 async function reap(client: Client, config: Config): Promise<{ wallMs: number; summary: ReapSummary }> {
   const n = names(config.temporal);
   const t0 = performance.now();
-  const summary = await client.workflow.execute('reaper', { taskQueue: n.reaperTaskQueue, workflowId: `${n.reaperScheduleId}-bench-${Math.random().toString(36).slice(2)}`, args: [{ dryRun: false }] }) as ReapSummary;
+  const summary = (await client.workflow.execute('reaper', {
+    taskQueue: n.reaperTaskQueue,
+    workflowId: `${n.reaperScheduleId}-bench-${Math.random().toString(36).slice(2)}`,
+    args: [{ dryRun: false }],
+  })) as ReapSummary;
   return { wallMs: performance.now() - t0, summary };
 }
 
 /** The reaper's configurations: with the Slurm lookup as deployed (undefined without a Slurm source) and without. */
-interface ReaperConfigs { slurm: Config | undefined; fastSlurm: Config | undefined; noSlurm: Config }
+interface ReaperConfigs {
+  slurm: Config | undefined;
+  fastSlurm: Config | undefined;
+  noSlurm: Config;
+}
 
-async function measureVariant(db: Knex, client: Client, configs: ReaperConfigs, indexes: 'plain' | 'indexed', emptyN: number, orphanN: number, log: (s: string) => void): Promise<VariantResult> {
+async function measureVariant(
+  db: Knex,
+  client: Client,
+  configs: ReaperConfigs,
+  indexes: 'plain' | 'indexed',
+  emptyN: number,
+  orphanN: number,
+  log: (s: string) => void,
+): Promise<VariantResult> {
   const config = configs.slurm ?? configs.noSlurm;
   const meter = new QueryMeter(db);
   try {
@@ -171,7 +228,9 @@ async function measureVariant(db: Knex, client: Client, configs: ReaperConfigs, 
       const e = prof.get(k) ?? { ms: 0, n: 0 };
       prof.set(k, { ms: e.ms + d.ms, n: e.n + 1 });
     }
-    log(`      ${indexes}: empty reap DB ${median(emptyDb).toFixed(1)} ms (${statements} statements), wall ${median(emptyWall).toFixed(0)} ms`);
+    log(
+      `      ${indexes}: empty reap DB ${median(emptyDb).toFixed(1)} ms (${statements} statements), wall ${median(emptyWall).toFixed(0)} ms`,
+    );
     let longest = 0;
     let transactions = 0;
     let reapedPer = 0;
@@ -183,8 +242,11 @@ async function measureVariant(db: Knex, client: Client, configs: ReaperConfigs, 
         await makeOrphans(db);
         meter.reset();
         const r = await reap(client, cfg);
-        const reaped = r.summary.transitions.filter((t) => t.table === 'task_instance').reduce((a, t) => a + t.count, 0);
-        if (reaped !== ORPHAN_RUNS * TI_PER_RUN) throw new Error(`reaped ${reaped} orphans, expected ${ORPHAN_RUNS * TI_PER_RUN}`);
+        const reaped = r.summary.transitions
+          .filter((t) => t.table === 'task_instance')
+          .reduce((a, t) => a + t.count, 0);
+        if (reaped !== ORPHAN_RUNS * TI_PER_RUN)
+          throw new Error(`reaped ${reaped} orphans, expected ${ORPHAN_RUNS * TI_PER_RUN}`);
         wall.push(r.wallMs);
         dbMs.push(meter.totalMs);
         longest = Math.max(longest, r.summary.stats.maxTransactionMs);
@@ -192,24 +254,41 @@ async function measureVariant(db: Knex, client: Client, configs: ReaperConfigs, 
         reapedPer = reaped;
         await restoreAfterReap(db);
       }
-      log(`      ${indexes}: 10,000 orphans ${what} in ${median(wall).toFixed(0)} ms (longest transaction so far ${longest.toFixed(1)} ms)`);
+      log(
+        `      ${indexes}: 10,000 orphans ${what} in ${median(wall).toFixed(0)} ms (longest transaction so far ${longest.toFixed(1)} ms)`,
+      );
       return { wall: series(wall), db: series(dbMs) };
     };
     const withSlurm = configs.slurm ? await orphans(configs.slurm, 'with the Slurm lookup') : undefined;
-    const fastSlurm = configs.fastSlurm ? await orphans(configs.fastSlurm, 'with the Slurm lookup at 50 requests/s') : undefined;
+    const fastSlurm = configs.fastSlurm
+      ? await orphans(configs.fastSlurm, 'with the Slurm lookup at 50 requests/s')
+      : undefined;
     const noSlurm = await orphans(configs.noSlurm, 'with REAPER_SLURM_LOOKUP=false');
     return {
-      indexes, emptyDbMs: series(emptyDb), emptyWallMs: series(emptyWall), emptyStatements: statements,
+      indexes,
+      emptyDbMs: series(emptyDb),
+      emptyWallMs: series(emptyWall),
+      emptyStatements: statements,
       emptyProfile: [...prof].map(([sql, v]) => ({ sql, ...v })).sort((a, b) => b.ms - a.ms),
-      orphansWallMs: withSlurm?.wall, orphansDbMs: withSlurm?.db, orphansFastSlurmWallMs: fastSlurm?.wall, orphansNoSlurmWallMs: noSlurm.wall, orphansNoSlurmDbMs: noSlurm.db,
-      orphansTransactions: transactions, longestTxMs: longest, reapedPerReap: reapedPer,
+      orphansWallMs: withSlurm?.wall,
+      orphansDbMs: withSlurm?.db,
+      orphansFastSlurmWallMs: fastSlurm?.wall,
+      orphansNoSlurmWallMs: noSlurm.wall,
+      orphansNoSlurmDbMs: noSlurm.db,
+      orphansTransactions: transactions,
+      longestTxMs: longest,
+      reapedPerReap: reapedPer,
     };
   } finally {
     meter.stop();
   }
 }
 
-export async function runB5Db(t: BenchTemporal, kind: DbKind, opts: { emptyN: number; orphanN: number; log: (s: string) => void }): Promise<DbResult> {
+export async function runB5Db(
+  t: BenchTemporal,
+  kind: DbKind,
+  opts: { emptyN: number; orphanN: number; log: (s: string) => void },
+): Promise<DbResult> {
   const t0 = performance.now();
   const tdb = await createTestDb(kind);
   const client = await connectBenchClient(t);
@@ -227,16 +306,21 @@ export async function runB5Db(t: BenchTemporal, kind: DbKind, opts: { emptyN: nu
       fastSlurm: hasSlurm ? fast : undefined,
       noSlurm: benchConfig(t, tdb.url, { REAPER_INTERVAL: '5m', REAPER_SLURM_LOOKUP: 'false' }),
     };
-    const slurmSource = configs.slurm ? `\`${withLookup.slurm.sacctPath}\` of this machine's Slurm 22.05 cluster` : 'none: no sacct in PATH';
-    const measure = () => withBenchWorkers(configs.noSlurm, db, client, async () => {
-      const plain = await measureVariant(db, client, configs, 'plain', opts.emptyN, opts.orphanN, opts.log);
-      await migrateLatest(db, { reaperIndexes: true });
-      await db.raw(dialectOf(db) === 'pg' ? 'ANALYZE' : 'ANALYZE TABLE workflow_run, task_instance');
-      const indexed = await measureVariant(db, client, configs, 'indexed', opts.emptyN, opts.orphanN, opts.log);
-      return { kind, loadS, plain, indexed, slurmSource };
-    });
+    const slurmSource = configs.slurm
+      ? `\`${withLookup.slurm.sacctPath}\` of this machine's Slurm 22.05 cluster`
+      : 'none: no sacct in PATH';
+    const measure = () =>
+      withBenchWorkers(configs.noSlurm, db, client, async () => {
+        const plain = await measureVariant(db, client, configs, 'plain', opts.emptyN, opts.orphanN, opts.log);
+        await migrateLatest(db, { reaperIndexes: true });
+        await db.raw(dialectOf(db) === 'pg' ? 'ANALYZE' : 'ANALYZE TABLE workflow_run, task_instance');
+        const indexed = await measureVariant(db, client, configs, 'indexed', opts.emptyN, opts.orphanN, opts.log);
+        return { kind, loadS, plain, indexed, slurmSource };
+      });
     return configs.slurm && configs.fastSlurm
-      ? await withBenchWorkers(configs.slurm, db, client, () => withBenchWorkers(configs.fastSlurm!, db, client, measure))
+      ? await withBenchWorkers(configs.slurm, db, client, () =>
+          withBenchWorkers(configs.fastSlurm!, db, client, measure),
+        )
       : await measure();
   } finally {
     await client.connection.close();
@@ -244,7 +328,11 @@ export async function runB5Db(t: BenchTemporal, kind: DbKind, opts: { emptyN: nu
   }
 }
 
-export interface B5Result { emptyN: number; orphanN: number; dbs: DbResult[] }
+export interface B5Result {
+  emptyN: number;
+  orphanN: number;
+  dbs: DbResult[];
+}
 
 export async function runB5(t: BenchTemporal, opts: { quick: boolean; log: (s: string) => void }): Promise<B5Result> {
   const emptyN = opts.quick ? 5 : 15;
@@ -260,40 +348,74 @@ const ser = (s: Series, d = 1) => `${f(s.median, d)} (${f(s.min, d)}–${f(s.max
 export function renderB5(r: B5Result, quick: boolean): string {
   const o: string[] = [];
   const p = (s = '') => o.push(s);
-  p(`### B5. Reaper at Jobmon scale: ${TIS.toLocaleString('en')} task instances, ${RUNS.toLocaleString('en')} workflow runs${quick ? ' (--quick: fewer repetitions)' : ''}`);
+  p(
+    `### B5. Reaper at Jobmon scale: ${TIS.toLocaleString('en')} task instances, ${RUNS.toLocaleString('en')} workflow runs${quick ? ' (--quick: fewer repetitions)' : ''}`,
+  );
   p();
-  p('A fresh database per engine with Jobmon 3.6.0\'s schema, loaded with INSERT … SELECT; 1,000 live runs keep heartbeating.');
-  p('Every reap is the real `reaper` workflow on the benchmark\'s Temporal server, run by this process\'s reaper worker. DB time is');
-  p('the sum over EVERY statement the reap ran (knex `query` → `query-response` on the worker\'s pool: planReap, repairWorkflows,');
-  p('both sweeps); wall time is the workflow\'s start → result. Medians, with (min–max) and the number of reaps they are over;');
-  p('the longest transaction is the largest `stats.maxTransactionMs` of all the orphan reaps. The orphans are reaped three ways:');
-  p(`with the Slurm lookup as a deployment with Slurm runs it (REAPER_SLURM_LOOKUP on; source: ${r.dbs[0]?.slurmSource ?? '–'};`);
-  p('one request per transaction chunk of 100 orphans, at most the default SLURM_MAX_REQUESTS_PER_SECOND of 5; the bench\'s');
-  p('distributor ids are mostly unknown to this cluster), the same at 50 requests/s, and with REAPER_SLURM_LOOKUP=false: the');
-  p('reaper\'s own database and Temporal work.');
+  p(
+    "A fresh database per engine with Jobmon 3.6.0's schema, loaded with INSERT … SELECT; 1,000 live runs keep heartbeating.",
+  );
+  p(
+    "Every reap is the real `reaper` workflow on the benchmark's Temporal server, run by this process's reaper worker. DB time is",
+  );
+  p(
+    "the sum over EVERY statement the reap ran (knex `query` → `query-response` on the worker's pool: planReap, repairWorkflows,",
+  );
+  p(
+    "both sweeps); wall time is the workflow's start → result. Medians, with (min–max) and the number of reaps they are over;",
+  );
+  p(
+    'the longest transaction is the largest `stats.maxTransactionMs` of all the orphan reaps. The orphans are reaped three ways:',
+  );
+  p(
+    `with the Slurm lookup as a deployment with Slurm runs it (REAPER_SLURM_LOOKUP on; source: ${r.dbs[0]?.slurmSource ?? '–'};`,
+  );
+  p(
+    "one request per scan page of REAPER_SLURM_BULK_IDS (2,000) orphans, the next page asked while this one is applied, at most the default SLURM_MAX_REQUESTS_PER_SECOND of 5; the bench's",
+  );
+  p(
+    'distributor ids are mostly unknown to this cluster), the same at 50 requests/s, and with REAPER_SLURM_LOOKUP=false: the',
+  );
+  p("reaper's own database and Temporal work.");
   for (const d of r.dbs) {
     p();
     p(`#### ${d.kind === 'pg' ? 'PostgreSQL' : 'MariaDB'} (loaded in ${f(d.loadS, 0)} s)`);
     p();
     p('| measurement | Jobmon indexes only | + optional (status, deadline) indexes | target |');
     p('|---|---:|---:|---|');
-    p(`| empty reap, DB time of all statements (ms), median of ${d.plain.emptyDbMs.count} / ${d.indexed.emptyDbMs.count} | ${ser(d.plain.emptyDbMs)} | ${ser(d.indexed.emptyDbMs)} | ≤ 100 / ≤ 10 |`);
+    p(
+      `| empty reap, DB time of all statements (ms), median of ${d.plain.emptyDbMs.count} / ${d.indexed.emptyDbMs.count} | ${ser(d.plain.emptyDbMs)} | ${ser(d.indexed.emptyDbMs)} | ≤ 100 / ≤ 10 |`,
+    );
     p(`| … statements per empty reap | ${d.plain.emptyStatements} | ${d.indexed.emptyStatements} | |`);
-    p(`| empty reap, wall time of the workflow (ms) | ${ser(d.plain.emptyWallMs, 0)} | ${ser(d.indexed.emptyWallMs, 0)} | |`);
+    p(
+      `| empty reap, wall time of the workflow (ms) | ${ser(d.plain.emptyWallMs, 0)} | ${ser(d.indexed.emptyWallMs, 0)} | |`,
+    );
     const os = (v: Series | undefined, d = 0) => (v ? ser(v, d) : 'not measured (no Slurm source)');
-    p(`| 10,000 orphans through the workflow with the Slurm lookup, wall (ms), median of ${r.orphanN} | ${os(d.plain.orphansWallMs)} | ${os(d.indexed.orphansWallMs)} | ≤ 5000 |`);
+    p(
+      `| 10,000 orphans through the workflow with the Slurm lookup, wall (ms), median of ${r.orphanN} | ${os(d.plain.orphansWallMs)} | ${os(d.indexed.orphansWallMs)} | ≤ 5000 |`,
+    );
     p(`| … DB time of its statements (ms) | ${os(d.plain.orphansDbMs)} | ${os(d.indexed.orphansDbMs)} | |`);
-    p(`| … the same with SLURM_MAX_REQUESTS_PER_SECOND=50, wall (ms), median of ${r.orphanN} | ${os(d.plain.orphansFastSlurmWallMs)} | ${os(d.indexed.orphansFastSlurmWallMs)} | |`);
-    p(`| 10,000 orphans with REAPER_SLURM_LOOKUP=false, wall (ms), median of ${r.orphanN} | ${ser(d.plain.orphansNoSlurmWallMs, 0)} | ${ser(d.indexed.orphansNoSlurmWallMs, 0)} | |`);
-    p(`| … DB time of its statements (ms) | ${ser(d.plain.orphansNoSlurmDbMs, 0)} | ${ser(d.indexed.orphansNoSlurmDbMs, 0)} | |`);
+    p(
+      `| … the same with SLURM_MAX_REQUESTS_PER_SECOND=50, wall (ms), median of ${r.orphanN} | ${os(d.plain.orphansFastSlurmWallMs)} | ${os(d.indexed.orphansFastSlurmWallMs)} | |`,
+    );
+    p(
+      `| 10,000 orphans with REAPER_SLURM_LOOKUP=false, wall (ms), median of ${r.orphanN} | ${ser(d.plain.orphansNoSlurmWallMs, 0)} | ${ser(d.indexed.orphansNoSlurmWallMs, 0)} | |`,
+    );
+    p(
+      `| … DB time of its statements (ms) | ${ser(d.plain.orphansNoSlurmDbMs, 0)} | ${ser(d.indexed.orphansNoSlurmDbMs, 0)} | |`,
+    );
     p(`| … transactions per reap | ${d.plain.orphansTransactions} | ${d.indexed.orphansTransactions} | |`);
     p(`| longest transaction (ms) | ${f(d.plain.longestTxMs)} | ${f(d.indexed.longestTxMs)} | ≤ 200 |`);
     p();
-    p(`Where an empty reap's DB time goes (the median reap; statement shape: total ms over n statements), Jobmon indexes only → with the optional ones:`);
+    p(
+      `Where an empty reap's DB time goes (the median reap; statement shape: total ms over n statements), Jobmon indexes only → with the optional ones:`,
+    );
     p();
     p('| statement | plain ms (n) | indexed ms (n) |');
     p('|---|---:|---:|');
-    const keys = [...new Set([...d.plain.emptyProfile.slice(0, 8), ...d.indexed.emptyProfile.slice(0, 8)].map((x) => x.sql))];
+    const keys = [
+      ...new Set([...d.plain.emptyProfile.slice(0, 8), ...d.indexed.emptyProfile.slice(0, 8)].map((x) => x.sql)),
+    ];
     const get = (v: VariantResult, k: string) => v.emptyProfile.find((x) => x.sql === k);
     for (const k of keys) {
       const a = get(d.plain, k);

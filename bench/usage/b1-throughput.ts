@@ -24,7 +24,13 @@ import { names, type Config } from '../../lib/config.js';
 import { readChangedInstances, readTaskInstanceForUsage, writeUsage } from '../../lib/db/usage-store.js';
 import { createUsageSource } from '../../lib/usage/sources.js';
 import { usageWorkflowTaskSlots } from '../../workers/create-workers.js';
-import { DistributorIdKey, TaskInstanceIdKey, UsagePhase, UsagePhaseKey, WorkflowRunIdKey } from '../../lib/temporal/search-attributes.js';
+import {
+  DistributorIdKey,
+  TaskInstanceIdKey,
+  UsagePhase,
+  UsagePhaseKey,
+  WorkflowRunIdKey,
+} from '../../lib/temporal/search-attributes.js';
 import type { DispatchResult } from '../../activities/usage/dispatch.js';
 import type { usageDispatch } from '../../workflows/usage-dispatch.js';
 import { benchConfig, connectBenchClient, withBenchWorkers, type BenchTemporal } from '../lib/temporal.js';
@@ -36,11 +42,20 @@ export const STANDIN_USER = 'bench';
 export const STANDIN_TOKEN = 'bench-stand-in-token';
 
 export function standinEnv(url: string): Record<string, string> {
-  return { SLURM_REST_URL: url, SLURM_JWT: STANDIN_TOKEN, SLURM_USER_NAME: STANDIN_USER, USAGE_DISPATCH_SINCE: '2000-01-01' };
+  return {
+    SLURM_REST_URL: url,
+    SLURM_JWT: STANDIN_TOKEN,
+    SLURM_USER_NAME: STANDIN_USER,
+    USAGE_DISPATCH_SINCE: '2000-01-01',
+  };
 }
 
 /** CPU seconds of this process, the server, and the machine over a measured span. */
-export interface CpuSpan { benchProcessS: number; serverS: number; machineS: number }
+export interface CpuSpan {
+  benchProcessS: number;
+  serverS: number;
+  machineS: number;
+}
 
 export function cpuMeter(serverPid?: number): () => CpuSpan {
   const p0 = process.cpuUsage();
@@ -48,7 +63,11 @@ export function cpuMeter(serverPid?: number): () => CpuSpan {
   const m0 = machineBusySeconds();
   return () => {
     const p = process.cpuUsage(p0);
-    return { benchProcessS: (p.user + p.system) / 1e6, serverS: serverPid ? cpuSeconds(serverPid) - s0 : NaN, machineS: machineBusySeconds() - m0 };
+    return {
+      benchProcessS: (p.user + p.system) / 1e6,
+      serverS: serverPid ? cpuSeconds(serverPid) - s0 : NaN,
+      machineS: machineBusySeconds() - m0,
+    };
   };
 }
 
@@ -91,33 +110,45 @@ export interface B1Result {
 /** Runs fn(i) for i in [0, n), `limit` at a time. */
 export async function pool(n: number, limit: number, fn: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, n) }, async () => {
-    while (next < n) await fn(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, n) }, async () => {
+      while (next < n) await fn(next++);
+    }),
+  );
 }
 
 /** One dispatcher cycle, started the way the `jobmon-usage-dispatch` Schedule starts it. */
 export function dispatcher(client: Client, config: Config): () => Promise<DispatchResult> {
   const n = names(config.temporal);
   let cycle = 0;
-  return () => client.workflow.execute<typeof usageDispatch>('usageDispatch', {
-    taskQueue: n.usageTaskQueue,
-    workflowId: `${n.usageDispatchScheduleId}-bench-${cycle++}-${randomBytes(3).toString('hex')}`,
-    workflowExecutionTimeout: '15 minutes',
-  });
+  return () =>
+    client.workflow.execute<typeof usageDispatch>('usageDispatch', {
+      taskQueue: n.usageTaskQueue,
+      workflowId: `${n.usageDispatchScheduleId}-bench-${cycle++}-${randomBytes(3).toString('hex')}`,
+      workflowExecutionTimeout: '15 minutes',
+    });
 }
 
-export async function waitUntil(what: string, timeoutMs: number, pollMs: number, check: () => Promise<boolean>): Promise<void> {
+export async function waitUntil(
+  what: string,
+  timeoutMs: number,
+  pollMs: number,
+  check: () => Promise<boolean>,
+): Promise<void> {
   const until = performance.now() + timeoutMs;
   for (;;) {
     if (await check()) return;
-    if (performance.now() > until) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
+    if (performance.now() > until)
+      throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}`);
     await sleep(pollMs);
   }
 }
 
 /** ours: a dispatcher cycle starts all n integrations of a fresh database; runs until every one has ended. */
-export async function runOurs(t: BenchTemporal & { serverPid?: number }, opts: { n: number; cost: StandinCost; env?: Record<string, string>; log: (s: string) => void }): Promise<OursRun> {
+export async function runOurs(
+  t: BenchTemporal & { serverPid?: number },
+  opts: { n: number; cost: StandinCost; env?: Record<string, string>; log: (s: string) => void },
+): Promise<OursRun> {
   const { n, log } = opts;
   const standin = await spawnSlurmStandin({ cost: opts.cost, userName: STANDIN_USER, token: STANDIN_TOKEN });
   const data = await createBenchData({ n, status: 'D' });
@@ -134,10 +165,17 @@ export async function runOurs(t: BenchTemporal & { serverPid?: number }, opts: {
       let result = await dispatch();
       for (let i = 0; i < 5 && result.started < n; i++) {
         const more = await dispatch();
-        result = { ...more, started: result.started + more.started, scanned: result.scanned + more.scanned, cycles: result.cycles + more.cycles };
+        result = {
+          ...more,
+          started: result.started + more.started,
+          scanned: result.scanned + more.scanned,
+          cycles: result.cycles + more.cycles,
+        };
       }
       const dispatchMs = performance.now() - d0;
-      log(`    ours: ${result.started} integrations started in ${(dispatchMs / 1000).toFixed(1)} s${result.eagerStarts !== undefined ? ` (${result.eagerStarts} eagerly)` : ''}`);
+      log(
+        `    ours: ${result.started} integrations started in ${(dispatchMs / 1000).toFixed(1)} s${result.eagerStarts !== undefined ? ` (${result.eagerStarts} eagerly)` : ''}`,
+      );
       let lastLog = performance.now();
       await waitUntil('every integration to end', 600_000 + n * 200, 100, async () => {
         const ended = await endedCount(db);
@@ -152,9 +190,17 @@ export async function runOurs(t: BenchTemporal & { serverPid?: number }, opts: {
       const wallMs = (await lastFinishedMs(db)) - startE;
       const outs = await outcomes(db);
       return {
-        n, wallMs, perS: n / (wallMs / 1000), cpu: span, outcomes: outs, dispatch: result, dispatchMs,
+        n,
+        wallMs,
+        perS: n / (wallMs / 1000),
+        cpu: span,
+        outcomes: outs,
+        dispatch: result,
+        dispatchMs,
         eagerStarts: result.eagerStarts,
-        standin: await standin.stats(), queriesPerInstance: meter.count / n, dbMsPerInstance: meter.totalMs / n,
+        standin: await standin.stats(),
+        queriesPerInstance: meter.count / n,
+        dbMsPerInstance: meter.totalMs / n,
       };
     });
   } finally {
@@ -166,14 +212,25 @@ export async function runOurs(t: BenchTemporal & { serverPid?: number }, opts: {
 
 let noopBundle: Promise<{ code: string }> | undefined;
 function bundle(): Promise<{ code: string }> {
-  noopBundle ??= bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('../workflows/noop.js', import.meta.url)), logger: new DefaultLogger('WARN') });
+  noopBundle ??= bundleWorkflowCode({
+    workflowsPath: fileURLToPath(new URL('../workflows/noop.js', import.meta.url)),
+    logger: new DefaultLogger('WARN'),
+  });
   return noopBundle;
 }
 
 /** A ceiling: n no-op workflows on a fresh task queue, plain or best (eager start + local activity). */
 export type CeilingKind = 'plain' | 'best' | 'best-our-commands';
 
-export async function runCeiling(t: BenchTemporal & { serverPid?: number }, opts: { n: number; kind: CeilingKind; concurrency: number; workerOptions: { activities: number; localActivities: number; workflowTasks: number } }): Promise<ThroughputRun> {
+export async function runCeiling(
+  t: BenchTemporal & { serverPid?: number },
+  opts: {
+    n: number;
+    kind: CeilingKind;
+    concurrency: number;
+    workerOptions: { activities: number; localActivities: number; workflowTasks: number };
+  },
+): Promise<ThroughputRun> {
   const { n, kind } = opts;
   const code = await bundle();
   const connection = await NativeConnection.connect({ address: t.address });
@@ -182,7 +239,10 @@ export async function runCeiling(t: BenchTemporal & { serverPid?: number }, opts
   const taskQueue = `bench-ceiling-${kind}-${randomBytes(4).toString('hex')}`;
   try {
     const worker = await Worker.create({
-      connection, taskQueue, workflowBundle: code, activities: { noop: async () => {} },
+      connection,
+      taskQueue,
+      workflowBundle: code,
+      activities: { noop: async () => {} },
       maxConcurrentActivityTaskExecutions: opts.workerOptions.activities,
       maxConcurrentLocalActivityExecutions: opts.workerOptions.localActivities,
       maxConcurrentWorkflowTaskExecutions: opts.workerOptions.workflowTasks,
@@ -193,20 +253,37 @@ export async function runCeiling(t: BenchTemporal & { serverPid?: number }, opts
       const t0 = Date.now();
       let eager = 0;
       await pool(n, opts.concurrency, async (i) => {
-        const type = { plain: 'benchNoopPlain', best: 'benchNoopLocal', 'best-our-commands': 'benchNoopLocalOurCommands' }[kind];
+        const type = {
+          plain: 'benchNoopPlain',
+          best: 'benchNoopLocal',
+          'best-our-commands': 'benchNoopLocalOurCommands',
+        }[kind];
         const h = await client.workflow.start(type, {
-          taskQueue, workflowId: `${taskQueue}-${i}`, ...(kind !== 'plain' ? { requestEagerStart: true } : {}),
+          taskQueue,
+          workflowId: `${taskQueue}-${i}`,
+          ...(kind !== 'plain' ? { requestEagerStart: true } : {}),
           // Our integrations' search attributes at the start.
-          ...(kind === 'best-our-commands' ? { typedSearchAttributes: [
-            { key: TaskInstanceIdKey, value: i + 1 }, { key: UsagePhaseKey, value: UsagePhase.WAITING_FOR_JOB as string },
-            { key: WorkflowRunIdKey, value: 1 }, { key: DistributorIdKey, value: String(7_000_000 + i) },
-          ] } : {}),
+          ...(kind === 'best-our-commands'
+            ? {
+                typedSearchAttributes: [
+                  { key: TaskInstanceIdKey, value: i + 1 },
+                  { key: UsagePhaseKey, value: UsagePhase.WAITING_FOR_JOB as string },
+                  { key: WorkflowRunIdKey, value: 1 },
+                  { key: DistributorIdKey, value: String(7_000_000 + i) },
+                ],
+              }
+            : {}),
         });
         if (h.eagerlyStarted) eager++;
       });
       const startMs = Date.now() - t0;
-      await waitUntil(`${n} no-op workflows to complete`, 600_000 + n * 200, 250, async () =>
-        (await client.workflow.count(`TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Completed'`)).count >= n);
+      await waitUntil(
+        `${n} no-op workflows to complete`,
+        600_000 + n * 200,
+        250,
+        async () =>
+          (await client.workflow.count(`TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Completed'`)).count >= n,
+      );
       const span = cpu();
       let last = 0;
       for await (const wf of client.workflow.list({ query: `TaskQueue = '${taskQueue}'`, pageSize: 1000 })) {
@@ -226,7 +303,10 @@ export async function runCeiling(t: BenchTemporal & { serverPid?: number }, opts
  * same work: the dispatcher's bulk read of candidates, then per instance (as many at once as a worker
  * runs activities) the fetch-usage read, the coalesced Slurm lookup and the compare-and-set write.
  */
-export async function runFloor(t: BenchTemporal & { serverPid?: number }, opts: { n: number; cost: StandinCost; concurrency: number }): Promise<ThroughputRun & { requests: number }> {
+export async function runFloor(
+  t: BenchTemporal & { serverPid?: number },
+  opts: { n: number; cost: StandinCost; concurrency: number },
+): Promise<ThroughputRun & { requests: number }> {
   const { n } = opts;
   const standin = await spawnSlurmStandin({ cost: opts.cost, userName: STANDIN_USER, token: STANDIN_TOKEN });
   const data = await createBenchData({ n, status: 'D' });
@@ -261,12 +341,26 @@ export async function runFloor(t: BenchTemporal & { serverPid?: number }, opts: 
   }
 }
 
-export async function runB1(t: BenchTemporal & { serverPid?: number }, opts: { n: number; cost: StandinCost; config: Config; log: (s: string) => void }): Promise<B1Result> {
+export async function runB1(
+  t: BenchTemporal & { serverPid?: number },
+  opts: { n: number; cost: StandinCost; config: Config; log: (s: string) => void },
+): Promise<B1Result> {
   const { n, log } = opts;
   const startConcurrency = opts.config.usage.dispatchStartConcurrency;
-  const workerOptions = { activities: opts.config.worker.usageMaxConcurrentActivities, localActivities: opts.config.worker.usageMaxConcurrentActivities, workflowTasks: usageWorkflowTaskSlots(opts.config.worker) };
+  const workerOptions = {
+    activities: opts.config.worker.usageMaxConcurrentActivities,
+    localActivities: opts.config.worker.usageMaxConcurrentActivities,
+    workflowTasks: usageWorkflowTaskSlots(opts.config.worker),
+  };
   await bundle();
-  const order = ['ceiling plain', 'ceiling best', 'best + our commands', 'ours', 'ours, regular first attempt', 'floor'];
+  const order = [
+    'ceiling plain',
+    'ceiling best',
+    'best + our commands',
+    'ours',
+    'ours, regular first attempt',
+    'floor',
+  ];
   log(`  B1: ${n} instances; order: ${order.join(', ')}`);
   const plain = await runCeiling(t, { n, kind: 'plain', concurrency: startConcurrency, workerOptions });
   log(`    ceiling plain: ${plain.perS.toFixed(1)}/s`);
@@ -274,7 +368,12 @@ export async function runB1(t: BenchTemporal & { serverPid?: number }, opts: { n
   const best = await runCeiling(t, { n, kind: 'best', concurrency: startConcurrency, workerOptions });
   log(`    ceiling best: ${best.perS.toFixed(1)}/s (${best.eagerStarts} of ${n} eager)`);
   await sleep(2000);
-  const bestOurCommands = await runCeiling(t, { n, kind: 'best-our-commands', concurrency: startConcurrency, workerOptions });
+  const bestOurCommands = await runCeiling(t, {
+    n,
+    kind: 'best-our-commands',
+    concurrency: startConcurrency,
+    workerOptions,
+  });
   log(`    best + our commands: ${bestOurCommands.perS.toFixed(1)}/s (${bestOurCommands.eagerStarts} of ${n} eager)`);
   await sleep(2000);
   const ours = await runOurs(t, { n, cost: opts.cost, log });
@@ -297,30 +396,53 @@ export function renderB1(r: B1Result, quick: boolean, costText: string): string 
     ['**ours**: dispatcher → eager start → local first attempt → usage written', r.ours],
     ['ours with USAGE_LOCAL_FIRST_ATTEMPT=false (regular activity first: the behaviour before)', r.oursRegular],
     ['ceiling, plain: no-op workflow + one regular activity', r.plain],
-    ['**ceiling, best**: eager start (client on the worker\'s NativeConnection) + one local activity', r.best],
-    ['best + our commands: the same with our 4 start search attributes, a patch marker, the phase upsert', r.bestOurCommands],
+    ["**ceiling, best**: eager start (client on the worker's NativeConnection) + one local activity", r.best],
+    [
+      'best + our commands: the same with our 4 start search attributes, a patch marker, the phase upsert',
+      r.bestOurCommands,
+    ],
     ['floor: the same reads, lookups, writes, no Temporal', r.floor],
   ];
-  p(`### B1. Throughput: ${r.n.toLocaleString('en')} finished instances, accounting ready${quick ? ' (--quick: 2,000; the full run uses 10,000)' : ''}`);
+  p(
+    `### B1. Throughput: ${r.n.toLocaleString('en')} finished instances, accounting ready${quick ? ' (--quick: 2,000; the full run uses 10,000)' : ''}`,
+  );
   p();
   p(`Real Temporal (the benchmark's own dev server), PostgreSQL, the slurmrestd stand-in (${costText}).`);
-  p('Ours: integrations/s from the start of the dispatcher cycle to the last usage written (DB clock). Ceilings: the same number');
-  p('of no-op workflows from the first start to the last close (server clock). All variants on the same server, one after another');
-  p(`(${r.order.join(' → ')}), with the dispatcher's start concurrency (${r.startConcurrency}) and the usage worker's slot settings; the`);
+  p(
+    'Ours: integrations/s from the start of the dispatcher cycle to the last usage written (DB clock). Ceilings: the same number',
+  );
+  p(
+    'of no-op workflows from the first start to the last close (server clock). All variants on the same server, one after another',
+  );
+  p(
+    `(${r.order.join(' → ')}), with the dispatcher's start concurrency (${r.startConcurrency}) and the usage worker's slot settings; the`,
+  );
   p('workers run in the benchmark process (its CPU below), the stand-in in its own.');
   p();
-  p('| variant | per second | wall (s) | / best ceiling | CPU ms per integration: bench process (workers) / Temporal server / whole machine | eager starts |');
+  p(
+    '| variant | per second | wall (s) | / best ceiling | CPU ms per integration: bench process (workers) / Temporal server / whole machine | eager starts |',
+  );
   p('|---|---:|---:|---:|---|---:|');
   for (const [label, x] of rows) {
     const per = (c: number) => f((c * 1000) / x.n, 1);
-    p(`| ${label} | ${f(x.perS)} | ${f(x.wallMs / 1000)} | ${f(x.perS / r.best.perS, 2)} | ${per(x.cpu.benchProcessS)} / ${per(x.cpu.serverS)} / ${per(x.cpu.machineS)} | ${x.eagerStarts ?? '–'} |`);
+    p(
+      `| ${label} | ${f(x.perS)} | ${f(x.wallMs / 1000)} | ${f(x.perS / r.best.perS, 2)} | ${per(x.cpu.benchProcessS)} / ${per(x.cpu.serverS)} / ${per(x.cpu.machineS)} | ${x.eagerStarts ?? '–'} |`,
+    );
   }
   p();
   const ours = r.ours;
-  p(`Ours in detail: outcomes ${JSON.stringify(ours.outcomes)}; the dispatcher cycle started ${ours.dispatch.started} integrations in ${f(ours.dispatchMs / 1000)} s`);
-  p(`(${f(ours.dispatch.started / (ours.dispatchMs / 1000))} starts/s, ${ours.eagerStarts ?? 0} of them eager); ${ours.standin.jobsRequests} accounting requests (median ${median(ours.standin.idsPerRequest)} ids each);`);
-  p(`${f(ours.queriesPerInstance, 1)} SQL statements per instance on the worker's pool (dispatcher and activities), ${f(ours.dbMsPerInstance, 2)} ms of`);
-  p(`statement time each (query → response, as the worker sees it). The regular-first variant: ${r.oursRegular.standin.jobsRequests} requests, ${f(r.oursRegular.queriesPerInstance, 1)} statements per instance.`);
+  p(
+    `Ours in detail: outcomes ${JSON.stringify(ours.outcomes)}; the dispatcher cycle started ${ours.dispatch.started} integrations in ${f(ours.dispatchMs / 1000)} s`,
+  );
+  p(
+    `(${f(ours.dispatch.started / (ours.dispatchMs / 1000))} starts/s, ${ours.eagerStarts ?? 0} of them eager); ${ours.standin.jobsRequests} accounting requests (median ${median(ours.standin.idsPerRequest)} ids each);`,
+  );
+  p(
+    `${f(ours.queriesPerInstance, 1)} SQL statements per instance on the worker's pool (dispatcher and activities), ${f(ours.dbMsPerInstance, 2)} ms of`,
+  );
+  p(
+    `statement time each (query → response, as the worker sees it). The regular-first variant: ${r.oursRegular.standin.jobsRequests} requests, ${f(r.oursRegular.queriesPerInstance, 1)} statements per instance.`,
+  );
   p(`"Whole machine" counts every process on the machine, other tenants included.`);
   return o.join('\n');
 }

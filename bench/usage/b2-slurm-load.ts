@@ -31,7 +31,11 @@ export interface B2Run {
   maxInFlight: number;
 }
 
-async function run(t: BenchTemporal, kind: 'burst' | 'trickle', opts: { n: number; ratePerS: number; cost: StandinCost; log: (s: string) => void }): Promise<B2Run> {
+async function run(
+  t: BenchTemporal,
+  kind: 'burst' | 'trickle',
+  opts: { n: number; ratePerS: number; cost: StandinCost; log: (s: string) => void },
+): Promise<B2Run> {
   const { n, log } = opts;
   return withScenario(t, { n, cost: opts.cost }, async (s) => {
     await s.allStarted(600_000);
@@ -63,19 +67,38 @@ async function run(t: BenchTemporal, kind: 'burst' | 'trickle', opts: { n: numbe
     const outs = await outcomes(s.db);
     const requests = after.jobsRequests - before.jobsRequests;
     return {
-      kind, n, ...(kind === 'trickle' ? { ratePerS: opts.ratePerS, durationS: n / opts.ratePerS } : {}),
-      requests, idsPerRequest: after.idsPerRequest.slice(before.idsPerRequest.length), integrated: outs.integrated ?? 0, outcomes: outs,
-      perInstance: requests / (outs.integrated ?? 0), latencyS: await latenciesS(s.db, finishedAt), wallS, maxInFlight: after.maxInFlight,
+      kind,
+      n,
+      ...(kind === 'trickle' ? { ratePerS: opts.ratePerS, durationS: n / opts.ratePerS } : {}),
+      requests,
+      idsPerRequest: after.idsPerRequest.slice(before.idsPerRequest.length),
+      integrated: outs.integrated ?? 0,
+      outcomes: outs,
+      perInstance: requests / (outs.integrated ?? 0),
+      latencyS: await latenciesS(s.db, finishedAt),
+      wallS,
+      maxInFlight: after.maxInFlight,
     };
   });
 }
 
-export interface B2Result { burst: B2Run; trickle: B2Run }
+export interface B2Result {
+  burst: B2Run;
+  trickle: B2Run;
+}
 
-export async function runB2(t: BenchTemporal, opts: { quick: boolean; cost: StandinCost; log: (s: string) => void }): Promise<B2Result> {
+export async function runB2(
+  t: BenchTemporal,
+  opts: { quick: boolean; cost: StandinCost; log: (s: string) => void },
+): Promise<B2Result> {
   const burst = await run(t, 'burst', { n: opts.quick ? 1000 : 2000, ratePerS: 0, cost: opts.cost, log: opts.log });
   opts.log(`    B2 burst: ${burst.requests} requests for ${burst.integrated} instances`);
-  const trickle = await run(t, 'trickle', { n: opts.quick ? 1200 : 6000, ratePerS: 20, cost: opts.cost, log: opts.log });
+  const trickle = await run(t, 'trickle', {
+    n: opts.quick ? 1200 : 6000,
+    ratePerS: 20,
+    cost: opts.cost,
+    log: opts.log,
+  });
   opts.log(`    B2 trickle: ${trickle.requests} requests for ${trickle.integrated} instances`);
   return { burst, trickle };
 }
@@ -90,24 +113,46 @@ function q(xs: number[], p: number): number {
 export function renderB2(r: B2Result, quick: boolean, costText: string): string {
   const o: string[] = [];
   const p = (s = '') => o.push(s);
-  p(`### B2. Slurm load: accounting requests per integrated instance, ≥ 1,000 pending${quick ? ' (--quick: trickle of 60 s, 1,200 jobs; the full run trickles 5 min, 6,000 jobs)' : ''}`);
+  p(
+    `### B2. Slurm load: accounting requests per integrated instance, ≥ 1,000 pending${quick ? ' (--quick: trickle of 60 s, 1,200 jobs; the full run trickles 5 min, 6,000 jobs)' : ''}`,
+  );
   p();
   p('Defaults throughout (USAGE_COALESCE_WINDOW 2 s, USAGE_COALESCE_MAX_BATCH 200, SLURM_MAX_CONCURRENT_REQUESTS 2,');
-  p('SLURM_MAX_REQUESTS_PER_SECOND 5, retry 30 s ×2 → 30 min), the real `jobmon-usage-dispatch` Schedule every 30 s, real clock,');
-  p(`one worker process; the slurmrestd stand-in (${costText}) counts the requests. Every integration is started while its job`);
+  p(
+    'SLURM_MAX_REQUESTS_PER_SECOND 5, retry 30 s ×2 → 30 min), the real `jobmon-usage-dispatch` Schedule every 30 s, real clock,',
+  );
+  p(
+    `one worker process; the slurmrestd stand-in (${costText}) counts the requests. Every integration is started while its job`,
+  );
   p('runs and waits in its backoff; then the jobs finish: all at once (burst) or 20 per second (trickle).');
   p();
   p('| | burst | trickle | target |');
   p('|---|---:|---:|---|');
   const row = (label: string, a: string, b: string, target = '') => p(`| ${label} | ${a} | ${b} | ${target} |`);
-  row('integrations pending / integrated', `${r.burst.n} / ${r.burst.integrated}`, `${r.trickle.n} / ${r.trickle.integrated}`);
+  row(
+    'integrations pending / integrated',
+    `${r.burst.n} / ${r.burst.integrated}`,
+    `${r.trickle.n} / ${r.trickle.integrated}`,
+  );
   row('jobs finishing', 'all at once', `${r.trickle.ratePerS}/s for ${f(r.trickle.durationS ?? NaN, 0)} s`);
   row('accounting requests', String(r.burst.requests), String(r.trickle.requests));
   row('**requests per integrated instance**', f(r.burst.perInstance, 4), f(r.trickle.perInstance, 4), '≤ 0.05 (burst)');
-  row('ids per request, median / max', `${f(q(r.burst.idsPerRequest, 50), 0)} / ${f(Math.max(...r.burst.idsPerRequest), 0)}`, `${f(q(r.trickle.idsPerRequest, 50), 0)} / ${f(Math.max(...r.trickle.idsPerRequest), 0)}`);
+  row(
+    'ids per request, median / max',
+    `${f(q(r.burst.idsPerRequest, 50), 0)} / ${f(Math.max(...r.burst.idsPerRequest), 0)}`,
+    `${f(q(r.trickle.idsPerRequest, 50), 0)} / ${f(Math.max(...r.trickle.idsPerRequest), 0)}`,
+  );
   row('requests in flight at the stand-in, most', String(r.burst.maxInFlight), String(r.trickle.maxInFlight));
-  row('job end → usage written, p50 / p95 / max (s)', `${f(q(r.burst.latencyS, 50))} / ${f(q(r.burst.latencyS, 95))} / ${f(q(r.burst.latencyS, 100))}`, `${f(q(r.trickle.latencyS, 50))} / ${f(q(r.trickle.latencyS, 95))} / ${f(q(r.trickle.latencyS, 100))}`);
+  row(
+    'job end → usage written, p50 / p95 / max (s)',
+    `${f(q(r.burst.latencyS, 50))} / ${f(q(r.burst.latencyS, 95))} / ${f(q(r.burst.latencyS, 100))}`,
+    `${f(q(r.trickle.latencyS, 50))} / ${f(q(r.trickle.latencyS, 95))} / ${f(q(r.trickle.latencyS, 100))}`,
+  );
   row('first finish → last usage written (s)', f(r.burst.wallS), f(r.trickle.wallS));
-  row('other outcomes', JSON.stringify(Object.fromEntries(Object.entries(r.burst.outcomes).filter(([k]) => k !== 'integrated'))), JSON.stringify(Object.fromEntries(Object.entries(r.trickle.outcomes).filter(([k]) => k !== 'integrated'))));
+  row(
+    'other outcomes',
+    JSON.stringify(Object.fromEntries(Object.entries(r.burst.outcomes).filter(([k]) => k !== 'integrated'))),
+    JSON.stringify(Object.fromEntries(Object.entries(r.trickle.outcomes).filter(([k]) => k !== 'integrated'))),
+  );
   return o.join('\n');
 }

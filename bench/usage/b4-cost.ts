@@ -60,7 +60,13 @@ export interface CaseResult {
   durationS: number[];
 }
 
-export interface RunSpec { name: string; env: Record<string, string>; scaleNote: string; dispatchEveryMs?: number; cases: CaseSpec[] }
+export interface RunSpec {
+  name: string;
+  env: Record<string, string>;
+  scaleNote: string;
+  dispatchEveryMs?: number;
+  cases: CaseSpec[];
+}
 
 function decode(p: { data?: Uint8Array | null } | undefined): string {
   return p?.data ? Buffer.from(p.data).toString() : '';
@@ -68,11 +74,19 @@ function decode(p: { data?: Uint8Array | null } | undefined): string {
 
 /** Billable actions of one integration by Temporal Cloud's rules, from its history and its counted regular attempts. */
 export function billableActions(events: HistoryEvent[], regularFetchAttempts: number): Record<string, number> {
-  const out: Record<string, number> = { 'workflow started': 1, 'activity attempts': regularFetchAttempts, 'workflow tasks with markers': 0, 'search attribute upserts': 0, signals: 0, timers: 0 };
+  const out: Record<string, number> = {
+    'workflow started': 1,
+    'activity attempts': regularFetchAttempts,
+    'workflow tasks with markers': 0,
+    'search attribute upserts': 0,
+    signals: 0,
+    timers: 0,
+  };
   let wftWithMarkers = new Set<string>();
   for (const e of events) {
     const type = String(e.eventType ?? '');
-    if (e.markerRecordedEventAttributes) wftWithMarkers.add(String(e.markerRecordedEventAttributes.workflowTaskCompletedEventId));
+    if (e.markerRecordedEventAttributes)
+      wftWithMarkers.add(String(e.markerRecordedEventAttributes.workflowTaskCompletedEventId));
     if (e.upsertWorkflowSearchAttributesEventAttributes) {
       const keys = Object.keys(e.upsertWorkflowSearchAttributesEventAttributes.searchAttributes?.indexedFields ?? {});
       if (keys.some((k) => k !== 'TemporalChangeVersion')) out['search attribute upserts']!++;
@@ -80,7 +94,11 @@ export function billableActions(events: HistoryEvent[], regularFetchAttempts: nu
     if (e.workflowExecutionSignaledEventAttributes) out.signals!++;
     if (e.timerStartedEventAttributes) out.timers!++;
     // Activities other than fetchUsage (recordIntegrationOutcome): one attempt each, from their scheduled events.
-    if (e.activityTaskScheduledEventAttributes && e.activityTaskScheduledEventAttributes.activityType?.name !== 'fetchUsage') out['activity attempts']!++;
+    if (
+      e.activityTaskScheduledEventAttributes &&
+      e.activityTaskScheduledEventAttributes.activityType?.name !== 'fetchUsage'
+    )
+      out['activity attempts']!++;
     void type;
   }
   out['workflow tasks with markers'] = wftWithMarkers.size;
@@ -89,8 +107,11 @@ export function billableActions(events: HistoryEvent[], regularFetchAttempts: nu
 }
 
 function localFetchMarkers(events: HistoryEvent[]): number {
-  return events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity'
-    && decode(e.markerRecordedEventAttributes.details?.data?.payloads?.[0]).includes('"activity_type":"fetchUsage"')).length;
+  return events.filter(
+    (e) =>
+      e.markerRecordedEventAttributes?.markerName === 'core_local_activity' &&
+      decode(e.markerRecordedEventAttributes.details?.data?.payloads?.[0]).includes('"activity_type":"fetchUsage"'),
+  ).length;
 }
 
 /** Counts fetch-usage attempts per task instance by the read each attempt starts with. */
@@ -118,20 +139,39 @@ function dispatchLoop(client: Client, config: Config, everyMs: number): { stop()
       await sleep(next - performance.now());
     }
   })();
-  return { async stop() { stopped = true; await loop; } };
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+    },
+  };
 }
 
-export async function runCases(t: BenchTemporal, spec: RunSpec, cost: StandinCost, log: (s: string) => void): Promise<CaseResult[]> {
+export async function runCases(
+  t: BenchTemporal,
+  spec: RunSpec,
+  cost: StandinCost,
+  log: (s: string) => void,
+): Promise<CaseResult[]> {
   const standin = await spawnSlurmStandin({ cost, userName: STANDIN_USER, token: STANDIN_TOKEN });
   const data = await createBenchData({ n: 0, status: 'R' });
   const client = await connectBenchClient(t);
   const db = data.tdb.db;
   try {
-    const config = benchConfig(t, data.tdb.url, { ...standinEnv(standin.url), USAGE_DISPATCH_SETTLE: '0s', ...spec.env });
+    const config = benchConfig(t, data.tdb.url, {
+      ...standinEnv(standin.url),
+      USAGE_DISPATCH_SETTLE: '0s',
+      ...spec.env,
+    });
     const groups: { c: CaseSpec; ids: number[]; dist: string[] }[] = [];
     let offset = 0;
     for (const c of spec.cases) {
-      const r = await insertInstances(db, { n: c.n, status: c.startStatus, statusAgeSeconds: -(c.startStatusAgeS ?? -5), idOffset: 100_000 + offset });
+      const r = await insertInstances(db, {
+        n: c.n,
+        status: c.startStatus,
+        statusAgeSeconds: -(c.startStatusAgeS ?? -5),
+        idOffset: 100_000 + offset,
+      });
       offset += c.n;
       groups.push({ c, ...{ ids: r.ids, dist: r.distributorIds } });
       if (c.neverAccounted) await standin.setVisibility(Object.fromEntries(r.distributorIds.map((d) => [d, null])));
@@ -142,14 +182,21 @@ export async function runCases(t: BenchTemporal, spec: RunSpec, cost: StandinCos
       const loop = dispatchLoop(client, config, spec.dispatchEveryMs ?? 1000);
       try {
         const t0 = performance.now();
-        const ends = groups.filter((g) => g.c.endAfterMs !== undefined).sort((a, b) => a.c.endAfterMs! - b.c.endAfterMs!);
+        const ends = groups
+          .filter((g) => g.c.endAfterMs !== undefined)
+          .sort((a, b) => a.c.endAfterMs! - b.c.endAfterMs!);
         for (const g of ends) {
           await sleep(t0 + g.c.endAfterMs! - performance.now());
-          await db('task_instance').whereIn('id', g.ids).update({ status: g.c.endStatus ?? 'D', status_date: dbNowPlus(db, g.c.endStatusAgeS ?? 0) });
+          await db('task_instance')
+            .whereIn('id', g.ids)
+            .update({ status: g.c.endStatus ?? 'D', status_date: dbNowPlus(db, g.c.endStatusAgeS ?? 0) });
           log(`    B4 ${spec.name}: ${g.c.id} jobs ended ${g.c.endStatus ?? 'D'}`);
         }
         await waitUntil(`every integration of ${spec.name} to end`, 900_000, 250, async () => {
-          const r = (await db('jt_usage_integration').whereIn('task_instance_id', all).whereNot('outcome', 'started').count({ c: '*' })) as { c: string | number }[];
+          const r = (await db('jt_usage_integration')
+            .whereIn('task_instance_id', all)
+            .whereNot('outcome', 'started')
+            .count({ c: '*' })) as { c: string | number }[];
           return Number(r[0]!.c) >= all.length;
         });
       } finally {
@@ -159,7 +206,18 @@ export async function runCases(t: BenchTemporal, spec: RunSpec, cost: StandinCos
     const n = names(config.temporal);
     const out: CaseResult[] = [];
     for (const g of groups) {
-      const res: CaseResult = { id: g.c.id, label: g.c.label, n: g.c.n, outcomes: {}, events: [], attempts: [], localAttempts: [], actions: [], actionBreakdown: {}, durationS: [] };
+      const res: CaseResult = {
+        id: g.c.id,
+        label: g.c.label,
+        n: g.c.n,
+        outcomes: {},
+        events: [],
+        attempts: [],
+        localAttempts: [],
+        actions: [],
+        actionBreakdown: {},
+        durationS: [],
+      };
       for (const id of g.ids) {
         const h = await client.workflow.getHandle(n.usageWorkflowId(id)).fetchHistory();
         const events = h.events ?? [];
@@ -176,7 +234,11 @@ export async function runCases(t: BenchTemporal, spec: RunSpec, cost: StandinCos
         const ms = (ts: typeof first) => Number(ts?.seconds ?? 0) * 1000 + (ts?.nanos ?? 0) / 1e6;
         res.durationS.push((ms(last) - ms(first)) / 1000);
       }
-      const rows = (await db('jt_usage_integration').whereIn('task_instance_id', g.ids).select('outcome').count({ c: '*' }).groupBy('outcome')) as { outcome: string; c: string | number }[];
+      const rows = (await db('jt_usage_integration')
+        .whereIn('task_instance_id', g.ids)
+        .select('outcome')
+        .count({ c: '*' })
+        .groupBy('outcome')) as { outcome: string; c: string | number }[];
       res.outcomes = Object.fromEntries(rows.map((r) => [r.outcome, Number(r.c)]));
       out.push(res);
     }
@@ -188,7 +250,10 @@ export async function runCases(t: BenchTemporal, spec: RunSpec, cost: StandinCos
   }
 }
 
-export interface B4Result { runs: { spec: Omit<RunSpec, 'cases'>; cases: CaseResult[] }[]; arithmetic: { twoHourJob: number; neverAccounted: number } }
+export interface B4Result {
+  runs: { spec: Omit<RunSpec, 'cases'>; cases: CaseResult[] }[];
+  arithmetic: { twoHourJob: number; neverAccounted: number };
+}
 
 /** The policy's attempts at real scale: at t = 0, then after each interval (initial × coefficient^k, capped) while t < horizon. */
 export function policyAttempts(horizonMs: number, initialMs: number, coefficient: number, maxMs: number): number {
@@ -201,47 +266,104 @@ export function policyAttempts(horizonMs: number, initialMs: number, coefficient
   return k;
 }
 
-export async function runB4(t: BenchTemporal, opts: { quick: boolean; cost: StandinCost; log: (s: string) => void }): Promise<B4Result> {
+export async function runB4(
+  t: BenchTemporal,
+  opts: { quick: boolean; cost: StandinCost; log: (s: string) => void },
+): Promise<B4Result> {
   const { quick, cost, log } = opts;
   const s = (ms: number, scale: number) => `${Math.max(1, Math.round(ms / scale))}ms`;
   const runs: B4Result['runs'] = [];
   const add = async (spec: RunSpec) => {
     log(`  B4 ${spec.name}`);
     const cases = await runCases(t, spec, cost, log);
-    runs.push({ spec: { name: spec.name, env: spec.env, scaleNote: spec.scaleNote, dispatchEveryMs: spec.dispatchEveryMs }, cases });
+    runs.push({
+      spec: { name: spec.name, env: spec.env, scaleNote: spec.scaleNote, dispatchEveryMs: spec.dispatchEveryMs },
+      cases,
+    });
   };
   // (a) and (d1): the defaults, real clock; one dispatcher cycle starts them (eagerly, local first attempt).
   await add({
-    name: 'defaults', env: {}, scaleNote: 'real clock, every default', dispatchEveryMs: 30_000,
+    name: 'defaults',
+    env: {},
+    scaleNote: 'real clock, every default',
+    dispatchEveryMs: 30_000,
     cases: [
       { id: 'a', label: '(a) usage ready at the start', n: 5, startStatus: 'D' },
       { id: 'd1', label: '(d) failed job, integration started after it failed', n: 3, startStatus: 'E' },
     ],
   });
   await add({
-    name: 'regular first attempt', env: { USAGE_LOCAL_FIRST_ATTEMPT: 'false' }, scaleNote: 'real clock, USAGE_LOCAL_FIRST_ATTEMPT=false (the behaviour before the local first attempt)', dispatchEveryMs: 30_000,
-    cases: [{ id: 'a-regular', label: '(a) usage ready at the start, regular first attempt (before this change)', n: 5, startStatus: 'D' }],
+    name: 'regular first attempt',
+    env: { USAGE_LOCAL_FIRST_ATTEMPT: 'false' },
+    scaleNote: 'real clock, USAGE_LOCAL_FIRST_ATTEMPT=false (the behaviour before the local first attempt)',
+    dispatchEveryMs: 30_000,
+    cases: [
+      {
+        id: 'a-regular',
+        label: '(a) usage ready at the start, regular first attempt (before this change)',
+        n: 5,
+        startStatus: 'D',
+      },
+    ],
   });
   // (b) and (d2): a 2-hour job on a clock compressed 120×: the job runs 60 s; the dispatcher ticks every 250 ms.
   const B = 120;
   await add({
     name: 'compressed 120×',
-    env: { USAGE_RETRY_INITIAL: s(30_000, B), USAGE_RETRY_COEFFICIENT: '2', USAGE_RETRY_MAX: s(30 * 60_000, B), USAGE_ACCOUNTING_RETRY: s(10_000, B), USAGE_COALESCE_WINDOW: s(2000, B), USAGE_DISPATCH_INTERVAL: s(30_000, B) },
-    scaleNote: `every interval of the policy and the dispatcher divided by ${B} (a 2-hour job runs 60 s; USAGE_DISPATCH_SETTLE 0)`, dispatchEveryMs: 30_000 / B,
+    env: {
+      USAGE_RETRY_INITIAL: s(30_000, B),
+      USAGE_RETRY_COEFFICIENT: '2',
+      USAGE_RETRY_MAX: s(30 * 60_000, B),
+      USAGE_ACCOUNTING_RETRY: s(10_000, B),
+      USAGE_COALESCE_WINDOW: s(2000, B),
+      USAGE_DISPATCH_INTERVAL: s(30_000, B),
+    },
+    scaleNote: `every interval of the policy and the dispatcher divided by ${B} (a 2-hour job runs 60 s; USAGE_DISPATCH_SETTLE 0)`,
+    dispatchEveryMs: 30_000 / B,
     cases: [
       { id: 'b', label: '(b) 2-hour job', n: quick ? 2 : 4, startStatus: 'R', endAfterMs: 7_200_000 / B },
-      { id: 'd2', label: '(d) failed job, integration started while it ran', n: 2, startStatus: 'R', endAfterMs: 600_000 / B, endStatus: 'E' },
+      {
+        id: 'd2',
+        label: '(d) failed job, integration started while it ran',
+        n: 2,
+        startStatus: 'R',
+        endAfterMs: 600_000 / B,
+        endStatus: 'E',
+      },
     ],
   });
   // (c): accounting never comes; the 7-day deadline compressed to 2 min (--quick: 1 min).
   const C = quick ? 10_080 : 5040;
   await add({
     name: `compressed ${C}×`,
-    env: { USAGE_RETRY_INITIAL: s(30_000, C), USAGE_RETRY_COEFFICIENT: '2', USAGE_RETRY_MAX: s(5 * 60_000, C), USAGE_ACCOUNTING_RETRY: s(10_000, C), USAGE_DEADLINE: s(7 * 86_400_000, C), USAGE_COALESCE_WINDOW: s(2000, C) },
-    scaleNote: `the 7-day deadline and the retry intervals divided by ${C} (deadline ${s(7 * 86_400_000, C)}; USAGE_RETRY_MAX = 5 min / ${C}, the accounting phase's real cap)`, dispatchEveryMs: 500,
+    env: {
+      USAGE_RETRY_INITIAL: s(30_000, C),
+      USAGE_RETRY_COEFFICIENT: '2',
+      USAGE_RETRY_MAX: s(5 * 60_000, C),
+      USAGE_ACCOUNTING_RETRY: s(10_000, C),
+      USAGE_DEADLINE: s(7 * 86_400_000, C),
+      USAGE_COALESCE_WINDOW: s(2000, C),
+    },
+    scaleNote: `the 7-day deadline and the retry intervals divided by ${C} (deadline ${s(7 * 86_400_000, C)}; USAGE_RETRY_MAX = 5 min / ${C}, the accounting phase's real cap)`,
+    dispatchEveryMs: 500,
     cases: [
-      { id: 'c1', label: '(c) accounting never comes, integration started after the job ended', n: 2, startStatus: 'D', startStatusAgeS: -3600, neverAccounted: true },
-      { id: 'c2', label: '(c) accounting never comes, integration started while the job ran', n: 2, startStatus: 'R', endAfterMs: 3000, endStatusAgeS: -3600, neverAccounted: true },
+      {
+        id: 'c1',
+        label: '(c) accounting never comes, integration started after the job ended',
+        n: 2,
+        startStatus: 'D',
+        startStatusAgeS: -3600,
+        neverAccounted: true,
+      },
+      {
+        id: 'c2',
+        label: '(c) accounting never comes, integration started while the job ran',
+        n: 2,
+        startStatus: 'R',
+        endAfterMs: 3000,
+        endStatusAgeS: -3600,
+        neverAccounted: true,
+      },
     ],
   });
   return {
@@ -256,7 +378,12 @@ export async function runB4(t: BenchTemporal, opts: { quick: boolean; cost: Stan
 }
 
 const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '–');
-const range = (xs: number[]) => (xs.length === 0 ? '–' : Math.min(...xs) === Math.max(...xs) ? f(xs[0]!) : `${f(Math.min(...xs))}–${f(Math.max(...xs))}`);
+const range = (xs: number[]) =>
+  xs.length === 0
+    ? '–'
+    : Math.min(...xs) === Math.max(...xs)
+      ? f(xs[0]!)
+      : `${f(Math.min(...xs))}–${f(Math.max(...xs))}`;
 
 export function b4Figures(r: B4Result): { eventsMax: number; attempts2h: number } {
   const cases = r.runs.flatMap((x) => x.cases);
@@ -267,19 +394,35 @@ export function b4Figures(r: B4Result): { eventsMax: number; attempts2h: number 
 export function renderB4(r: B4Result, quick: boolean): string {
   const o: string[] = [];
   const p = (s = '') => o.push(s);
-  p(`### B4. Temporal cost per integration${quick ? ' (--quick: fewer instances; case (c) compressed 10,080× instead of 5,040×)' : ''}`);
+  p(
+    `### B4. Temporal cost per integration${quick ? ' (--quick: fewer instances; case (c) compressed 10,080× instead of 5,040×)' : ''}`,
+  );
   p();
-  p('Real Temporal, PostgreSQL, the stand-in. Attempts are counted where they run (each fetch-usage attempt, local or regular,');
-  p('starts with one read of its task instance). Billable actions by Temporal Cloud\'s rules: 1 per workflow start, per activity');
-  p('attempt (started or retried), per workflow task that records markers (local-activity results and patch markers together),');
+  p(
+    'Real Temporal, PostgreSQL, the stand-in. Attempts are counted where they run (each fetch-usage attempt, local or regular,',
+  );
+  p(
+    "starts with one read of its task instance). Billable actions by Temporal Cloud's rules: 1 per workflow start, per activity",
+  );
+  p(
+    'attempt (started or retried), per workflow task that records markers (local-activity results and patch markers together),',
+  );
   p('per UpsertSearchAttributes command (TemporalChangeVersion-only upserts are exempt), per signal and per timer.');
   p();
-  p('| case | clock | n | outcome | history events | fetch-usage attempts (of which local) | billable actions | target |');
+  p(
+    '| case | clock | n | outcome | history events | fetch-usage attempts (of which local) | billable actions | target |',
+  );
   p('|---|---|---:|---|---:|---:|---:|---|');
   for (const run of r.runs) {
     for (const c of run.cases) {
       const target = c.id === 'b' ? '≤ 15 events, ≤ 20 attempts' : '≤ 15 events';
-      p(`| ${c.label} | ${run.spec.name} | ${c.n} | ${Object.entries(c.outcomes).map(([k, v]) => `${v} ${k}`).join(', ')} | ${range(c.events)} | ${range(c.attempts)} (${range(c.localAttempts)}) | ${range(c.actions)} | ${target} |`);
+      p(
+        `| ${c.label} | ${run.spec.name} | ${c.n} | ${Object.entries(c.outcomes)
+          .map(([k, v]) => `${v} ${k}`)
+          .join(
+            ', ',
+          )} | ${range(c.events)} | ${range(c.attempts)} (${range(c.localAttempts)}) | ${range(c.actions)} | ${target} |`,
+      );
     }
   }
   p();
@@ -288,17 +431,34 @@ export function renderB4(r: B4Result, quick: boolean): string {
   p();
   const fig = b4Figures(r);
   const b = r.runs.flatMap((x) => x.cases).find((c) => c.id === 'b');
-  p(`Effect of the compressed clocks. (b): Temporal's retry timers fire late by up to about a second, which is long against intervals`);
-  p(`of 250 ms – 15 s, so the compressed run spaces attempts further apart and counts fewer of them than real time would`);
-  p(`(measured ${b ? range(b.attempts) : '–'}); by the policy's own arithmetic a 2-hour job costs ${r.arithmetic.twoHourJob} attempts at real scale`);
-  p('(9 while it runs, 30 s ×2 → 30 min, plus the one the wake starts): within the target either way. (c): at 2–60 ms intervals the');
-  p(`attempts are bounded by their own round trips, not by the policy, so the measured count is far below the real one: over`);
-  p(`7 days at 30 s ×2 → 5 min the policy makes ${r.arithmetic.neverAccounted} attempts (arithmetic), i.e. about ${r.arithmetic.neverAccounted} billable actions for an instance`);
+  p(
+    `Effect of the compressed clocks. (b): Temporal's retry timers fire late by up to about a second, which is long against intervals`,
+  );
+  p(
+    `of 250 ms – 15 s, so the compressed run spaces attempts further apart and counts fewer of them than real time would`,
+  );
+  p(
+    `(measured ${b ? range(b.attempts) : '–'}); by the policy's own arithmetic a 2-hour job costs ${r.arithmetic.twoHourJob} attempts at real scale`,
+  );
+  p(
+    '(9 while it runs, 30 s ×2 → 30 min, plus the one the wake starts): within the target either way. (c): at 2–60 ms intervals the',
+  );
+  p(
+    `attempts are bounded by their own round trips, not by the policy, so the measured count is far below the real one: over`,
+  );
+  p(
+    `7 days at 30 s ×2 → 5 min the policy makes ${r.arithmetic.neverAccounted} attempts (arithmetic), i.e. about ${r.arithmetic.neverAccounted} billable actions for an instance`,
+  );
   p('whose accounting never appears. History events do not depend on the clock: retries are not written to history.');
   p();
   const a = r.runs.flatMap((x) => x.cases).find((c) => c.id === 'a');
-  if (a) p(`Breakdown of (a)'s billable actions: ${Object.entries(a.actionBreakdown).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ')}.`);
+  if (a)
+    p(
+      `Breakdown of (a)'s billable actions: ${Object.entries(a.actionBreakdown)
+        .filter(([, v]) => v > 0)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}.`,
+    );
   p(`Largest history: ${fig.eventsMax} events.`);
   return o.join('\n');
 }
-

@@ -38,9 +38,23 @@ function tail(file: string, lines = 5): string {
   }
 }
 
-export interface B6Result { n: number; windowS: number; startS: number; peakMb: number; baselineMb: number; afterStartMb: number; lastMinuteMedianMb: number; samples: [number, number][]; cacheSize: number; workerCpuS: number }
+export interface B6Result {
+  n: number;
+  windowS: number;
+  startS: number;
+  peakMb: number;
+  baselineMb: number;
+  afterStartMb: number;
+  lastMinuteMedianMb: number;
+  samples: [number, number][];
+  cacheSize: number;
+  workerCpuS: number;
+}
 
-export async function runB6(t: BenchTemporal, opts: { n: number; windowS: number; cost: StandinCost; env?: Record<string, string>; log: (s: string) => void }): Promise<B6Result> {
+export async function runB6(
+  t: BenchTemporal,
+  opts: { n: number; windowS: number; cost: StandinCost; env?: Record<string, string>; log: (s: string) => void },
+): Promise<B6Result> {
   const { n, log } = opts;
   const standin = await spawnSlurmStandin({ cost: opts.cost, userName: STANDIN_USER, token: STANDIN_TOKEN });
   const data = await createBenchData({ n, status: 'R' });
@@ -53,7 +67,9 @@ export async function runB6(t: BenchTemporal, opts: { n: number; windowS: number
     const config = benchConfig(t, data.tdb.url, standinEnv(standin.url));
     const q = names(config.temporal).usageTaskQueue;
     worker = spawnWorker({ ...workerEnv(config, data.tdb.url, standin.url), ...opts.env }, join(dir, 'worker.log'));
-    await waitForPollers(client, config.temporal.namespace, q, 1).catch((e: Error) => { throw new Error(`${e.message}; worker log: ${tail(join(dir, 'worker.log'))}`); });
+    await waitForPollers(client, config.temporal.namespace, q, 1).catch((e: Error) => {
+      throw new Error(`${e.message}; worker log: ${tail(join(dir, 'worker.log'))}`);
+    });
     await sleep(3000);
     const samples: [number, number][] = [];
     const t0 = performance.now();
@@ -66,15 +82,26 @@ export async function runB6(t: BenchTemporal, opts: { n: number; windowS: number
       let started = 0;
       for (let i = 0; i < 5 && started < n; i++) started += (await dispatch()).started;
       const startS = (performance.now() - t0) / 1000;
-      log(`    B6: ${started} integrations started in ${startS.toFixed(0)} s; watching the worker for ${opts.windowS} s`);
+      log(
+        `    B6: ${started} integrations started in ${startS.toFixed(0)} s; watching the worker for ${opts.windowS} s`,
+      );
       const afterStartMb = w.rssMb();
       await sleep(opts.windowS * 1000);
       if ((await endedCount(db)) > 0) throw new Error('an integration ended while its job was running');
       const end = (performance.now() - t0) / 1000;
-      const lastMinute = samples.filter(([s]) => s >= end - 60).map(([, m]) => m).sort((a, b) => a - b);
+      const lastMinute = samples
+        .filter(([s]) => s >= end - 60)
+        .map(([, m]) => m)
+        .sort((a, b) => a - b);
       return {
-        n, windowS: opts.windowS, startS, peakMb: Math.max(...samples.map(([, m]) => m)), baselineMb, afterStartMb,
-        lastMinuteMedianMb: lastMinute[Math.floor(lastMinute.length / 2)] ?? NaN, samples,
+        n,
+        windowS: opts.windowS,
+        startS,
+        peakMb: Math.max(...samples.map(([, m]) => m)),
+        baselineMb,
+        afterStartMb,
+        lastMinuteMedianMb: lastMinute[Math.floor(lastMinute.length / 2)] ?? NaN,
+        samples,
         cacheSize: Number(opts.env?.WORKER_MAX_CACHED_WORKFLOWS ?? config.worker.maxCachedWorkflows),
         workerCpuS: cpuSeconds(w.pid) - cpu0,
       };
@@ -89,10 +116,26 @@ export async function runB6(t: BenchTemporal, opts: { n: number; windowS: number
   }
 }
 
-export interface ScaleRun { processes: number; n: number; wallMs: number; perS: number; workerCpuS: number[]; serverCpuS: number }
-export interface B7Result { n: number; one: ScaleRun; two: ScaleRun; ratio: number }
+export interface ScaleRun {
+  processes: number;
+  n: number;
+  wallMs: number;
+  perS: number;
+  workerCpuS: number[];
+  serverCpuS: number;
+}
+export interface B7Result {
+  n: number;
+  one: ScaleRun;
+  two: ScaleRun;
+  ratio: number;
+}
 
-async function scaleRun(t: BenchTemporal & { serverPid?: number }, processes: number, opts: { n: number; cost: StandinCost; log: (s: string) => void }): Promise<ScaleRun> {
+async function scaleRun(
+  t: BenchTemporal & { serverPid?: number },
+  processes: number,
+  opts: { n: number; cost: StandinCost; log: (s: string) => void },
+): Promise<ScaleRun> {
   const { n } = opts;
   const standin = await spawnSlurmStandin({ cost: opts.cost, userName: STANDIN_USER, token: STANDIN_TOKEN });
   const data = await createBenchData({ n, status: 'D' });
@@ -103,7 +146,8 @@ async function scaleRun(t: BenchTemporal & { serverPid?: number }, processes: nu
     const db = data.tdb.db;
     const config = benchConfig(t, data.tdb.url, standinEnv(standin.url));
     const q = names(config.temporal).usageTaskQueue;
-    for (let i = 0; i < processes; i++) workers.push(spawnWorker(workerEnv(config, data.tdb.url, standin.url), join(dir, `worker-${i}.log`)));
+    for (let i = 0; i < processes; i++)
+      workers.push(spawnWorker(workerEnv(config, data.tdb.url, standin.url), join(dir, `worker-${i}.log`)));
     await waitForPollers(client, config.temporal.namespace, q, processes);
     await sleep(3000);
     const cpu0 = workers.map((w) => cpuSeconds(w.pid));
@@ -115,7 +159,14 @@ async function scaleRun(t: BenchTemporal & { serverPid?: number }, processes: nu
     await waitUntil('every integration to end', 900_000, 200, async () => (await endedCount(db)) >= n);
     const wallMs = (await lastFinishedMs(db)) - startE;
     opts.log(`    B7: ${processes} worker process(es): ${(n / (wallMs / 1000)).toFixed(1)}/s`);
-    return { processes, n, wallMs, perS: n / (wallMs / 1000), workerCpuS: workers.map((w, i) => cpuSeconds(w.pid) - cpu0[i]!), serverCpuS: t.serverPid ? cpuSeconds(t.serverPid) - s0 : NaN };
+    return {
+      processes,
+      n,
+      wallMs,
+      perS: n / (wallMs / 1000),
+      workerCpuS: workers.map((w, i) => cpuSeconds(w.pid) - cpu0[i]!),
+      serverCpuS: t.serverPid ? cpuSeconds(t.serverPid) - s0 : NaN,
+    };
   } finally {
     for (const w of workers) await w.stop();
     await client.connection.close();
@@ -124,7 +175,10 @@ async function scaleRun(t: BenchTemporal & { serverPid?: number }, processes: nu
   }
 }
 
-export async function runB7(t: BenchTemporal & { serverPid?: number }, opts: { n: number; cost: StandinCost; log: (s: string) => void }): Promise<B7Result> {
+export async function runB7(
+  t: BenchTemporal & { serverPid?: number },
+  opts: { n: number; cost: StandinCost; log: (s: string) => void },
+): Promise<B7Result> {
   const one = await scaleRun(t, 1, opts);
   await sleep(2000);
   const two = await scaleRun(t, 2, opts);
@@ -136,31 +190,50 @@ const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 export function renderB6(r: B6Result, quick: boolean): string {
   const o: string[] = [];
   const p = (s = '') => o.push(s);
-  p(`### B6. Worker memory with ${r.n.toLocaleString('en')} pending integrations${quick ? ` (--quick: watched ${r.windowS} s instead of 240 s)` : ''}`);
+  p(
+    `### B6. Worker memory with ${r.n.toLocaleString('en')} pending integrations${quick ? ` (--quick: watched ${r.windowS} s instead of 240 s)` : ''}`,
+  );
   p();
-  p(`One \`jobmon-temporal worker --queue usage\` process, the defaults (WORKER_MAX_CACHED_WORKFLOWS ${r.cacheSize}: its sticky cache holds at most that many workflows),`);
-  p(`${r.n.toLocaleString('en')} running jobs; one dispatcher cycle started every integration in ${f(r.startS, 0)} s, then they waited in their backoff`);
-  p(`(first retries at 30 s, 90 s, 210 s) while the process was watched for ${r.windowS} s. RSS from /proc every second.`);
+  p(
+    `One \`jobmon-temporal worker --queue usage\` process, the defaults (WORKER_MAX_CACHED_WORKFLOWS ${r.cacheSize}: its sticky cache holds at most that many workflows),`,
+  );
+  p(
+    `${r.n.toLocaleString('en')} running jobs; one dispatcher cycle started every integration in ${f(r.startS, 0)} s, then they waited in their backoff`,
+  );
+  p(
+    `(first retries at 30 s, 90 s, 210 s) while the process was watched for ${r.windowS} s. RSS from /proc every second.`,
+  );
   p();
   p('| RSS (MB) | before the dispatch | right after it | peak | median of the last minute | target |');
   p('|---|---:|---:|---:|---:|---|');
-  p(`| worker process | ${f(r.baselineMb, 0)} | ${f(r.afterStartMb, 0)} | ${f(r.peakMb, 0)} | ${f(r.lastMinuteMedianMb, 0)} | ≤ 300 (peak) |`);
+  p(
+    `| worker process | ${f(r.baselineMb, 0)} | ${f(r.afterStartMb, 0)} | ${f(r.peakMb, 0)} | ${f(r.lastMinuteMedianMb, 0)} | ≤ 300 (peak) |`,
+  );
   p();
-  p(`The worker used ${f(r.workerCpuS)} CPU s over the window (starting ${r.n.toLocaleString('en')} workflows, their first workflow tasks and attempts).`);
+  p(
+    `The worker used ${f(r.workerCpuS)} CPU s over the window (starting ${r.n.toLocaleString('en')} workflows, their first workflow tasks and attempts).`,
+  );
   return o.join('\n');
 }
 
 export function renderB7(r: B7Result, quick: boolean): string {
   const o: string[] = [];
   const p = (s = '') => o.push(s);
-  p(`### B7. Scale-out: two worker processes against one${quick ? ' (--quick: 2,000 instances; the full run uses 5,000)' : ''}`);
+  p(
+    `### B7. Scale-out: two worker processes against one${quick ? ' (--quick: 2,000 instances; the full run uses 5,000)' : ''}`,
+  );
   p();
-  p(`The B1 burst (${r.n.toLocaleString('en')} finished instances, accounting ready) with \`jobmon-temporal worker --queue usage\` processes, defaults,`);
+  p(
+    `The B1 burst (${r.n.toLocaleString('en')} finished instances, accounting ready) with \`jobmon-temporal worker --queue usage\` processes, defaults,`,
+  );
   p('the same Temporal server; one dispatcher cycle, integrations/s from its start to the last usage written.');
   p();
   p('| worker processes | integrations/s | wall (s) | worker CPU s (each) | Temporal server CPU s |');
   p('|---:|---:|---:|---|---:|');
-  for (const x of [r.one, r.two]) p(`| ${x.processes} | ${f(x.perS)} | ${f(x.wallMs / 1000)} | ${x.workerCpuS.map((c) => f(c)).join(' / ')} | ${f(x.serverCpuS)} |`);
+  for (const x of [r.one, r.two])
+    p(
+      `| ${x.processes} | ${f(x.perS)} | ${f(x.wallMs / 1000)} | ${x.workerCpuS.map((c) => f(c)).join(' / ')} | ${f(x.serverCpuS)} |`,
+    );
   p();
   p(`Ratio two / one: **${f(r.ratio, 2)}×**.`);
   return o.join('\n');

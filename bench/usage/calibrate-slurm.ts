@@ -22,38 +22,66 @@ export interface SlurmCalibration {
   measuredAt: string;
   slurmrestd: string;
   /** Per size: requests timed, median ms, quartiles, response bytes. */
-  sizes: { ids: number; requests: number; medianMs: number; p25Ms: number; p75Ms: number; bytes: number; jobsReturned: number }[];
+  sizes: {
+    ids: number;
+    requests: number;
+    medianMs: number;
+    p25Ms: number;
+    p75Ms: number;
+    bytes: number;
+    jobsReturned: number;
+  }[];
   perRequestMs: number;
   perIdMs: number;
   note?: string;
 }
 
-export const CALIBRATION_FILE = fileURLToPath(new URL('../../../bench/results/slurm-calibration.json', import.meta.url));
+export const CALIBRATION_FILE = fileURLToPath(
+  new URL('../../../bench/results/slurm-calibration.json', import.meta.url),
+);
 
-interface SlurmEnv { url: string; user: string; token: string }
+interface SlurmEnv {
+  url: string;
+  user: string;
+  token: string;
+}
 
 function slurmEnv(): SlurmEnv | undefined {
   const file = join(process.env.JOBMON_TEMPORAL_CACHE ?? join(homedir(), '.cache', 'jobmon-temporal'), 'slurm.env');
   const env: Record<string, string> = {};
-  if (existsSync(file)) for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-    if (m) env[m[1]!] = m[2]!;
-  }
+  if (existsSync(file))
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+      if (m) env[m[1]!] = m[2]!;
+    }
   const url = process.env.SLURM_REST_URL ?? env.SLURM_REST_URL;
   const user = process.env.SLURM_USER_NAME ?? env.SLURM_USER_NAME;
   const tokenFile = process.env.SLURM_JWT_FILE ?? env.SLURM_JWT_FILE;
   if (!url || !user || !tokenFile || !existsSync(tokenFile)) return undefined;
-  return { url, user, token: readFileSync(tokenFile, 'utf8').trim().replace(/^SLURM_JWT=/, '') };
+  return {
+    url,
+    user,
+    token: readFileSync(tokenFile, 'utf8')
+      .trim()
+      .replace(/^SLURM_JWT=/, ''),
+  };
 }
 
 async function get(env: SlurmEnv, path: string): Promise<{ ms: number; body: string; status: number }> {
   const t0 = performance.now();
-  const res = await fetch(`${env.url}${path}`, { headers: { 'X-SLURM-USER-NAME': env.user, 'X-SLURM-USER-TOKEN': env.token } });
+  const res = await fetch(`${env.url}${path}`, {
+    headers: { 'X-SLURM-USER-NAME': env.user, 'X-SLURM-USER-TOKEN': env.token },
+  });
   const body = await res.text();
   return { ms: performance.now() - t0, body, status: res.status };
 }
 
-interface JobRow { job_id: number; array?: { job_id?: number; task_id?: number | null }; state?: { current?: string }; steps?: unknown[] }
+interface JobRow {
+  job_id: number;
+  array?: { job_id?: number; task_id?: number | null };
+  state?: { current?: string };
+  steps?: unknown[];
+}
 
 /** Distributor ids of finished jobs in accounting (array tasks as A_i), newest first. */
 async function finishedIds(env: SlurmEnv): Promise<string[]> {
@@ -64,28 +92,61 @@ async function finishedIds(env: SlurmEnv): Promise<string[]> {
     const state = String(j.state?.current ?? '');
     if (!/COMPLETED|FAILED|TIMEOUT|OUT_OF_MEMORY/.test(state) || (j.steps ?? []).length === 0) continue;
     const a = j.array;
-    ids.push(a?.job_id && a.task_id !== null && a.task_id !== undefined ? `${a.job_id}_${a.task_id}` : String(j.job_id));
+    ids.push(
+      a?.job_id && a.task_id !== null && a.task_id !== undefined ? `${a.job_id}_${a.task_id}` : String(j.job_id),
+    );
   }
   return [...new Set(ids)].reverse();
 }
 
 function submitArray(n: number): string {
-  const out = execFileSync('sbatch', ['--parsable', `--array=1-${n}`, '--nice=1000', '-t', '1', '-J', 'jt-bench-calibration', '-o', '/dev/null', '--wrap', 'true'], { encoding: 'utf8' });
+  const out = execFileSync(
+    'sbatch',
+    [
+      '--parsable',
+      `--array=1-${n}`,
+      '--nice=1000',
+      '-t',
+      '1',
+      '-J',
+      'jt-bench-calibration',
+      '-o',
+      '/dev/null',
+      '--wrap',
+      'true',
+    ],
+    { encoding: 'utf8' },
+  );
   return out.trim().split(';')[0]!;
 }
 
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = Math.floor(s.length / 2); return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
-const quantile = (xs: number[], q: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))]!; };
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const quantile = (xs: number[], q: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))]!;
+};
 
-export async function calibrateSlurm(opts: { reps?: number; submit?: number; log?: (s: string) => void } = {}): Promise<SlurmCalibration | undefined> {
+export async function calibrateSlurm(
+  opts: { reps?: number; submit?: number; log?: (s: string) => void } = {},
+): Promise<SlurmCalibration | undefined> {
   const log = opts.log ?? (() => {});
   const env = slurmEnv();
   if (!env) return undefined;
-  const version = await get(env, '/openapi/v3').then((r) => (r.status === 200 ? String((JSON.parse(r.body) as { info?: { version?: string } }).info?.version ?? 'unknown') : `HTTP ${r.status}`));
+  const version = await get(env, '/openapi/v3').then((r) =>
+    r.status === 200
+      ? String((JSON.parse(r.body) as { info?: { version?: string } }).info?.version ?? 'unknown')
+      : `HTTP ${r.status}`,
+  );
   let ids = await finishedIds(env);
   if (ids.length < 100 && opts.submit) {
     const job = submitArray(opts.submit);
-    log(`only ${ids.length} finished jobs in accounting: submitted array job ${job} of ${opts.submit} tiny tasks; waiting for them`);
+    log(
+      `only ${ids.length} finished jobs in accounting: submitted array job ${job} of ${opts.submit} tiny tasks; waiting for them`,
+    );
     const until = Date.now() + 15 * 60_000;
     while (Date.now() < until && ids.length < 100) {
       await new Promise((r) => setTimeout(r, 5000));
@@ -93,7 +154,8 @@ export async function calibrateSlurm(opts: { reps?: number; submit?: number; log
     }
   }
   // slurmrestd 22.05 exits (fatal) on a step filter it cannot parse, so never send an empty one.
-  if (ids.length === 0) throw new Error('no finished jobs in Slurm accounting to time lookups with (submit some, e.g. --submit 100)');
+  if (ids.length === 0)
+    throw new Error('no finished jobs in Slurm accounting to time lookups with (submit some, e.g. --submit 100)');
   const sizes = [1, 10, 100].map((n) => Math.min(n, ids.length)).filter((n, i, a) => n > 0 && a.indexOf(n) === i);
   const reps = opts.reps ?? 7;
   const times = new Map<number, number[]>(sizes.map((n) => [n, []]));
@@ -109,7 +171,15 @@ export async function calibrateSlurm(opts: { reps?: number; submit?: number; log
       returned.set(n, ((JSON.parse(res.body) as { jobs?: unknown[] }).jobs ?? []).length);
     }
   }
-  const rows = sizes.map((n) => ({ ids: n, requests: times.get(n)!.length, medianMs: median(times.get(n)!), p25Ms: quantile(times.get(n)!, 0.25), p75Ms: quantile(times.get(n)!, 0.75), bytes: bytes.get(n)!, jobsReturned: returned.get(n)! }));
+  const rows = sizes.map((n) => ({
+    ids: n,
+    requests: times.get(n)!.length,
+    medianMs: median(times.get(n)!),
+    p25Ms: quantile(times.get(n)!, 0.25),
+    p75Ms: quantile(times.get(n)!, 0.75),
+    bytes: bytes.get(n)!,
+    jobsReturned: returned.get(n)!,
+  }));
   // Least squares over every request (not the medians), so each size weighs by its requests.
   const pts = sizes.flatMap((n) => times.get(n)!.map((t) => [n, t] as const));
   const mx = pts.reduce((a, p) => a + p[0], 0) / pts.length;
@@ -119,20 +189,37 @@ export async function calibrateSlurm(opts: { reps?: number; submit?: number; log
   const perIdMs = Math.max(0, slope);
   const perRequestMs = Math.max(0, my - perIdMs * mx);
   return {
-    measuredAt: new Date().toISOString(), slurmrestd: `${env.url} (${version})`, sizes: rows, perRequestMs, perIdMs,
-    ...(ids.length < 100 ? { note: `only ${ids.length} finished jobs were in accounting: the largest size is ${ids.length} ids` } : {}),
+    measuredAt: new Date().toISOString(),
+    slurmrestd: `${env.url} (${version})`,
+    sizes: rows,
+    perRequestMs,
+    perIdMs,
+    ...(ids.length < 100
+      ? { note: `only ${ids.length} finished jobs were in accounting: the largest size is ${ids.length} ids` }
+      : {}),
   };
 }
 
 export function loadCalibration(): SlurmCalibration | undefined {
-  return existsSync(CALIBRATION_FILE) ? (JSON.parse(readFileSync(CALIBRATION_FILE, 'utf8')) as SlurmCalibration) : undefined;
+  return existsSync(CALIBRATION_FILE)
+    ? (JSON.parse(readFileSync(CALIBRATION_FILE, 'utf8')) as SlurmCalibration)
+    : undefined;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const arg = (name: string) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? process.argv[i + 1] : undefined; };
-  const cal = await calibrateSlurm({ reps: Number(arg('reps') ?? 7), submit: arg('submit') ? Number(arg('submit')) : undefined, log: (s) => process.stderr.write(`${s}\n`) });
+  const arg = (name: string) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i >= 0 ? process.argv[i + 1] : undefined;
+  };
+  const cal = await calibrateSlurm({
+    reps: Number(arg('reps') ?? 7),
+    submit: arg('submit') ? Number(arg('submit')) : undefined,
+    log: (s) => process.stderr.write(`${s}\n`),
+  });
   if (!cal) {
-    console.error('slurmrestd settings not found (SLURM_REST_URL, SLURM_USER_NAME, SLURM_JWT_FILE or ~/.cache/jobmon-temporal/slurm.env)');
+    console.error(
+      'slurmrestd settings not found (SLURM_REST_URL, SLURM_USER_NAME, SLURM_JWT_FILE or ~/.cache/jobmon-temporal/slurm.env)',
+    );
     process.exit(1);
   }
   const out = arg('out') ?? CALIBRATION_FILE;

@@ -58,11 +58,17 @@ export async function withScenario<T>(
     return await withBenchWorkers(config, db, client, async () => {
       if (opts.schedule !== false) await client.schedule.create({ ...scheduleDefinitions(config)[0]!, scheduleId });
       const s: Scenario = {
-        db, data, client, config, standin,
+        db,
+        data,
+        client,
+        config,
+        standin,
         clockOffsetMs: await dbClockOffsetMs(db),
         async finish(ids) {
           for (let i = 0; i < ids.length; i += 1000) {
-            await db('task_instance').whereIn('id', ids.slice(i, i + 1000)).update({ status: 'D', status_date: dbNowPlus(db, 0) });
+            await db('task_instance')
+              .whereIn('id', ids.slice(i, i + 1000))
+              .update({ status: 'D', status_date: dbNowPlus(db, 0) });
           }
         },
         async allStarted(timeoutMs) {
@@ -75,7 +81,11 @@ export async function withScenario<T>(
       try {
         return await fn(s);
       } finally {
-        if (opts.schedule !== false) await client.schedule.getHandle(scheduleId).delete().catch(() => {});
+        if (opts.schedule !== false)
+          await client.schedule
+            .getHandle(scheduleId)
+            .delete()
+            .catch(() => {});
         await sleep(100);
       }
     });
@@ -88,6 +98,10 @@ export async function withScenario<T>(
 
 /** Per instance: finished_date − a reference time (epoch ms on the DB clock), in seconds. */
 export async function latenciesS(db: Knex, refMs: Map<number, number>): Promise<number[]> {
-  const rows = (await db.raw(`SELECT task_instance_id AS id, EXTRACT(EPOCH FROM finished_date) AS f FROM jt_usage_integration WHERE outcome = 'integrated'`)) as { rows: { id: number; f: string }[] };
-  return rows.rows.filter((r) => refMs.has(Number(r.id))).map((r) => (Number(r.f) * 1000 - refMs.get(Number(r.id))!) / 1000);
+  const rows = (await db.raw(
+    `SELECT task_instance_id AS id, EXTRACT(EPOCH FROM finished_date) AS f FROM jt_usage_integration WHERE outcome = 'integrated'`,
+  )) as { rows: { id: number; f: string }[] };
+  return rows.rows
+    .filter((r) => refMs.has(Number(r.id)))
+    .map((r) => (Number(r.f) * 1000 - refMs.get(Number(r.id))!) / 1000);
 }

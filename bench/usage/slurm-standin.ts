@@ -25,10 +25,25 @@ import { fileURLToPath } from 'node:url';
 
 const FIXTURE = new URL('../../../test/fixtures/slurm/v0.0.38/rest-job-1.json', import.meta.url);
 
-interface TresEntry { type: string; count: number }
-interface StepDoc { step: { job_id: number }; tres: { requested: { max: TresEntry[] } }; time: { total: { seconds: number; microseconds: number } } }
-interface JobDoc { job_id: number; array: { job_id: number; task_id: number | null }; steps: StepDoc[] }
-interface JobsDoc { meta: unknown; errors: unknown[]; jobs: JobDoc[] }
+interface TresEntry {
+  type: string;
+  count: number;
+}
+interface StepDoc {
+  step: { job_id: number };
+  tres: { requested: { max: TresEntry[] } };
+  time: { total: { seconds: number; microseconds: number } };
+}
+interface JobDoc {
+  job_id: number;
+  array: { job_id: number; task_id: number | null };
+  steps: StepDoc[];
+}
+interface JobsDoc {
+  meta: unknown;
+  errors: unknown[];
+  jobs: JobDoc[];
+}
 
 export interface StandinStats {
   /** `/slurmdb/.../jobs` requests answered with a document. */
@@ -43,9 +58,16 @@ export interface StandinStats {
   requestTimes: number[];
 }
 
-export interface SlurmStandin { url: string; stats: StandinStats; close(): Promise<void> }
+export interface SlurmStandin {
+  url: string;
+  stats: StandinStats;
+  close(): Promise<void>;
+}
 
-export interface StandinCost { perRequestMs: number; perIdMs: number }
+export interface StandinCost {
+  perRequestMs: number;
+  perIdMs: number;
+}
 
 export interface StandinOptions {
   cost: StandinCost;
@@ -62,7 +84,14 @@ export async function startSlurmStandin(opts: StandinOptions): Promise<SlurmStan
   const recorded = JSON.parse(readFileSync(FIXTURE, 'utf8')) as JobsDoc;
   const template = recorded.jobs[0]!;
   const batch = template.steps.find((s) => JSON.stringify(s.step).includes('"batch"')) ?? template.steps[0]!;
-  const stats: StandinStats = { jobsRequests: 0, idsPerRequest: [], otherRequests: 0, rejected: 0, maxInFlight: 0, requestTimes: [] };
+  const stats: StandinStats = {
+    jobsRequests: 0,
+    idsPerRequest: [],
+    otherRequests: 0,
+    rejected: 0,
+    maxInFlight: 0,
+    requestTimes: [],
+  };
   const rawIds = new Map<string, number>();
   let nextRawId = 60_000_000;
   let inFlight = 0;
@@ -107,8 +136,20 @@ export async function startSlurmStandin(opts: StandinOptions): Promise<SlurmStan
     if (url.pathname === '/openapi/v3') {
       await new Promise((r) => setTimeout(r, opts.cost.perRequestMs));
       stats.otherRequests++;
-      const paths = Object.fromEntries(['/slurmdb/v0.0.38/jobs', '/slurmdb/v0.0.38/job/{job_id}', '/slurm/v0.0.38/diag', '/slurm/v0.0.38/jobs'].map((p) => [p, { get: {} }]));
-      return send(res, 200, JSON.stringify({ openapi: '3.0.2', info: { title: 'Slurm REST API (benchmark stand-in)', version: 'Slurm-22.05.8' }, paths }));
+      const paths = Object.fromEntries(
+        ['/slurmdb/v0.0.38/jobs', '/slurmdb/v0.0.38/job/{job_id}', '/slurm/v0.0.38/diag', '/slurm/v0.0.38/jobs'].map(
+          (p) => [p, { get: {} }],
+        ),
+      );
+      return send(
+        res,
+        200,
+        JSON.stringify({
+          openapi: '3.0.2',
+          info: { title: 'Slurm REST API (benchmark stand-in)', version: 'Slurm-22.05.8' },
+          paths,
+        }),
+      );
     }
     if (url.pathname === '/slurmdb/v0.0.38/jobs') {
       const rawStep = /[?&]step=([^&]*)/.exec(rawUrl)?.[1] ?? '';
@@ -121,10 +162,25 @@ export async function startSlurmStandin(opts: StandinOptions): Promise<SlurmStan
       stats.idsPerRequest.push(ids.length);
       stats.requestTimes.push(Date.now());
       await new Promise((r) => setTimeout(r, opts.cost.perRequestMs + opts.cost.perIdMs * ids.length));
-      const jobs = ids.filter((id) => !opts.visible || opts.visible(id)).map(jobFor).filter((j): j is JobDoc => j !== undefined);
-      const doc: JobsDoc = jobs.length > 0
-        ? { meta: recorded.meta, errors: [], jobs }
-        : { meta: recorded.meta, errors: [{ error_number: 9003, error: 'Nothing found', description: 'Nothing found', source: 'slurmdb_jobs_get' }], jobs: [] };
+      const jobs = ids
+        .filter((id) => !opts.visible || opts.visible(id))
+        .map(jobFor)
+        .filter((j): j is JobDoc => j !== undefined);
+      const doc: JobsDoc =
+        jobs.length > 0
+          ? { meta: recorded.meta, errors: [], jobs }
+          : {
+              meta: recorded.meta,
+              errors: [
+                {
+                  error_number: 9003,
+                  error: 'Nothing found',
+                  description: 'Nothing found',
+                  source: 'slurmdb_jobs_get',
+                },
+              ],
+              jobs: [],
+            };
       return send(res, 200, JSON.stringify(doc));
     }
     stats.otherRequests++;
@@ -135,7 +191,9 @@ export async function startSlurmStandin(opts: StandinOptions): Promise<SlurmStan
   const server = createServer((req, res) => {
     inFlight++;
     stats.maxInFlight = Math.max(stats.maxInFlight, inFlight);
-    res.on('close', () => { inFlight--; });
+    res.on('close', () => {
+      inFlight--;
+    });
     handle(req, res).catch((e: unknown) => {
       if (!res.headersSent) send(res, 500, String(e), 'text/plain');
       else res.destroy();
@@ -150,10 +208,11 @@ export async function startSlurmStandin(opts: StandinOptions): Promise<SlurmStan
   return {
     url: `http://127.0.0.1:${port}`,
     stats,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -166,10 +225,13 @@ export interface StandinProcess {
   close(): Promise<void>;
 }
 
-type Msg = { type: 'ready'; url: string } | { type: 'stats'; seq: number; stats: StandinStats } | { type: 'ok'; seq: number };
+type Msg =
+  { type: 'ready'; url: string } | { type: 'stats'; seq: number; stats: StandinStats } | { type: 'ok'; seq: number };
 
 export async function spawnSlurmStandin(opts: Omit<StandinOptions, 'visible'>): Promise<StandinProcess> {
-  const child = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(opts)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(import.meta.url), ['--child', JSON.stringify(opts)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   let seq = 0;
   const waiting = new Map<number, (m: Msg) => void>();
   const url = await new Promise<string>((resolve, reject) => {
@@ -180,15 +242,23 @@ export async function spawnSlurmStandin(opts: Omit<StandinOptions, 'visible'>): 
       else waiting.get(m.seq)?.(m);
     });
   });
-  const ask = (msg: Record<string, unknown>) => new Promise<Msg>((resolve) => {
-    const s = ++seq;
-    waiting.set(s, (m) => { waiting.delete(s); resolve(m); });
-    child.send({ ...msg, seq: s });
-  });
+  const ask = (msg: Record<string, unknown>) =>
+    new Promise<Msg>((resolve) => {
+      const s = ++seq;
+      waiting.set(s, (m) => {
+        waiting.delete(s);
+        resolve(m);
+      });
+      child.send({ ...msg, seq: s });
+    });
   return {
     url,
-    async stats() { return ((await ask({ type: 'stats' })) as { stats: StandinStats }).stats; },
-    async setVisibility(v) { await ask({ type: 'visibility', visibility: v }); },
+    async stats() {
+      return ((await ask({ type: 'stats' })) as { stats: StandinStats }).stats;
+    },
+    async setVisibility(v) {
+      await ask({ type: 'visibility', visibility: v });
+    },
     async close() {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
@@ -211,9 +281,16 @@ if (process.argv[2] === '--child' && process.argv[3]) {
   });
   process.on('message', (m: { type: string; seq: number; visibility?: Visibility }) => {
     if (m.type === 'stats') process.send!({ type: 'stats', seq: m.seq, stats: standin.stats });
-    else if (m.type === 'visibility') { visibility = { ...visibility, ...m.visibility }; process.send!({ type: 'ok', seq: m.seq }); }
+    else if (m.type === 'visibility') {
+      visibility = { ...visibility, ...m.visibility };
+      process.send!({ type: 'ok', seq: m.seq });
+    }
   });
-  process.on('SIGTERM', () => { void standin.close().then(() => process.exit(0)); });
-  process.on('disconnect', () => { void standin.close().then(() => process.exit(0)); });
+  process.on('SIGTERM', () => {
+    void standin.close().then(() => process.exit(0));
+  });
+  process.on('disconnect', () => {
+    void standin.close().then(() => process.exit(0));
+  });
   process.send!({ type: 'ready', url: standin.url });
 }

@@ -7,7 +7,9 @@
 import { patched, proxyActivities, proxyLocalActivities, upsertSearchAttributes } from '@temporalio/workflow';
 import { UsagePhaseKey } from '../../lib/temporal/search-attributes.js';
 
-export interface NoopActivities { noop(): Promise<void> }
+export interface NoopActivities {
+  noop(): Promise<void>;
+}
 
 const regular = proxyActivities<NoopActivities>({ startToCloseTimeout: '1 minute' });
 const local = proxyLocalActivities<NoopActivities>({ startToCloseTimeout: '1 minute' });

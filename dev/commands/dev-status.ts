@@ -19,18 +19,34 @@ export interface DemoCounts {
 const num = (v: unknown) => Number(v ?? 0);
 
 export async function readDemoCounts(db: Knex): Promise<DemoCounts> {
-  const ti = (await db('task_instance').whereNotNull('distributor_id')
+  const ti = (await db('task_instance')
+    .whereNotNull('distributor_id')
     .select(db.raw('COUNT(*) AS launched'), db.raw("SUM(CASE WHEN status IN ('O', 'R') THEN 1 ELSE 0 END) AS active"))
     .first()) as { launched: unknown; active: unknown };
-  const outcomes = (await db('jt_usage_integration').select('outcome').count({ n: '*' }).groupBy('outcome')) as { outcome: string; n: unknown }[];
+  const outcomes = (await db('jt_usage_integration').select('outcome').count({ n: '*' }).groupBy('outcome')) as {
+    outcome: string;
+    n: unknown;
+  }[];
   const by = Object.fromEntries(outcomes.map((o) => [o.outcome, num(o.n)]));
-  const runs = (await db('workflow_run').whereIn('status', ['E', 'A', 'T']).whereRaw('?? <= ??', ['heartbeat_date', 'status_date']).count({ n: '*' }).first()) as { n: unknown };
-  const reaped = (await db('task_instance_error_log').where('description', 'like', 'Reaper:%').countDistinct({ n: 'task_instance_id' }).first()) as { n: unknown };
+  const runs = (await db('workflow_run')
+    .whereIn('status', ['E', 'A', 'T'])
+    .whereRaw('?? <= ??', ['heartbeat_date', 'status_date'])
+    .count({ n: '*' })
+    .first()) as { n: unknown };
+  const reaped = (await db('task_instance_error_log')
+    .where('description', 'like', 'Reaper:%')
+    .countDistinct({ n: 'task_instance_id' })
+    .first()) as { n: unknown };
   const { started = 0, integrated = 0, dropped = 0, ...other } = by;
   return {
-    launched: num(ti.launched), active: num(ti.active), pending: started, integrated, dropped,
+    launched: num(ti.launched),
+    active: num(ti.active),
+    pending: started,
+    integrated,
+    dropped,
     otherOutcomes: Object.fromEntries(Object.entries(other).filter(([, n]) => n > 0)),
-    runsReaped: num(runs.n), instancesReaped: num(reaped.n),
+    runsReaped: num(runs.n),
+    instancesReaped: num(reaped.n),
   };
 }
 
@@ -39,7 +55,11 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 export function formatDemoCounts(c: DemoCounts, elapsedMs: number): string {
   const s = Math.floor(elapsedMs / 1000);
   const clock = `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
-  const other = Object.entries(c.otherOutcomes).map(([k, n]) => `, ${n} ${k}`).join('');
-  return `[${clock}] instances launched ${c.launched} (${c.active} running) | integrations: ${c.pending} pending, ${c.integrated} integrated, ${c.dropped} dropped${other}`
-    + ` | reaped: ${plural(c.runsReaped, 'run')}, ${plural(c.instancesReaped, 'instance')}`;
+  const other = Object.entries(c.otherOutcomes)
+    .map(([k, n]) => `, ${n} ${k}`)
+    .join('');
+  return (
+    `[${clock}] instances launched ${c.launched} (${c.active} running) | integrations: ${c.pending} pending, ${c.integrated} integrated, ${c.dropped} dropped${other}` +
+    ` | reaped: ${plural(c.runsReaped, 'run')}, ${plural(c.instancesReaped, 'instance')}`
+  );
 }

@@ -75,23 +75,29 @@ function temporalHostPort(address: string): { host: string; port: number } {
   return { host: host === 'localhost' ? '127.0.0.1' : host!, port: Number(port) };
 }
 
-interface SchedulesUndo { run(): Promise<string> }
+interface SchedulesUndo {
+  run(): Promise<string>;
+}
 
 /** Applies the schedules, remembering what was there before so the end of `dev` can put it back. */
 async function applyDevSchedules(client: Client, config: Config): Promise<{ detail: string; undo: SchedulesUndo }> {
   const before = new Map<string, ScheduleDescription | undefined>();
   for (const def of scheduleDefinitions(config)) {
-    const prev = await client.schedule.getHandle(def.scheduleId).describe().catch((e: unknown) => {
-      if (e instanceof ScheduleNotFoundError) return undefined;
-      throw e;
-    });
+    const prev = await client.schedule
+      .getHandle(def.scheduleId)
+      .describe()
+      .catch((e: unknown) => {
+        if (e instanceof ScheduleNotFoundError) return undefined;
+        throw e;
+      });
     before.set(def.scheduleId, prev);
   }
   const added = await registerSearchAttributes(client, config.temporal.namespace);
   const applied = await applySchedules(client, config);
   const n = names(config.temporal);
-  const detail = `${n.usageDispatchScheduleId} every ${seconds(config.usage.dispatchIntervalMs)}, ${n.reaperScheduleId} every ${seconds(config.reaper.intervalMs)}`
-    + ` (${applied.map((a) => a.action).join(', ')}${added.length ? `; search attributes registered: ${added.join(', ')}` : ''})`;
+  const detail =
+    `${n.usageDispatchScheduleId} every ${seconds(config.usage.dispatchIntervalMs)}, ${n.reaperScheduleId} every ${seconds(config.reaper.intervalMs)}` +
+    ` (${applied.map((a) => a.action).join(', ')}${added.length ? `; search attributes registered: ${added.join(', ')}` : ''})`;
   return {
     detail,
     undo: {
@@ -103,7 +109,12 @@ async function applyDevSchedules(client: Client, config: Config): Promise<{ deta
             await handle.delete();
             out.push(`${id} deleted`);
           } else {
-            await handle.update(() => ({ spec: prev.spec, action: prev.action, policies: prev.policies, state: prev.state }));
+            await handle.update(() => ({
+              spec: prev.spec,
+              action: prev.action,
+              policies: prev.policies,
+              state: prev.state,
+            }));
             out.push(`${id} restored to its earlier definition`);
           }
         }
@@ -137,7 +148,10 @@ async function waitUntilGone(pid: number, ms: number): Promise<boolean> {
 export async function dev(args: string[], help: string): Promise<number> {
   let opts: { 'simulated-slurm'?: boolean; help?: boolean };
   try {
-    opts = parseArgs({ args, options: { 'simulated-slurm': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } }).values;
+    opts = parseArgs({
+      args,
+      options: { 'simulated-slurm': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    }).values;
   } catch (e) {
     console.error(`${(e as Error).message}\n\n${help}`);
     return 2;
@@ -154,7 +168,9 @@ export async function dev(args: string[], help: string): Promise<number> {
   const cleanups: { name: string; fn: () => Promise<string> }[] = [];
   let stopping: Promise<number> | undefined;
   let resolveStopped: (code: number) => void = () => {};
-  const stopped = new Promise<number>((r) => { resolveStopped = r; });
+  const stopped = new Promise<number>((r) => {
+    resolveStopped = r;
+  });
   let statusTimer: NodeJS.Timeout | undefined;
   let statusLineOpen = false;
 
@@ -173,7 +189,9 @@ export async function dev(args: string[], help: string): Promise<number> {
           console.log(`✗ ${c.name.padEnd(22)} ${(e as Error).message}`);
         }
       }
-      console.log(exit === 0 ? 'stopped: nothing this command started is left running.' : 'stopped, with the errors above.');
+      console.log(
+        exit === 0 ? 'stopped: nothing this command started is left running.' : 'stopped, with the errors above.',
+      );
       resolveStopped(exit);
       return exit;
     })();
@@ -202,19 +220,32 @@ export async function dev(args: string[], help: string): Promise<number> {
   process.stdout.on('error', () => {});
 
   const log = openLog(config);
-  cleanups.push({ name: 'log', fn: () => new Promise((r) => log.stream.end(() => r(`worker and simulator log kept in ${log.path}`))) });
+  cleanups.push({
+    name: 'log',
+    fn: () => new Promise((r) => log.stream.end(() => r(`worker and simulator log kept in ${log.path}`))),
+  });
   Runtime.install({
-    logger: new DefaultLogger('INFO', (e) => log.write(`[${e.level}] ${e.message}${e.meta ? ` ${JSON.stringify(e.meta)}` : ''}`)),
+    logger: new DefaultLogger('INFO', (e) =>
+      log.write(`[${e.level}] ${e.message}${e.meta ? ` ${JSON.stringify(e.meta)}` : ''}`),
+    ),
     telemetryOptions: { logging: { forward: {} } },
   });
 
   try {
-    console.log(`jobmon-temporal dev: Jobmon's usage integrator and reaper on a live Jobmon-on-Slurm simulation${opts['simulated-slurm'] ? ' (simulated Slurm)' : ''}`);
+    console.log(
+      `jobmon-temporal dev: Jobmon's usage integrator and reaper on a live Jobmon-on-Slurm simulation${opts['simulated-slurm'] ? ' (simulated Slurm)' : ''}`,
+    );
     // 1. Temporal
     const { host, port } = temporalHostPort(config.temporal.address);
     const temporal = await step('Temporal dev server', async () => {
-      const t = await startDevServer({ cacheDir: config.cacheDir, host, port, namespace: config.temporal.namespace }, (s) => console.log(`  ${s}`));
-      return { value: t, detail: `${t.started ? 'started' : 'already running (reused)'} at ${t.address}, UI ${t.uiUrl}` };
+      const t = await startDevServer(
+        { cacheDir: config.cacheDir, host, port, namespace: config.temporal.namespace },
+        (s) => console.log(`  ${s}`),
+      );
+      return {
+        value: t,
+        detail: `${t.started ? 'started' : 'already running (reused)'} at ${t.address}, UI ${t.uiUrl}`,
+      };
     });
     if (temporal.started) {
       cleanups.push({
@@ -239,13 +270,22 @@ export async function dev(args: string[], help: string): Promise<number> {
       try {
         const schema = await applyJobmonSchema(conn);
         const applied = await migrateLatest(conn);
-        return { value: conn, detail: `${state}; Jobmon 3.6.0 schema ${schema}; migrations ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}` };
+        return {
+          value: conn,
+          detail: `${state}; Jobmon 3.6.0 schema ${schema}; migrations ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`,
+        };
       } catch (e) {
         await conn.destroy();
         throw e;
       }
     });
-    cleanups.push({ name: 'database connection', fn: async () => { await db.destroy(); return `closed (${redactUrl(config.dbUrl)} left as it is)`; } });
+    cleanups.push({
+      name: 'database connection',
+      fn: async () => {
+        await db.destroy();
+        return `closed (${redactUrl(config.dbUrl)} left as it is)`;
+      },
+    });
     if (stopRequested) return await stop(stopRequested, 0);
 
     // 3. Slurm: the real local cluster, or the simulated slurmrestd.
@@ -258,30 +298,56 @@ export async function dev(args: string[], help: string): Promise<number> {
         const before = await slurmStatus(config.cacheDir);
         let started = false;
         if (!before.ok) {
-          console.log('  Slurm is not up: starting the local cluster (installs Debian packages the first time, a minute or two)…');
+          console.log(
+            '  Slurm is not up: starting the local cluster (installs Debian packages the first time, a minute or two)…',
+          );
           try {
             await slurmUp(config.cacheDir);
             started = true;
           } catch (e) {
-            return { value: undefined, mark: '!', detail: `could not start (${(e as Error).message.split('\n')[0]}); using the simulated slurmrestd instead (--simulated-slurm)` };
+            return {
+              value: undefined,
+              mark: '!',
+              detail: `could not start (${(e as Error).message.split('\n')[0]}); using the simulated slurmrestd instead (--simulated-slurm)`,
+            };
           }
         }
         const slurmEnv = localSlurmEnv(config.cacheDir);
         clusterName = slurmEnv.SLURM_CLUSTER_NAME ?? clusterName;
-        for (const k of ['SLURM_REST_URL', 'SLURM_JWT_FILE', 'SLURM_USER_NAME'] as const) if (!process.env.SLURM_REST_URL && slurmEnv[k]) env[k] = slurmEnv[k];
-        const how = started ? 'started by this command (its daemons stay up afterwards; `jobmon-temporal stack down` stops them)' : 'already up';
-        return { value: { started }, detail: `local cluster '${clusterName}' ${how}; jobs via sbatch, accounting from slurmrestd at ${env.SLURM_REST_URL ?? '(sacct)'}` };
+        for (const k of ['SLURM_REST_URL', 'SLURM_JWT_FILE', 'SLURM_USER_NAME'] as const)
+          if (!process.env.SLURM_REST_URL && slurmEnv[k]) env[k] = slurmEnv[k];
+        const how = started
+          ? 'started by this command (its daemons stay up afterwards; `jobmon-temporal stack down` stops them)'
+          : 'already up';
+        return {
+          value: { started },
+          detail: `local cluster '${clusterName}' ${how}; jobs via sbatch, accounting from slurmrestd at ${env.SLURM_REST_URL ?? '(sacct)'}`,
+        };
       });
       if (real === undefined) simulated = true;
-      else if (real.started) cleanups.push({ name: 'Slurm', fn: () => Promise.resolve('daemons left running (started by this command; `jobmon-temporal stack down` stops them)') });
+      else if (real.started)
+        cleanups.push({
+          name: 'Slurm',
+          fn: () =>
+            Promise.resolve('daemons left running (started by this command; `jobmon-temporal stack down` stops them)'),
+        });
     }
     if (simulated) {
       rest = await step('simulated slurmrestd', async () => {
         const r = await startSimulatedSlurmrestd({ cluster: clusterName, userName: 'jobmon' });
-        return { value: r, detail: `${r.url} serving slurmdb v0.0.38 and v0.0.41 (no real Slurm: job ids invented, accounting appears seconds after each job ends)` };
+        return {
+          value: r,
+          detail: `${r.url} serving slurmdb v0.0.38 and v0.0.41 (no real Slurm: job ids invented, accounting appears seconds after each job ends)`,
+        };
       });
       const r = rest;
-      cleanups.push({ name: 'simulated slurmrestd', fn: async () => { await r.close(); return `stopped (${r.url})`; } });
+      cleanups.push({
+        name: 'simulated slurmrestd',
+        fn: async () => {
+          await r.close();
+          return `stopped (${r.url})`;
+        },
+      });
       Object.assign(env, { SLURM_REST_URL: r.url, SLURM_JWT: r.token, SLURM_USER_NAME: r.userName });
       delete env.SLURM_JWT_FILE;
       cluster = new SimulatedSlurm(r, clusterName);
@@ -293,7 +359,13 @@ export async function dev(args: string[], help: string): Promise<number> {
 
     // 4. Schedules
     const client = await connectClient(config.temporal);
-    cleanups.push({ name: 'Temporal client', fn: async () => { await client.connection.close(); return 'closed'; } });
+    cleanups.push({
+      name: 'Temporal client',
+      fn: async () => {
+        await client.connection.close();
+        return 'closed';
+      },
+    });
     const schedules = await step('schedules', async () => {
       const s = await applyDevSchedules(client, config);
       return { value: s.undo, detail: s.detail };
@@ -304,8 +376,20 @@ export async function dev(args: string[], help: string): Promise<number> {
     // 5. Workers, in this process.
     const workers: Worker[] = await step('workers', async () => {
       const connection = await NativeConnection.connect({ address: config.temporal.address });
-      cleanups.push({ name: 'worker connection', fn: async () => { await connection.close(); return 'closed'; } });
-      const { workers: w } = await createWorkers({ config, connection, client, db, overrides: { shutdownGraceTime: '3s' } });
+      cleanups.push({
+        name: 'worker connection',
+        fn: async () => {
+          await connection.close();
+          return 'closed';
+        },
+      });
+      const { workers: w } = await createWorkers({
+        config,
+        connection,
+        client,
+        db,
+        overrides: { shutdownGraceTime: '3s' },
+      });
       const n = names(config.temporal);
       return { value: w, detail: `polling ${n.usageTaskQueue} and ${n.reaperTaskQueue} (logs: ${log.path})` };
     });
@@ -329,9 +413,18 @@ export async function dev(args: string[], help: string): Promise<number> {
 
     // 6. The simulator.
     const simulator = await step('simulator', () => {
-      const s = new Simulator({ db, cluster, clusterName, namePrefix: config.temporal.taskQueuePrefix, log: log.write });
+      const s = new Simulator({
+        db,
+        cluster,
+        clusterName,
+        namePrefix: config.temporal.taskQueuePrefix,
+        log: log.write,
+      });
       s.start();
-      return Promise.resolve({ value: s, detail: `${cluster.description}; two workflow runs at a time, an instance launched every 3 s` });
+      return Promise.resolve({
+        value: s,
+        detail: `${cluster.description}; two workflow runs at a time, an instance launched every 3 s`,
+      });
     });
     cleanups.push({
       name: 'simulator',
@@ -365,8 +458,11 @@ Ctrl-C stops everything this command started.
       if (busy || stopping) return;
       busy = true;
       try {
-        const line = formatDemoCounts(await readDemoCounts(db), Date.now() - started)
-          + (simulator.counters.errors ? ` | simulator errors: ${simulator.counters.errors} (${simulator.lastError})` : '');
+        const line =
+          formatDemoCounts(await readDemoCounts(db), Date.now() - started) +
+          (simulator.counters.errors
+            ? ` | simulator errors: ${simulator.counters.errors} (${simulator.lastError})`
+            : '');
         if (stopping) return;
         if (tty) {
           process.stdout.write(`\r\x1b[2K${line.slice(0, Math.max(20, (process.stdout.columns || 200) - 1))}`);
@@ -378,7 +474,12 @@ Ctrl-C stops everything this command started.
         busy = false;
       }
     };
-    statusTimer = setInterval(() => { void show(); }, tty ? 2000 : 10_000);
+    statusTimer = setInterval(
+      () => {
+        void show();
+      },
+      tty ? 2000 : 10_000,
+    );
     void show();
     ready = true;
     if (stopRequested) void stop(stopRequested, 0);

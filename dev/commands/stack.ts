@@ -27,14 +27,18 @@ async function step<T>(component: string, fn: () => Promise<T>): Promise<T> {
 export async function stackUp(opts: { slurm: boolean }): Promise<void> {
   const config = loadConfig();
   const { host, port } = temporalHostPort(config.temporal.address);
-  const t = await step('Temporal server', () => startDevServer({ cacheDir: config.cacheDir, host, port, namespace: config.temporal.namespace }, log));
+  const t = await step('Temporal server', () =>
+    startDevServer({ cacheDir: config.cacheDir, host, port, namespace: config.temporal.namespace }, log),
+  );
   log(`temporal:   ${t.started ? 'started' : 'already up'} at ${t.address}; UI ${t.uiUrl}`);
   const dbState = await step('Jobmon database', () => ensureDatabase(config.dbUrl));
   const db = openJobmonDb(config.dbUrl);
   try {
     const schema = await step('Jobmon schema (development fixture)', () => applyJobmonSchema(db));
     const applied = await step('jobmon-temporal migrations', () => migrateLatest(db));
-    log(`database:   ${dbState}; Jobmon 3.6.0 schema ${schema === 'created' ? 'created' : 'present'}; migrations ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`);
+    log(
+      `database:   ${dbState}; Jobmon 3.6.0 schema ${schema === 'created' ? 'created' : 'present'}; migrations ${applied.length ? `applied ${applied.join(', ')}` : 'up to date'}`,
+    );
   } finally {
     await db.destroy();
   }
@@ -54,7 +58,10 @@ export async function stackStatus(): Promise<boolean> {
   const config = loadConfig();
   const { host, port } = temporalHostPort(config.temporal.address);
   const st = await devServerStatus(config.cacheDir, `${host}:${port}`, `http://${host}:${port + 1000}`);
-  const db = await dbAnswers(config.dbUrl).then(() => `up (${redactUrl(config.dbUrl)})`, (e: Error) => `down: ${e.message}`);
+  const db = await dbAnswers(config.dbUrl).then(
+    () => `up (${redactUrl(config.dbUrl)})`,
+    (e: Error) => `down: ${e.message}`,
+  );
   const slurm = await slurmStatus(config.cacheDir);
   log(`temporal:   ${st.server}`);
   log(`temporal-ui: ${st.ui}`);
@@ -68,7 +75,9 @@ export async function devSchema(): Promise<void> {
   const db = openJobmonDb(loadConfig().dbUrl);
   try {
     const state = await applyJobmonSchema(db);
-    log(state === 'created' ? `created ${JOBMON_SCHEMA_VERSION} schema` : 'Jobmon tables already present: left unchanged');
+    log(
+      state === 'created' ? `created ${JOBMON_SCHEMA_VERSION} schema` : 'Jobmon tables already present: left unchanged',
+    );
   } finally {
     await db.destroy();
   }

@@ -29,7 +29,10 @@ async function insertLookupRows(conn: Knex | Knex.Transaction, dialect: Dialect)
     if (auto === undefined || !rows.some((r) => auto in r)) continue;
     // Explicit ids do not advance a SERIAL's sequence; move it past them so id-less inserts don't collide.
     await conn.raw('SELECT setval(pg_get_serial_sequence(?, ?), (SELECT MAX(??) FROM ??))', [
-      quoteIdent('pg', table), auto, auto, table,
+      quoteIdent('pg', table),
+      auto,
+      auto,
+      table,
     ]);
   }
 }

@@ -37,58 +37,160 @@ export const JOBMON_LOOKUP_ROWS: Readonly<Record<string, Record<string, unknown>
   ],
   // add_task_statuses
   task_status: [
-    { id: 'A', label: 'ADJUSTING_RESOURCES', description: 'Task errored with a resource error, the resources will be adjusted before retrying.' },
-    { id: 'D', label: 'DONE', description: 'Task is Done, it ran successfully to completion; it has a TaskInstance that successfully completed.' },
-    { id: 'E', label: 'ERROR_RECOVERABLE', description: 'Task has errored out but has more attempts so it will be retried.' },
-    { id: 'F', label: 'ERROR_FATAL', description: 'Task errored out and has used all of the attempts, therefore has failed for this WorkflowRun. It can be resumed in a new WFR.' },
+    {
+      id: 'A',
+      label: 'ADJUSTING_RESOURCES',
+      description: 'Task errored with a resource error, the resources will be adjusted before retrying.',
+    },
+    {
+      id: 'D',
+      label: 'DONE',
+      description:
+        'Task is Done, it ran successfully to completion; it has a TaskInstance that successfully completed.',
+    },
+    {
+      id: 'E',
+      label: 'ERROR_RECOVERABLE',
+      description: 'Task has errored out but has more attempts so it will be retried.',
+    },
+    {
+      id: 'F',
+      label: 'ERROR_FATAL',
+      description:
+        'Task errored out and has used all of the attempts, therefore has failed for this WorkflowRun. It can be resumed in a new WFR.',
+    },
     { id: 'G', label: 'REGISTERING', description: 'Task is bound to the database.' },
     { id: 'I', label: 'INSTANTIATING', description: 'Task is created within Jobmon.' },
-    { id: 'O', label: 'LAUNCHED', description: 'Task instance submitted to the cluster normally, part of a Job Array.' },
-    { id: 'Q', label: 'QUEUED', description: 'Task\'s dependencies have successfully completed, task can be run when the scheduler is ready.' },
+    {
+      id: 'O',
+      label: 'LAUNCHED',
+      description: 'Task instance submitted to the cluster normally, part of a Job Array.',
+    },
+    {
+      id: 'Q',
+      label: 'QUEUED',
+      description: "Task's dependencies have successfully completed, task can be run when the scheduler is ready.",
+    },
     { id: 'R', label: 'RUNNING', description: 'Task is running on the specified distributor.' },
   ],
   // add_task_instance_statuses: 'O' really is labelled QUEUED in 3.6.0 (constants call it LAUNCHED).
   task_instance_status: [
     { id: 'D', label: 'DONE', description: 'Task instance finished successfully.' },
     { id: 'E', label: 'ERROR', description: 'Task instance stopped with an application error (non-zero return code).' },
-    { id: 'F', label: 'ERROR_FATAL', description: 'Task instance killed itself as part of a cold workflow resume, and cannot be retried.' },
-    { id: 'I', label: 'INSTANTIATED', description: 'Task instance is created within Jobmon, but not queued for submission to the cluster.' },
-    { id: 'K', label: 'KILL_SELF', description: 'Task instance has been ordered to kill itself if it is still alive, as part of a cold workflow resume.' },
+    {
+      id: 'F',
+      label: 'ERROR_FATAL',
+      description: 'Task instance killed itself as part of a cold workflow resume, and cannot be retried.',
+    },
+    {
+      id: 'I',
+      label: 'INSTANTIATED',
+      description: 'Task instance is created within Jobmon, but not queued for submission to the cluster.',
+    },
+    {
+      id: 'K',
+      label: 'KILL_SELF',
+      description:
+        'Task instance has been ordered to kill itself if it is still alive, as part of a cold workflow resume.',
+    },
     { id: 'O', label: 'QUEUED', description: 'Task instance submitted to the cluster normally, part of a Job Array.' },
     { id: 'Q', label: 'QUEUED', description: 'TaskInstance is queued for submission to the cluster.' },
     { id: 'R', label: 'RUNNING', description: 'Task instance has started running normally.' },
-    { id: 'T', label: 'TRIAGING', description: 'Task instance has errored, Jobmon is determining the category of error.' },
-    { id: 'U', label: 'UNKNOWN_ERROR', description: 'Task instance stopped reporting that it was alive for an unknown reason.' },
-    { id: 'W', label: 'NO_DISTRIBUTOR_ID', description: 'Task instance submission within Jobmon failed – did not receive a distributor_id from the cluster.' },
-    { id: 'X', label: 'NO_HEARTBEAT', description: 'Task instance never logged a heartbeat in launched state. Either the distributor failed to log a heartbeat or the worker node failed to start up.' },
-    { id: 'Z', label: 'RESOURCE_ERROR', description: 'Task instance died because of insufficient resource request, i.e. insufficient memory or runtime.' },
+    {
+      id: 'T',
+      label: 'TRIAGING',
+      description: 'Task instance has errored, Jobmon is determining the category of error.',
+    },
+    {
+      id: 'U',
+      label: 'UNKNOWN_ERROR',
+      description: 'Task instance stopped reporting that it was alive for an unknown reason.',
+    },
+    {
+      id: 'W',
+      label: 'NO_DISTRIBUTOR_ID',
+      description: 'Task instance submission within Jobmon failed – did not receive a distributor_id from the cluster.',
+    },
+    {
+      id: 'X',
+      label: 'NO_HEARTBEAT',
+      description:
+        'Task instance never logged a heartbeat in launched state. Either the distributor failed to log a heartbeat or the worker node failed to start up.',
+    },
+    {
+      id: 'Z',
+      label: 'RESOURCE_ERROR',
+      description: 'Task instance died because of insufficient resource request, i.e. insufficient memory or runtime.',
+    },
   ],
   // add_workflow_statuses
   workflow_status: [
     { id: 'A', label: 'ABORTED', description: 'Workflow encountered an error before a WorkflowRun was created.' },
     { id: 'D', label: 'DONE', description: 'Workflow has completed, it finished successfully.' },
-    { id: 'F', label: 'FAILED', description: 'Workflow unsuccessful in one or more WorkflowRuns, no runs finished successfully as DONE.' },
+    {
+      id: 'F',
+      label: 'FAILED',
+      description: 'Workflow unsuccessful in one or more WorkflowRuns, no runs finished successfully as DONE.',
+    },
     { id: 'G', label: 'REGISTERING', description: 'Workflow is being validated.' },
-    { id: 'H', label: 'HALTED', description: 'Resume was set and Workflow is shut down or the controller died and therefore Workflow was reaped.' },
+    {
+      id: 'H',
+      label: 'HALTED',
+      description: 'Resume was set and Workflow is shut down or the controller died and therefore Workflow was reaped.',
+    },
     { id: 'I', label: 'INSTANTIATING', description: 'Jobmon Scheduler is creating a Workflow on the distributor.' },
-    { id: 'O', label: 'LAUNCHED', description: 'Workflow has been created. Distributor is now controlling tasks, or waiting for scheduling loop.' },
-    { id: 'Q', label: 'QUEUED', description: 'Jobmon client has updated the Jobmon database, and signalled Scheduler to create Workflow.' },
+    {
+      id: 'O',
+      label: 'LAUNCHED',
+      description: 'Workflow has been created. Distributor is now controlling tasks, or waiting for scheduling loop.',
+    },
+    {
+      id: 'Q',
+      label: 'QUEUED',
+      description: 'Jobmon client has updated the Jobmon database, and signalled Scheduler to create Workflow.',
+    },
     { id: 'R', label: 'RUNNING', description: 'Workflow has a WorkflowRun that is running.' },
   ],
   // add_workflow_run_statuses
   workflow_run_status: [
     { id: 'A', label: 'ABORTED', description: 'WorkflowRun encountered problems while binding so it stopped.' },
     { id: 'B', label: 'BOUND', description: 'WorkflowRun has been bound to the database.' },
-    { id: 'C', label: 'COLD_RESUME', description: 'WorkflowRun is set to resume as soon all existing tasks are killed.' },
+    {
+      id: 'C',
+      label: 'COLD_RESUME',
+      description: 'WorkflowRun is set to resume as soon all existing tasks are killed.',
+    },
     { id: 'D', label: 'DONE', description: 'WorkflowRun is Done, it successfully completed.' },
-    { id: 'E', label: 'ERROR', description: 'WorkflowRun did not complete successfully, either some Tasks failed or (rarely) an internal Jobmon error.' },
+    {
+      id: 'E',
+      label: 'ERROR',
+      description:
+        'WorkflowRun did not complete successfully, either some Tasks failed or (rarely) an internal Jobmon error.',
+    },
     { id: 'G', label: 'REGISTERED', description: 'WorkflowRun has been validated.' },
-    { id: 'H', label: 'HOT_RESUME', description: 'WorkflowRun was set to hot-resume while tasks are still running, they will continue running.' },
+    {
+      id: 'H',
+      label: 'HOT_RESUME',
+      description: 'WorkflowRun was set to hot-resume while tasks are still running, they will continue running.',
+    },
     { id: 'I', label: 'INSTANTIATED', description: 'Scheduler is instantiating a WorkflowRun on the distributor.' },
     { id: 'L', label: 'LINKING', description: 'WorkflowRun completed successfully, updating the Workflow.' },
-    { id: 'O', label: 'LAUNCHED', description: 'Instantiation complete. Distributor is controlling Tasks or waiting for scheduling loop.' },
+    {
+      id: 'O',
+      label: 'LAUNCHED',
+      description: 'Instantiation complete. Distributor is controlling Tasks or waiting for scheduling loop.',
+    },
     { id: 'R', label: 'RUNNING', description: 'WorkflowRun is currently running.' },
-    { id: 'S', label: 'STOPPED', description: 'WorkflowRun was deliberately stopped, probably due to keyboard interrupt from user.' },
-    { id: 'T', label: 'TERMINATED', description: 'This WorkflowRun is being replaced by a new WorkflowRun created to pick up remaining Tasks, this WFR is terminating.' },
+    {
+      id: 'S',
+      label: 'STOPPED',
+      description: 'WorkflowRun was deliberately stopped, probably due to keyboard interrupt from user.',
+    },
+    {
+      id: 'T',
+      label: 'TERMINATED',
+      description:
+        'This WorkflowRun is being replaced by a new WorkflowRun created to pick up remaining Tasks, this WFR is terminating.',
+    },
   ],
 };

@@ -34,7 +34,12 @@ export interface TableSpec {
 }
 
 const int = (name: string, nullable: boolean): ColumnSpec => ({ name, type: 'int', nullable });
-const varchar = (name: string, length: number, nullable: boolean): ColumnSpec => ({ name, type: 'varchar', length, nullable });
+const varchar = (name: string, length: number, nullable: boolean): ColumnSpec => ({
+  name,
+  type: 'varchar',
+  length,
+  nullable,
+});
 const text = (name: string, nullable: boolean): ColumnSpec => ({ name, type: 'text', nullable });
 const datetime = (name: string, nullable: boolean): ColumnSpec => ({ name, type: 'datetime', nullable });
 const json = (name: string, nullable: boolean): ColumnSpec => ({ name, type: 'json', nullable });
@@ -75,7 +80,9 @@ export const JOBMON_TABLES: readonly TableSpec[] = [
       datetime('created_date', NULL),
     ],
     primaryKey: ['id'],
-    uniques: [{ name: 'uc_task_template_version_id_workflow_id', columns: ['task_template_version_id', 'workflow_id'] }],
+    uniques: [
+      { name: 'uc_task_template_version_id_workflow_id', columns: ['task_template_version_id', 'workflow_id'] },
+    ],
     indexes: [
       ix('ix_array_name', ['name']),
       ix('ix_array_task_template_version_id', ['task_template_version_id']),
@@ -112,7 +119,9 @@ export const JOBMON_TABLES: readonly TableSpec[] = [
     name: 'node',
     columns: [int('id', NOT_NULL), int('task_template_version_id', NOT_NULL), varchar('node_args_hash', 150, NOT_NULL)],
     primaryKey: ['id'],
-    uniques: [{ name: 'uc_task_template_version_id_node_args_hash', columns: ['task_template_version_id', 'node_args_hash'] }],
+    uniques: [
+      { name: 'uc_task_template_version_id_node_args_hash', columns: ['task_template_version_id', 'node_args_hash'] },
+    ],
     indexes: [ix('ix_node_task_template_version_id', ['task_template_version_id'])],
   },
   {

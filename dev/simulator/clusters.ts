@@ -56,7 +56,15 @@ export class RealSlurm implements Cluster {
   }
 
   async submit(plan: JobPlan, name: string): Promise<string> {
-    const { stdout } = await run('sbatch', ['--parsable', '--output=/dev/null', `--job-name=${name}`, '--mem=200M', '--time=5', '--wrap', SCRIPTS[plan]]);
+    const { stdout } = await run('sbatch', [
+      '--parsable',
+      '--output=/dev/null',
+      `--job-name=${name}`,
+      '--mem=200M',
+      '--time=5',
+      '--wrap',
+      SCRIPTS[plan],
+    ]);
     const id = stdout.trim().split(';')[0]!;
     if (!/^\d+$/.test(id)) throw new Error(`sbatch printed ${JSON.stringify(stdout.trim())}, not a job id`);
     this.live.add(id);
@@ -67,7 +75,9 @@ export class RealSlurm implements Cluster {
     const out = new Map<string, JobState>();
     if (jobIds.length === 0) return out;
     // squeue for queued and running jobs (it forgets a job soon after it ends), sacct for how it ended.
-    const { stdout: q } = await run('squeue', ['-h', '-o', '%i|%T', '-j', jobIds.join(',')]).catch(() => ({ stdout: '' }));
+    const { stdout: q } = await run('squeue', ['-h', '-o', '%i|%T', '-j', jobIds.join(',')]).catch(() => ({
+      stdout: '',
+    }));
     for (const line of q.trim().split('\n')) {
       const [id, state] = line.split('|');
       if (!id || !state) continue;
@@ -76,13 +86,26 @@ export class RealSlurm implements Cluster {
     }
     const rest = jobIds.filter((id) => !out.has(id));
     if (rest.length > 0) {
-      const { stdout: a } = await run('sacct', ['-n', '-X', '-P', '-o', 'JobIDRaw,State,ExitCode,End', '-j', rest.join(',')]).catch(() => ({ stdout: '' }));
+      const { stdout: a } = await run('sacct', [
+        '-n',
+        '-X',
+        '-P',
+        '-o',
+        'JobIDRaw,State,ExitCode,End',
+        '-j',
+        rest.join(','),
+      ]).catch(() => ({ stdout: '' }));
       for (const line of a.trim().split('\n')) {
         const [id, state, exit, end] = line.split('|');
         if (!id || !state) continue;
         if (FINAL.test(state) && end && end !== 'Unknown') {
           const [code = '0', signal = '0'] = (exit ?? '').split(':');
-          out.set(id, { phase: 'ended', state: state.split(' ')[0]!, exitCode: Number(code) || 0, signal: Number(signal) || 0 });
+          out.set(id, {
+            phase: 'ended',
+            state: state.split(' ')[0]!,
+            exitCode: Number(code) || 0,
+            signal: Number(signal) || 0,
+          });
           this.live.delete(id);
         } else if (state === 'RUNNING') out.set(id, { phase: 'running' });
         else if (state === 'PENDING') out.set(id, { phase: 'pending' });
@@ -111,7 +134,13 @@ export class RealSlurm implements Cluster {
 // ---------------------------------------------------------------------------------------------
 // A simulated cluster behind the simulated slurmrestd
 
-interface SimulatedJob { job: SimJob; plan: JobPlan; runsAt: number; endsAt: number; killed: boolean }
+interface SimulatedJob {
+  job: SimJob;
+  plan: JobPlan;
+  runsAt: number;
+  endsAt: number;
+  killed: boolean;
+}
 
 const MB = 1024 * 1024;
 
@@ -120,7 +149,10 @@ export class SimulatedSlurm implements Cluster {
   private readonly jobs = new Map<string, SimulatedJob>();
   private nextId: number;
 
-  constructor(private readonly rest: SimulatedSlurmrestd, private readonly clusterName: string) {
+  constructor(
+    private readonly rest: SimulatedSlurmrestd,
+    private readonly clusterName: string,
+  ) {
     this.description = `simulated Slurm cluster '${clusterName}' (invented job ids; accounting from the simulated slurmrestd at ${rest.url})`;
     // Ids that look like a busy cluster's, different on every start.
     this.nextId = 4_000_000 + Math.floor(Math.random() * 1_000_000);
@@ -132,8 +164,17 @@ export class SimulatedSlurm implements Cluster {
     const runsAt = now + 1000 + Math.random() * 2000;
     const endsAt = runsAt + (plan === 'ok' ? 4000 + Math.random() * 5000 : 2000 + Math.random() * 3000);
     const job: SimJob = {
-      jobId: Number(id), name, user: this.rest.userName, cluster: this.clusterName, state: 'PENDING',
-      submit: Math.floor(now / 1000), start: null, end: null, exitCode: 0, maxRssBytes: 0, cpuSeconds: 0,
+      jobId: Number(id),
+      name,
+      user: this.rest.userName,
+      cluster: this.clusterName,
+      state: 'PENDING',
+      submit: Math.floor(now / 1000),
+      start: null,
+      end: null,
+      exitCode: 0,
+      maxRssBytes: 0,
+      cpuSeconds: 0,
     };
     this.jobs.set(id, { job, plan, runsAt, endsAt, killed: false });
     return Promise.resolve(id);
@@ -148,14 +189,26 @@ export class SimulatedSlurm implements Cluster {
     if (s.job.state === 'RUNNING' && (now >= s.endsAt || s.killed)) {
       const end = Math.floor(Math.min(now, s.endsAt) / 1000);
       // With Slurm's cgroup plugin a job over its memory ends OUT_OF_MEMORY, killed by SIGKILL.
-      const state: SimJobState = s.killed ? 'NODE_FAIL' : s.plan === 'ok' ? 'COMPLETED' : s.plan === 'resource' ? 'OUT_OF_MEMORY' : 'FAILED';
+      const state: SimJobState = s.killed
+        ? 'NODE_FAIL'
+        : s.plan === 'ok'
+          ? 'COMPLETED'
+          : s.plan === 'resource'
+            ? 'OUT_OF_MEMORY'
+            : 'FAILED';
       const exitCode = !s.killed && s.plan === 'fails' ? 3 : 0;
       const signal = !s.killed && s.plan === 'resource' ? 9 : 0;
       const seconds = Math.max(1, end - (s.job.start ?? end));
       s.job = {
-        ...s.job, state, end, exitCode, signal,
+        ...s.job,
+        state,
+        end,
+        exitCode,
+        signal,
         // ~50 MB like the real demo jobs, a little different each time; a resource error used more.
-        maxRssBytes: Math.round((s.plan === 'resource' ? 80 : s.plan === 'fails' ? 20 : 50) * MB * (1 + Math.random() * 0.1)),
+        maxRssBytes: Math.round(
+          (s.plan === 'resource' ? 80 : s.plan === 'fails' ? 20 : 50) * MB * (1 + Math.random() * 0.1),
+        ),
         cpuSeconds: Math.round(seconds * (0.05 + Math.random() * 0.2) * 1000) / 1000,
       };
       // slurmdbd gets the final record a few seconds after the job ends.

@@ -22,7 +22,11 @@ export interface SimulatedSlurmrestd {
 
 const jobsPath = (v: SimApiVersion) => `/slurmdb/${v}/jobs${v === 'v0.0.38' ? '' : '/'}`;
 
-export async function startSimulatedSlurmrestd(opts: { cluster: string; userName?: string; port?: number }): Promise<SimulatedSlurmrestd> {
+export async function startSimulatedSlurmrestd(opts: {
+  cluster: string;
+  userName?: string;
+  port?: number;
+}): Promise<SimulatedSlurmrestd> {
   const token = `sim.${randomBytes(24).toString('base64url')}`;
   const userName = opts.userName ?? 'jobmon';
   /** What slurmdbd holds: the newest visible version of each job. */
@@ -51,17 +55,20 @@ export async function startSimulatedSlurmrestd(opts: { cluster: string; userName
   const openapi = () => ({
     openapi: '3.0.2',
     info: { title: 'Slurm REST API (simulated by jobmon-temporal dev)', version: SIMULATED_API_VERSIONS.join(', ') },
-    paths: Object.fromEntries(SIMULATED_API_VERSIONS.flatMap((v) => [
-      [jobsPath(v), { get: { operationId: `slurmdb_${v.replaceAll('.', '_')}_get_jobs` } }],
-      [`/slurmdb/${v}/job/{job_id}`, { get: { operationId: `slurmdb_${v.replaceAll('.', '_')}_get_job` } }],
-    ])),
+    paths: Object.fromEntries(
+      SIMULATED_API_VERSIONS.flatMap((v) => [
+        [jobsPath(v), { get: { operationId: `slurmdb_${v.replaceAll('.', '_')}_get_jobs` } }],
+        [`/slurmdb/${v}/job/{job_id}`, { get: { operationId: `slurmdb_${v.replaceAll('.', '_')}_get_job` } }],
+      ]),
+    ),
   });
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (req.method !== 'GET') return send(res, 405, 'Method not allowed');
     // slurmrestd -a rest_auth/jwt: both headers, and the right token, or HTTP 401 with this body.
-    if (req.headers['x-slurm-user-name'] !== userName || req.headers['x-slurm-user-token'] !== token) return send(res, 401, 'Authentication failure');
+    if (req.headers['x-slurm-user-name'] !== userName || req.headers['x-slurm-user-token'] !== token)
+      return send(res, 401, 'Authentication failure');
     if (url.pathname === '/openapi/v3') return send(res, 200, openapi());
     promote();
     for (const v of SIMULATED_API_VERSIONS) {
@@ -71,7 +78,11 @@ export async function startSimulatedSlurmrestd(opts: { cluster: string; userName
       if (one) ids = [one[1]!];
       if (ids === undefined) continue;
       requests[v] = (requests[v] ?? 0) + 1;
-      if (ids.some((id) => !/^\d+(_\d+)?$/.test(id))) return send(res, 200, { ...jobsDocument(v, [], opts.cluster), errors: [{ error: 'Unable to parse query', error_number: 9001, description: 'Unable to parse query' }] });
+      if (ids.some((id) => !/^\d+(_\d+)?$/.test(id)))
+        return send(res, 200, {
+          ...jobsDocument(v, [], opts.cluster),
+          errors: [{ error: 'Unable to parse query', error_number: 9001, description: 'Unable to parse query' }],
+        });
       const jobs = ids.map((id) => visible.get(Number(id))).filter((j): j is SimJob => j !== undefined);
       return send(res, 200, jobsDocument(v, jobs, opts.cluster));
     }
@@ -98,9 +109,10 @@ export async function startSimulatedSlurmrestd(opts: { cluster: string; userName
     record(job, visibleAt = Date.now()) {
       pending.push({ job: { ...job }, at: visibleAt });
     },
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

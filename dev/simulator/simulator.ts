@@ -2,14 +2,25 @@
  * A small live Jobmon-on-Slurm: workflows whose runs heartbeat, tasks whose instances are launched on
  * the cluster, run, and finish D, E or Z; now and then a node dies (its instance stops reporting: the
  * reaper's job, → U) or a whole run goes silent (its heartbeat stops: the reaper's R → E). Everything is
- * written into the Jobmon database as Jobmon's server would write it (jobmon-writes.ts).
+ * written into the Jobmon database through the Jobmon-faithful writers, as Jobmon 3.6.0's server writes it
+ * (jobmon-requests.ts → dev/jobmon-server/).
  */
 import type { Knex } from 'knex';
 import type { Cluster, JobPlan, JobState } from './clusters.js';
 import {
-  finishInstance, finishRun, heartbeatRun, instanceAndTask, instanceRunning, launchInstance, reportInstance, requeueTask, startWorkflowRun,
-  INSTANCE_REPORT, RUN_HEARTBEAT, type TaskFate,
-} from './jobmon-writes.js';
+  finishInstance,
+  finishRun,
+  heartbeatRun,
+  instanceAndTask,
+  instanceRunning,
+  launchInstance,
+  reportInstance,
+  startWorkflowRun,
+  INSTANCE_REPORT,
+  RUN_HEARTBEAT,
+  type TaskFate,
+} from './jobmon-requests.js';
+import { jobmonServer, type JobmonServer } from '../jobmon-server/index.js';
 
 export interface SimulatorOptions {
   db: Knex;
@@ -29,9 +40,31 @@ export interface SimulatorOptions {
   random?: () => number;
 }
 
-interface SimInstance { id: number; jobId: string; status: 'O' | 'R'; nextReport: number; dies: boolean; diesAt?: number; dead: boolean; lastCheck: number }
-interface SimTask { id: number; state: 'waiting' | 'active' | 'done' | 'failed'; instance?: SimInstance }
-interface SimRun { workflowId: number; workflowRunId: number; taskResourcesId: number; tasks: SimTask[]; nextHeartbeat: number; silentAt?: number; launched: number }
+interface SimInstance {
+  id: number;
+  jobId: string;
+  status: 'O' | 'R';
+  nextReport: number;
+  dies: boolean;
+  diesAt?: number;
+  dead: boolean;
+  lastCheck: number;
+}
+interface SimTask {
+  id: number;
+  state: 'waiting' | 'active' | 'done' | 'failed';
+  instance?: SimInstance;
+}
+interface SimRun {
+  workflowId: number;
+  workflowRunId: number;
+  taskResourcesId: number;
+  arrayId: number;
+  tasks: SimTask[];
+  nextHeartbeat: number;
+  silentAt?: number;
+  launched: number;
+}
 
 const TICK_MS = 1000;
 
@@ -47,24 +80,33 @@ export class Simulator {
   readonly counters = { runsStarted: 0, runsSilenced: 0, nodesKilled: 0, launched: 0, errors: 0 };
   lastError: string | undefined;
   private readonly o: Required<SimulatorOptions>;
+  /** Jobmon's server, as the simulator's requests reach it. */
+  private readonly server: JobmonServer;
 
   constructor(opts: SimulatorOptions) {
     this.o = {
-      launchEveryMs: 3000, maxActive: 4, concurrentRuns: 2,
+      launchEveryMs: 3000,
+      maxActive: 4,
+      concurrentRuns: 2,
       odds: { fails: 0.12, resource: 0.06, nodeDies: 0.1, runGoesSilent: 0.2 },
       random: Math.random,
       ...opts,
     };
+    this.server = jobmonServer(opts.db);
   }
 
   start(): void {
     this.timer = setInterval(() => {
       if (this.ticking || this.stopped) return;
-      this.ticking = this.tick().catch((e: unknown) => {
-        this.counters.errors++;
-        this.lastError = (e as Error).message;
-        this.o.log(`simulator: ${(e as Error).stack ?? String(e)}`);
-      }).finally(() => { this.ticking = undefined; });
+      this.ticking = this.tick()
+        .catch((e: unknown) => {
+          this.counters.errors++;
+          this.lastError = (e as Error).message;
+          this.o.log(`simulator: ${(e as Error).stack ?? String(e)}`);
+        })
+        .finally(() => {
+          this.ticking = undefined;
+        });
     }, TICK_MS);
   }
 
@@ -78,7 +120,7 @@ export class Simulator {
 
   private async tick(): Promise<void> {
     const now = Date.now();
-    const { db, log } = this.o;
+    const { log } = this.o;
     await this.startRuns();
     for (const run of [...this.runs.values()]) {
       if (run.silentAt !== undefined && now >= run.silentAt) {
@@ -91,7 +133,7 @@ export class Simulator {
       }
       if (now >= run.nextHeartbeat) {
         run.nextHeartbeat = now + RUN_HEARTBEAT.everyMs;
-        if (!(await heartbeatRun(db, run.workflowRunId))) {
+        if (!(await heartbeatRun(this.server, run.workflowRunId))) {
           this.runs.delete(run.workflowRunId);
           for (const t of run.tasks) if (t.instance) this.zombies.add(t.instance.jobId);
           log(`simulator: workflow_run ${run.workflowRunId} is no longer R: its client stops`);
@@ -101,7 +143,7 @@ export class Simulator {
       await this.followInstances(run, now);
       if (run.tasks.every((t) => t.state === 'done' || t.state === 'failed')) {
         const failed = run.tasks.some((t) => t.state === 'failed');
-        await finishRun(db, run, failed);
+        await finishRun(this.server, run, failed);
         this.runs.delete(run.workflowRunId);
         log(`simulator: workflow_run ${run.workflowRunId} finished ${failed ? 'E (a task failed for good)' : 'D'}`);
       }
@@ -114,15 +156,26 @@ export class Simulator {
     while (this.runs.size < this.o.concurrentRuns) {
       const n = ++this.runSeq;
       const tasks = 4 + Math.floor(this.o.random() * 4);
-      const started = await startWorkflowRun(this.o.db, { clusterName: this.o.clusterName, name: `${this.o.namePrefix}demo-${n}`, tasks, maxAttempts: 2 });
+      const started = await startWorkflowRun(this.server, {
+        clusterName: this.o.clusterName,
+        name: `${this.o.namePrefix}demo-${n}`,
+        tasks,
+        maxAttempts: 2,
+      });
       const run: SimRun = {
-        ...started, tasks: started.taskIds.map((id) => ({ id, state: 'waiting' })), nextHeartbeat: Date.now() + RUN_HEARTBEAT.everyMs, launched: 0,
+        ...started,
+        tasks: started.taskIds.map((id) => ({ id, state: 'waiting' })),
+        nextHeartbeat: Date.now() + RUN_HEARTBEAT.everyMs,
+        launched: 0,
       };
       // Some runs go silent a little after their first launches: the second one always, so the demo shows a reaped run early.
-      if (n === 2 || this.o.random() < this.o.odds.runGoesSilent) run.silentAt = Date.now() + 15_000 + this.o.random() * 15_000;
+      if (n === 2 || this.o.random() < this.o.odds.runGoesSilent)
+        run.silentAt = Date.now() + 15_000 + this.o.random() * 15_000;
       this.runs.set(run.workflowRunId, run);
       this.counters.runsStarted++;
-      this.o.log(`simulator: workflow ${run.workflowId} run ${run.workflowRunId} started with ${tasks} tasks${run.silentAt ? ' (will go silent)' : ''}`);
+      this.o.log(
+        `simulator: workflow ${run.workflowId} run ${run.workflowRunId} started with ${tasks} tasks${run.silentAt ? ' (will go silent)' : ''}`,
+      );
     }
   }
 
@@ -140,15 +193,13 @@ export class Simulator {
         if (st.instance === 'O' || st.instance === 'R') continue;
         log(`simulator: task_instance ${ti.id} was reaped (${st.instance}); task ${task.id} is ${st.task}`);
         task.instance = undefined;
-        if (st.task === 'G') {
-          await requeueTask(db, task.id);
-          task.state = 'waiting';
-        } else task.state = st.task === 'D' ? 'done' : 'failed';
+        // G or A: the swarm queues it again (launch); D or F: it is settled.
+        task.state = st.task === 'D' ? 'done' : st.task === 'F' ? 'failed' : 'waiting';
         continue;
       }
       const state: JobState = states.get(ti.jobId) ?? { phase: 'unknown' };
       if (state.phase === 'running' && ti.status === 'O') {
-        if (await instanceRunning(db, ti.id, task.id)) ti.status = 'R';
+        if (await instanceRunning(this.server, ti.id, ti.jobId)) ti.status = 'R';
         ti.nextReport = now + INSTANCE_REPORT.everyMs;
         // A node that dies does so a few seconds into the job.
         if (ti.dies) ti.diesAt = now + 3000;
@@ -157,14 +208,15 @@ export class Simulator {
         // As Jobmon's distributor reads it: out of memory, out of time or killed by SIGKILL is a resource error.
         const resource = state.state === 'OUT_OF_MEMORY' || state.state === 'TIMEOUT' || state.signal === 9;
         const to = state.state === 'COMPLETED' ? 'D' : resource ? 'Z' : 'E';
-        const fate: TaskFate | undefined = await finishInstance(db, ti.id, task.id, to);
-        log(`simulator: job ${ti.jobId} ended ${state.state} (ExitCode ${state.exitCode}:${state.signal}): task_instance ${ti.id} → ${to}${fate ? `, task ${fate}` : ' (it had moved on)'}`);
+        const fate: TaskFate | undefined = await finishInstance(this.server, ti.id, to, ti.jobId);
+        log(
+          `simulator: job ${ti.jobId} ended ${state.state} (ExitCode ${state.exitCode}:${state.signal}): task_instance ${ti.id} → ${to}${fate ? `, task ${fate}` : ' (it had moved on)'}`,
+        );
         task.instance = undefined;
         task.state = fate === 'done' ? 'done' : fate === 'failed' ? 'failed' : 'waiting';
         if (fate === undefined) {
           const st = await instanceAndTask(db, ti.id, task.id);
           task.state = st.task === 'D' ? 'done' : st.task === 'F' ? 'failed' : 'waiting';
-          if (st.task === 'G') await requeueTask(db, task.id);
         }
         continue;
       }
@@ -174,12 +226,14 @@ export class Simulator {
         this.counters.nodesKilled++;
         await cluster.kill(ti.jobId);
         this.zombies.add(ti.jobId);
-        log(`simulator: the node of task_instance ${ti.id} (job ${ti.jobId}) dies: no more reports; the reaper should make it U`);
+        log(
+          `simulator: the node of task_instance ${ti.id} (job ${ti.jobId}) dies: no more reports; the reaper should make it U`,
+        );
         continue;
       }
       if (now >= ti.nextReport) {
         ti.nextReport = now + INSTANCE_REPORT.everyMs;
-        await reportInstance(db, ti.id);
+        await reportInstance(this.server, ti.id, ti.jobId);
       }
     }
   }
@@ -215,12 +269,34 @@ export class Simulator {
       this.nextLaunch = now + this.o.launchEveryMs;
       const { plan, dies } = this.pickPlan();
       const jobId = await this.o.cluster.submit(plan, `${this.o.namePrefix}jobmon-demo`);
-      const id = await launchInstance(this.o.db, { workflowRunId: run.workflowRunId, taskId: task.id, taskResourcesId: run.taskResourcesId, distributorId: jobId });
+      const id = await launchInstance(this.server, {
+        workflowRunId: run.workflowRunId,
+        taskId: task.id,
+        taskResourcesId: run.taskResourcesId,
+        arrayId: run.arrayId,
+        distributorId: jobId,
+      });
+      if (id === undefined) {
+        // The task was not G or A (the reaper's doing, or E waiting for its final status): nothing to launch.
+        await this.o.cluster.kill(jobId);
+        task.state = 'failed';
+        return;
+      }
       task.state = 'active';
-      task.instance = { id, jobId, status: 'O', nextReport: now + INSTANCE_REPORT.everyMs, dies, dead: false, lastCheck: now };
+      task.instance = {
+        id,
+        jobId,
+        status: 'O',
+        nextReport: now + INSTANCE_REPORT.everyMs,
+        dies,
+        dead: false,
+        lastCheck: now,
+      };
       run.launched++;
       this.counters.launched++;
-      this.o.log(`simulator: task_instance ${id} launched as job ${jobId} (${plan}${dies ? ', its node will die' : ''})`);
+      this.o.log(
+        `simulator: task_instance ${id} launched as job ${jobId} (${plan}${dies ? ', its node will die' : ''})`,
+      );
       return;
     }
   }

@@ -36,7 +36,11 @@ export type SimApiVersion = (typeof SIMULATED_API_VERSIONS)[number];
 type Json = Record<string, unknown>;
 const clone = <T>(v: T): T => structuredClone(v);
 
-interface Template { meta: Json; job: Json; step: Json }
+interface Template {
+  meta: Json;
+  job: Json;
+  step: Json;
+}
 let templates: Record<SimApiVersion, Template> | undefined;
 
 function load(file: string): { meta: Json; jobs: Json[] } {
@@ -83,10 +87,24 @@ function job38(j: SimJob): Json {
   const { start, end, elapsed } = jobTimes(j);
   const exit = { status: j.signal ? 'SIGNALED' : j.exitCode === 0 ? 'SUCCESS' : 'FAILED', return_code: j.exitCode };
   Object.assign(out, {
-    job_id: j.jobId, name: j.name, user: j.user, cluster: j.cluster,
+    job_id: j.jobId,
+    name: j.name,
+    user: j.user,
+    cluster: j.cluster,
     state: { current: j.state, reason: 'None' },
-    exit_code: exit, derived_exit_code: exit,
-    time: { ...(out.time as Json), elapsed, eligible: j.submit, submission: j.submit, start, end, total: cpu(0), user: cpu(0), system: cpu(0) },
+    exit_code: exit,
+    derived_exit_code: exit,
+    time: {
+      ...(out.time as Json),
+      elapsed,
+      eligible: j.submit,
+      submission: j.submit,
+      start,
+      end,
+      total: cpu(0),
+      user: cpu(0),
+      system: cpu(0),
+    },
   });
   if (!isFinished(j) || start === 0) {
     out.steps = [];
@@ -97,7 +115,15 @@ function job38(j: SimJob): Json {
     step: { ...(s.step as Json), job_id: j.jobId },
     state: j.state,
     exit_code: exit,
-    time: { ...(s.time as Json), elapsed, start, end, total: cpu(j.cpuSeconds), user: cpu(j.cpuSeconds * 0.8), system: cpu(j.cpuSeconds * 0.2) },
+    time: {
+      ...(s.time as Json),
+      elapsed,
+      start,
+      end,
+      total: cpu(j.cpuSeconds),
+      user: cpu(j.cpuSeconds * 0.8),
+      system: cpu(j.cpuSeconds * 0.2),
+    },
   });
   setMemUsage(s, j.maxRssBytes);
   out.steps = [s];
@@ -114,11 +140,25 @@ function job41(j: SimJob): Json {
     signal: j.signal ? { id: num41(j.signal), name: j.signal === 9 ? 'KILL' : '' } : { id: num41(null), name: '' },
   };
   Object.assign(out, {
-    job_id: j.jobId, name: j.name, user: j.user, cluster: j.cluster,
+    job_id: j.jobId,
+    name: j.name,
+    user: j.user,
+    cluster: j.cluster,
     array: { job_id: 0, limits: { max: { running: { tasks: 0 } } }, task_id: num41(null), task: '' },
     state: { current: [j.state], reason: 'None' },
-    exit_code: exit, derived_exit_code: exit,
-    time: { ...(out.time as Json), elapsed, eligible: j.submit, submission: j.submit, start, end, total: cpu(0), user: cpu(0), system: cpu(0) },
+    exit_code: exit,
+    derived_exit_code: exit,
+    time: {
+      ...(out.time as Json),
+      elapsed,
+      eligible: j.submit,
+      submission: j.submit,
+      start,
+      end,
+      total: cpu(0),
+      user: cpu(0),
+      system: cpu(0),
+    },
   });
   if (!isFinished(j) || start === 0) {
     out.steps = [];
@@ -129,7 +169,15 @@ function job41(j: SimJob): Json {
     step: { id: `${j.jobId}.batch`, name: 'batch' },
     state: [j.state],
     exit_code: exit,
-    time: { ...(s.time as Json), elapsed, start: num41(start), end: num41(end), total: cpu(j.cpuSeconds), user: cpu(j.cpuSeconds * 0.8), system: cpu(j.cpuSeconds * 0.2) },
+    time: {
+      ...(s.time as Json),
+      elapsed,
+      start: num41(start),
+      end: num41(end),
+      total: cpu(j.cpuSeconds),
+      user: cpu(j.cpuSeconds * 0.8),
+      system: cpu(j.cpuSeconds * 0.2),
+    },
   });
   setMemUsage(s, j.maxRssBytes);
   out.steps = [s];
@@ -142,7 +190,17 @@ export function jobsDocument(version: SimApiVersion, jobs: readonly SimJob[], cl
   if (version === 'v0.0.38') {
     return {
       meta,
-      errors: jobs.length > 0 ? [] : [{ description: 'Nothing found', error_number: 9003, error: 'Nothing found with query', source: 'slurmdb_jobs_get' }],
+      errors:
+        jobs.length > 0
+          ? []
+          : [
+              {
+                description: 'Nothing found',
+                error_number: 9003,
+                error: 'Nothing found with query',
+                source: 'slurmdb_jobs_get',
+              },
+            ],
       jobs: jobs.map(job38),
     };
   }

@@ -18,7 +18,13 @@ export function isPidAlive(pidFile: string): number | undefined {
   }
 }
 
-export function spawnDaemon(cmd: string, args: string[], logFile: string, pidFile: string, env?: NodeJS.ProcessEnv): number {
+export function spawnDaemon(
+  cmd: string,
+  args: string[],
+  logFile: string,
+  pidFile: string,
+  env?: NodeJS.ProcessEnv,
+): number {
   const out = openSync(logFile, 'a');
   const child = spawn(cmd, args, { detached: true, stdio: ['ignore', out, out], env: env ?? process.env });
   closeSync(out);
@@ -38,7 +44,10 @@ export function stopDaemon(pidFile: string): boolean {
 export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect({ host, port });
-    const done = (ok: boolean) => { sock.destroy(); resolve(ok); };
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
     sock.setTimeout(timeoutMs, () => done(false));
     sock.once('connect', () => done(true));
     sock.once('error', () => done(false));
@@ -46,12 +55,20 @@ export function tcpOpen(host: string, port: number, timeoutMs = 1000): Promise<b
 }
 
 /** Polls `probe` until it resolves true; throws naming `what` after `timeoutMs`. */
-export async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number, hint = ''): Promise<void> {
+export async function waitFor(
+  what: string,
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  hint = '',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let delay = 100;
   for (;;) {
     if (await probe().catch(() => false)) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not become ready within ${Math.round(timeoutMs / 1000)} s${hint ? `; ${hint}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `${what} did not become ready within ${Math.round(timeoutMs / 1000)} s${hint ? `; ${hint}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(delay * 2, 1000);
   }

@@ -22,7 +22,10 @@ async function run(script: string, cacheDir: string): Promise<string> {
  * packages for minutes, and an operator should see it happen.
  */
 export async function slurmUp(cacheDir: string, onLine: (line: string) => void = () => undefined): Promise<void> {
-  const child = spawn('bash', [join(SCRIPTS, 'slurm-up.sh')], { env: { ...process.env, JOBMON_TEMPORAL_CACHE: cacheDir }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('bash', [join(SCRIPTS, 'slurm-up.sh')], {
+    env: { ...process.env, JOBMON_TEMPORAL_CACHE: cacheDir },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const tail: string[] = [];
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on('line', (line) => {
@@ -31,7 +34,9 @@ export async function slurmUp(cacheDir: string, onLine: (line: string) => void =
       if (tail.length > 20) tail.shift();
     });
   }
-  const code = await new Promise<number | null>((resolve, reject) => { child.once('error', reject).once('close', resolve); });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject).once('close', resolve);
+  });
   if (code !== 0) throw new Error(`slurm-up.sh exited with ${code}: ${tail.slice(-5).join(' | ')}`);
 }
 export const slurmDown = (cacheDir: string) => run('slurm-down.sh', cacheDir);

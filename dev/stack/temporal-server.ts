@@ -10,7 +10,13 @@ import { execFileAsync, isPidAlive, spawnDaemon, stopDaemon, tcpOpen, waitFor } 
 
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 
-export interface DevServerOptions { cacheDir: string; host?: string; port?: number; uiPort?: number; namespace?: string }
+export interface DevServerOptions {
+  cacheDir: string;
+  host?: string;
+  port?: number;
+  uiPort?: number;
+  namespace?: string;
+}
 
 function paths(cacheDir: string) {
   return {
@@ -37,10 +43,14 @@ export async function ensureTemporalCli(cacheDir: string, log: (s: string) => vo
   if (!goBin) throw new Error('Temporal CLI not found and Go is not installed: cannot build github.com/temporalio/cli');
   mkdirSync(join(cacheDir, 'bin'), { recursive: true });
   log(`building Temporal CLI ${TEMPORAL_CLI_VERSION} with go install (several minutes, once)…`);
-  await execFileAsync(goBin, ['install', '-ldflags', '-s -w', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`], {
-    env: { ...process.env, CGO_ENABLED: '0', GOBIN: join(cacheDir, 'bin') },
-    maxBuffer: 64 * 1024 * 1024,
-  });
+  await execFileAsync(
+    goBin,
+    ['install', '-ldflags', '-s -w', `github.com/temporalio/cli/cmd/temporal@${TEMPORAL_CLI_VERSION}`],
+    {
+      env: { ...process.env, CGO_ENABLED: '0', GOBIN: join(cacheDir, 'bin') },
+      maxBuffer: 64 * 1024 * 1024,
+    },
+  );
   return paths(cacheDir).bin;
 }
 
@@ -54,7 +64,10 @@ async function temporalAnswers(address: string): Promise<boolean> {
   }
 }
 
-export async function startDevServer(opts: DevServerOptions, log: (s: string) => void = () => {}): Promise<{ address: string; uiUrl: string; started: boolean }> {
+export async function startDevServer(
+  opts: DevServerOptions,
+  log: (s: string) => void = () => {},
+): Promise<{ address: string; uiUrl: string; started: boolean }> {
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 7233;
   const uiPort = opts.uiPort ?? port + 1000;
@@ -68,11 +81,22 @@ export async function startDevServer(opts: DevServerOptions, log: (s: string) =>
   const bin = await ensureTemporalCli(opts.cacheDir, log);
   mkdirSync(opts.cacheDir, { recursive: true });
   const args = [
-    'server', 'start-dev',
-    '--ip', host, '--port', String(port), '--ui-port', String(uiPort),
-    '--db-filename', p.db,
-    '--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=OFF',
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--ip',
+    host,
+    '--port',
+    String(port),
+    '--ui-port',
+    String(uiPort),
+    '--db-filename',
+    p.db,
+    '--sqlite-pragma',
+    'journal_mode=WAL',
+    '--sqlite-pragma',
+    'synchronous=OFF',
+    '--log-level',
+    'warn',
     ...(opts.namespace && opts.namespace !== 'default' ? ['--namespace', opts.namespace] : []),
     ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
   ];
@@ -86,9 +110,19 @@ export function stopDevServer(cacheDir: string): boolean {
   return stopDaemon(paths(cacheDir).pid);
 }
 
-export async function devServerStatus(cacheDir: string, address: string, uiUrl: string): Promise<{ server: string; ui: string }> {
+export async function devServerStatus(
+  cacheDir: string,
+  address: string,
+  uiUrl: string,
+): Promise<{ server: string; ui: string }> {
   const pid = isPidAlive(paths(cacheDir).pid);
-  const server = await temporalAnswers(address).then(() => `up at ${address}${pid ? ` (pid ${pid})` : ''}`, (e: Error) => `down: ${e.message}`);
-  const ui = await fetch(uiUrl).then((r) => (r.ok ? `up at ${uiUrl}` : `down: HTTP ${r.status}`), (e: Error) => `down: ${e.message}`);
+  const server = await temporalAnswers(address).then(
+    () => `up at ${address}${pid ? ` (pid ${pid})` : ''}`,
+    (e: Error) => `down: ${e.message}`,
+  );
+  const ui = await fetch(uiUrl).then(
+    (r) => (r.ok ? `up at ${uiUrl}` : `down: HTTP ${r.status}`),
+    (e: Error) => `down: ${e.message}`,
+  );
   return { server, ui };
 }

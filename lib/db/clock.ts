@@ -37,7 +37,11 @@ export function dbSecondsSince(db: Knex, column: string): Knex.Raw {
 
 /** Reads the database clock as text, e.g. to report what "now" was for a sweep. */
 export async function readDbNow(db: Knex): Promise<string> {
-  const expr = { pg: 'CAST(LOCALTIMESTAMP AS TEXT)', mysql: 'CAST(CURRENT_TIMESTAMP AS CHAR(32))', sqlite: "datetime('now')" }[dialectOf(db)];
+  const expr = {
+    pg: 'CAST(LOCALTIMESTAMP AS TEXT)',
+    mysql: 'CAST(CURRENT_TIMESTAMP AS CHAR(32))',
+    sqlite: "datetime('now')",
+  }[dialectOf(db)];
   const row = (await db.select(db.raw(`${expr} AS now`)).first()) as { now: unknown };
   return String(row.now);
 }

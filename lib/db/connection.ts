@@ -36,8 +36,12 @@ function sqliteClient(): KnexClientClass {
   if (immediateSqliteClient) return immediateSqliteClient;
   const require = createRequire(import.meta.url);
   type Conn = unknown;
-  const BetterSqlite3 = require('knex/lib/dialects/better-sqlite3/index.js') as new (config: Knex.Config) => { transaction(...args: unknown[]): unknown };
-  const SqliteTransaction = require('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js') as new (...args: unknown[]) => { query(conn: Conn, sql: string): Promise<unknown> };
+  const BetterSqlite3 = require('knex/lib/dialects/better-sqlite3/index.js') as new (config: Knex.Config) => {
+    transaction(...args: unknown[]): unknown;
+  };
+  const SqliteTransaction = require('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js') as new (
+    ...args: unknown[]
+  ) => { query(conn: Conn, sql: string): Promise<unknown> };
   class ImmediateTransaction extends SqliteTransaction {
     begin(conn: Conn): Promise<unknown> {
       return this.query(conn, 'BEGIN IMMEDIATE;');
@@ -98,10 +102,18 @@ export function knexConfig(url: string, pool: { min: number; max: number } = { m
 
 /** knex's own warnings (a failed connection attempt, ...) go through the process's logger, in its format. */
 const knexLog: Knex.Config['log'] = {
-  warn: (message: string) => { processLogger().warn(`knex: ${message}`); },
-  error: (message: string) => { processLogger().error(`knex: ${message}`); },
-  deprecate: (method: string, alternative: string) => { processLogger().warn(`knex: ${method} is deprecated, use ${alternative}`); },
-  debug: (message: string) => { processLogger().debug(`knex: ${message}`); },
+  warn: (message: string) => {
+    processLogger().warn(`knex: ${message}`);
+  },
+  error: (message: string) => {
+    processLogger().error(`knex: ${message}`);
+  },
+  deprecate: (method: string, alternative: string) => {
+    processLogger().warn(`knex: ${method} is deprecated, use ${alternative}`);
+  },
+  debug: (message: string) => {
+    processLogger().debug(`knex: ${message}`);
+  },
 };
 
 export function openJobmonDb(url: string, pool?: { min: number; max: number }): Knex {

@@ -6,28 +6,54 @@
  */
 import type { Knex } from 'knex';
 import * as usage from './migrations/001_usage_integration.js';
+import * as outcomeStatus from './migrations/002_outcome_instance_status.js';
+import * as slurmBudget from './migrations/003_slurm_budget.js';
 import * as reaperIndexes from './migrations/optional_reaper_heartbeat_indexes.js';
 import { assertJobmonSchema } from './schema-check.js';
 
-interface Migration { up(k: Knex): Promise<void>; down(k: Knex): Promise<void> }
+interface Migration {
+  up(k: Knex): Promise<void>;
+  down(k: Knex): Promise<void>;
+}
 
 class ListSource implements Knex.MigrationSource<string> {
   constructor(private readonly list: Record<string, Migration>) {}
-  getMigrations(): Promise<string[]> { return Promise.resolve(Object.keys(this.list)); }
-  getMigrationName(name: string): string { return name; }
-  getMigration(name: string): Promise<Knex.Migration> { return Promise.resolve(this.list[name]!); }
+  getMigrations(): Promise<string[]> {
+    return Promise.resolve(Object.keys(this.list));
+  }
+  getMigrationName(name: string): string {
+    return name;
+  }
+  getMigration(name: string): Promise<Knex.Migration> {
+    return Promise.resolve(this.list[name]!);
+  }
 }
 
-const OWN = { '001_usage_integration': usage };
-const OPTIONAL = { 'optional_reaper_heartbeat_indexes': reaperIndexes };
+const OWN = {
+  '001_usage_integration': usage,
+  '002_outcome_instance_status': outcomeStatus,
+  '003_slurm_budget': slurmBudget,
+};
+const OPTIONAL = { optional_reaper_heartbeat_indexes: reaperIndexes };
 
 // Our ledgers are our own tables too. The optional indexes keep a ledger of their own, so `migrate`
 // without them never sees an unknown applied migration.
 const OWN_OPTS: Knex.MigratorConfig = { migrationSource: new ListSource(OWN), tableName: 'jt_migrations' };
-const OPTIONAL_OPTS: Knex.MigratorConfig = { migrationSource: new ListSource(OPTIONAL), tableName: 'jt_migrations_optional' };
+const OPTIONAL_OPTS: Knex.MigratorConfig = {
+  migrationSource: new ListSource(OPTIONAL),
+  tableName: 'jt_migrations_optional',
+};
 
 /** Every table this project may create; nothing else is ever dropped. */
-export const OWN_TABLES = ['jt_usage_integration', 'jt_watermark', 'jt_migrations', 'jt_migrations_lock', 'jt_migrations_optional', 'jt_migrations_optional_lock'] as const;
+export const OWN_TABLES = [
+  'jt_usage_integration',
+  'jt_watermark',
+  'jt_slurm_budget',
+  'jt_migrations',
+  'jt_migrations_lock',
+  'jt_migrations_optional',
+  'jt_migrations_optional_lock',
+] as const;
 
 export async function migrateLatest(db: Knex, opts: { reaperIndexes?: boolean } = {}): Promise<string[]> {
   await assertJobmonSchema(db);

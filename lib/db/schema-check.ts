@@ -4,8 +4,10 @@ import { REQUIRED_JOBMON_COLUMNS, type ColumnFamily } from '../jobmon/required-s
 
 export class JobmonSchemaError extends Error {
   constructor(readonly problems: string[]) {
-    super(`the Jobmon database does not have what jobmon-temporal needs (nothing was changed):\n${problems.map((p) => `  - ${p}`).join('\n')}\n`
-      + 'Create it with Jobmon\'s own migrations (Jobmon 3.6), or for development with `jobmon-temporal dev-schema`.');
+    super(
+      `the Jobmon database does not have what jobmon-temporal needs (nothing was changed):\n${problems.map((p) => `  - ${p}`).join('\n')}\n` +
+        "Create it with Jobmon's own migrations (Jobmon 3.6), or for development with `jobmon-temporal dev-schema`.",
+    );
     this.name = 'JobmonSchemaError';
   }
 }

@@ -4,7 +4,12 @@
 import type { Knex } from 'knex';
 import { dbNow, dbNowPlus, dbSecondsSince } from './clock.js';
 import { instancesWithCluster } from './instance-cluster.js';
-import { TASK_INSTANCE_FINAL, type TaskInstanceStatusCode } from '../jobmon/status.js';
+import {
+  TASK_INSTANCE_WITH_DISTRIBUTOR_ID,
+  TaskInstanceStatus,
+  isFinalForUsage,
+  type TaskInstanceStatusCode,
+} from '../jobmon/status.js';
 
 /** Usage values Jobmon treats as "not there yet". */
 export const MISSING_USAGE = ['0', '-1', ''] as const;
@@ -21,13 +26,20 @@ export interface TaskInstanceForUsage {
   secondsSinceStatus: number;
 }
 
-
-export async function readTaskInstanceForUsage(db: Knex, taskInstanceId: number): Promise<TaskInstanceForUsage | undefined> {
+export async function readTaskInstanceForUsage(
+  db: Knex,
+  taskInstanceId: number,
+): Promise<TaskInstanceForUsage | undefined> {
   const row = (await instancesWithCluster(db)
     .where('ti.id', taskInstanceId)
     .first(
-      'ti.id', 'ti.status', 'ti.distributor_id', 'ti.workflow_run_id', 'ti.status_date',
-      'ct.name as cluster_type', 'c.name as cluster_name',
+      'ti.id',
+      'ti.status',
+      'ti.distributor_id',
+      'ti.workflow_run_id',
+      'ti.status_date',
+      'ct.name as cluster_type',
+      'c.name as cluster_name',
       db.raw('? as since', [dbSecondsSince(db, 'ti.status_date')]),
     )) as Record<string, unknown> | undefined;
   if (!row) return undefined;
@@ -43,38 +55,86 @@ export async function readTaskInstanceForUsage(db: Knex, taskInstanceId: number)
   };
 }
 
-export interface UsageValues { maxrss?: string | null; wallclock?: string | null; cpu?: string | null; maxpss?: string | null; usageStr?: string | null }
+export interface UsageValues {
+  maxrss?: string | null;
+  wallclock?: string | null;
+  cpu?: string | null;
+  maxpss?: string | null;
+  usageStr?: string | null;
+}
 
-const COLUMNS: Record<keyof UsageValues, string> = { maxrss: 'maxrss', wallclock: 'wallclock', cpu: 'cpu', maxpss: 'maxpss', usageStr: 'usage_str' };
+const COLUMNS: Record<keyof UsageValues, string> = {
+  maxrss: 'maxrss',
+  wallclock: 'wallclock',
+  cpu: 'cpu',
+  maxpss: 'maxpss',
+  usageStr: 'usage_str',
+};
 
 /**
  * Compare-and-set: fills each usage column only where it is still missing, so a replayed activity
  * or a second worker never overwrites real data. Returns the row's usage as it stands afterwards.
  */
-export async function writeUsage(db: Knex, taskInstanceId: number, values: UsageValues, outcomeReason: string): Promise<Record<string, string | null>> {
+export async function writeUsage(
+  db: Knex,
+  taskInstanceId: number,
+  values: UsageValues,
+  outcomeReason: string,
+): Promise<Record<string, string | null>> {
   return db.transaction(async (trx) => {
     const set: Record<string, Knex.Raw> = {};
     for (const [key, column] of Object.entries(COLUMNS) as [keyof UsageValues, string][]) {
       const v = values[key];
       if (v === undefined || v === null) continue;
-      set[column] = trx.raw(`CASE WHEN ?? IS NULL OR ?? IN (?, ?, ?) THEN ? ELSE ?? END`, [column, column, ...MISSING_USAGE, v, column]);
+      set[column] = trx.raw(`CASE WHEN ?? IS NULL OR ?? IN (?, ?, ?) THEN ? ELSE ?? END`, [
+        column,
+        column,
+        ...MISSING_USAGE,
+        v,
+        column,
+      ]);
     }
     if (Object.keys(set).length > 0) await trx('task_instance').where('id', taskInstanceId).update(set);
     await recordOutcome(trx, taskInstanceId, 'integrated', outcomeReason);
-    const row = (await trx('task_instance').where('id', taskInstanceId).first('maxrss', 'wallclock', 'cpu', 'maxpss', 'usage_str')) as Record<string, string | null>;
+    const row = (await trx('task_instance')
+      .where('id', taskInstanceId)
+      .first('maxrss', 'wallclock', 'cpu', 'maxpss', 'usage_str')) as Record<string, string | null>;
     return row;
   });
 }
 
 export type IntegrationOutcome = 'started' | 'integrated' | 'dropped' | 'unavailable' | 'no_accounting' | 'failed';
 
-/** Upserts this instance's integration outcome (jobmon-temporal's own table). */
-export async function recordOutcome(db: Knex, taskInstanceId: number, outcome: IntegrationOutcome, reason: string | null): Promise<void> {
-  const row = { task_instance_id: taskInstanceId, outcome, reason: reason?.slice(0, 500) ?? null, finished_date: outcome === 'started' ? null : dbNow(db) };
+/**
+ * Upserts this instance's integration outcome (jobmon-temporal's own table), with the instance status it
+ * was decided at: `instanceStatus` when the caller decided on it, else the status the row holds now.
+ */
+export async function recordOutcome(
+  db: Knex,
+  taskInstanceId: number,
+  outcome: IntegrationOutcome,
+  reason: string | null,
+  instanceStatus?: TaskInstanceStatusCode,
+): Promise<void> {
+  const status =
+    outcome === 'started' ? null : (instanceStatus ?? db('task_instance').where('id', taskInstanceId).select('status'));
+  const row = {
+    task_instance_id: taskInstanceId,
+    outcome,
+    reason: reason?.slice(0, 500) ?? null,
+    finished_date: outcome === 'started' ? null : dbNow(db),
+    instance_status: status,
+  };
   if (outcome === 'started') {
-    await db('jt_usage_integration').insert({ ...row, started_date: dbNow(db) }).onConflict('task_instance_id').ignore();
+    await db('jt_usage_integration')
+      .insert({ ...row, started_date: dbNow(db) })
+      .onConflict('task_instance_id')
+      .ignore();
   } else {
-    await db('jt_usage_integration').insert({ ...row, started_date: dbNow(db) }).onConflict('task_instance_id').merge(['outcome', 'reason', 'finished_date']);
+    await db('jt_usage_integration')
+      .insert({ ...row, started_date: dbNow(db) })
+      .onConflict('task_instance_id')
+      .merge(['outcome', 'reason', 'finished_date', 'instance_status']);
   }
 }
 
@@ -85,41 +145,93 @@ export async function recordOutcome(db: Knex, taskInstanceId: number, outcome: I
  */
 export async function recordAttemptFailure(db: Knex, taskInstanceId: number, reason: string): Promise<void> {
   const text = reason.slice(0, 500);
-  const n = await db('jt_usage_integration').where({ task_instance_id: taskInstanceId, outcome: 'started' }).update({ reason: text });
+  const n = await db('jt_usage_integration')
+    .where({ task_instance_id: taskInstanceId, outcome: 'started' })
+    .update({ reason: text });
   if (n === 0) {
-    await db('jt_usage_integration').insert({ task_instance_id: taskInstanceId, outcome: 'started', reason: text, started_date: dbNow(db), finished_date: null })
-      .onConflict('task_instance_id').ignore();
+    await db('jt_usage_integration')
+      .insert({
+        task_instance_id: taskInstanceId,
+        outcome: 'started',
+        reason: text,
+        started_date: dbNow(db),
+        finished_date: null,
+      })
+      .onConflict('task_instance_id')
+      .ignore();
   }
 }
 
 /** The last failure recorded by recordAttemptFailure while the integration runs. */
 export async function readAttemptFailure(db: Knex, taskInstanceId: number): Promise<string | undefined> {
-  const row = (await db('jt_usage_integration').where({ task_instance_id: taskInstanceId, outcome: 'started' }).first('reason')) as { reason: string | null } | undefined;
+  const row = (await db('jt_usage_integration')
+    .where({ task_instance_id: taskInstanceId, outcome: 'started' })
+    .first('reason')) as { reason: string | null } | undefined;
   return row?.reason ?? undefined;
 }
 
 /** Records that these instances' integrations were started, in one statement; rows that exist keep their outcome. */
 export async function recordStarted(db: Knex, taskInstanceIds: readonly number[]): Promise<void> {
   if (taskInstanceIds.length === 0) return;
-  const rows = taskInstanceIds.map((id) => ({ task_instance_id: id, outcome: 'started', reason: null, started_date: dbNow(db), finished_date: null }));
+  const rows = taskInstanceIds.map((id) => ({
+    task_instance_id: id,
+    outcome: 'started',
+    reason: null,
+    started_date: dbNow(db),
+    finished_date: null,
+  }));
   await db('jt_usage_integration').insert(rows).onConflict('task_instance_id').ignore();
 }
 
 /** Marks an integration as started again (operator's --force), keeping the row. */
 export async function restartOutcome(db: Knex, taskInstanceId: number): Promise<void> {
-  await db('jt_usage_integration').insert({ task_instance_id: taskInstanceId, outcome: 'started', reason: null, started_date: dbNow(db), finished_date: null })
-    .onConflict('task_instance_id').merge(['outcome', 'reason', 'started_date', 'finished_date']);
+  await db('jt_usage_integration')
+    .insert({
+      task_instance_id: taskInstanceId,
+      outcome: 'started',
+      reason: null,
+      started_date: dbNow(db),
+      finished_date: null,
+    })
+    .onConflict('task_instance_id')
+    .merge(['outcome', 'reason', 'started_date', 'finished_date']);
 }
 
-export interface Watermark { statusDate: string; taskInstanceId: number }
+/**
+ * Marks a reopened integration as started again, unless its new run has already recorded an outcome:
+ * compare-and-set on the outcome and status it was reopened from.
+ */
+export async function recordReopened(
+  db: Knex,
+  ti: Pick<ChangedInstance, 'id' | 'integration' | 'outcomeStatus'>,
+): Promise<void> {
+  let q = db('jt_usage_integration').where({ task_instance_id: ti.id, outcome: ti.integration });
+  q = ti.outcomeStatus === null ? q.whereNull('instance_status') : q.where('instance_status', ti.outcomeStatus);
+  await q.update({
+    outcome: 'started',
+    reason: null,
+    started_date: dbNow(db),
+    finished_date: null,
+    instance_status: null,
+  });
+}
+
+export interface Watermark {
+  statusDate: string;
+  taskInstanceId: number;
+}
 
 export async function readWatermark(db: Knex, name: string): Promise<Watermark | undefined> {
-  const row = (await db('jt_watermark').where({ name }).first()) as { status_date: unknown; task_instance_id: number } | undefined;
+  const row = (await db('jt_watermark').where({ name }).first()) as
+    { status_date: unknown; task_instance_id: number } | undefined;
   return row ? { statusDate: String(row.status_date), taskInstanceId: Number(row.task_instance_id) } : undefined;
 }
 
 export async function writeWatermark(db: Knex, name: string, wm: Watermark): Promise<void> {
-  await db('jt_watermark').insert({ name, status_date: wm.statusDate, task_instance_id: wm.taskInstanceId }).onConflict('name').merge(['status_date', 'task_instance_id']);
+  await db('jt_watermark')
+    .insert({ name, status_date: wm.statusDate, task_instance_id: wm.taskInstanceId })
+    .onConflict('name')
+    .merge(['status_date', 'task_instance_id']);
 }
 
 export interface ChangedInstance {
@@ -130,49 +242,104 @@ export interface ChangedInstance {
   workflowRunId: number | null;
   /** This project's outcome for it, if an integration was ever started. */
   integration: IntegrationOutcome | null;
+  /** The instance status that outcome was decided at (null: decided before this was recorded, or still started). */
+  outcomeStatus: TaskInstanceStatusCode | null;
+}
+
+/** The bounds of a read of launched instances by (status_date, id), after a watermark. */
+export interface ChangedRange {
+  after: Watermark;
+  /** Upper bound on status_date: `<=` when inclusive, else `<`. */
+  upTo?: { value: string | Knex.Raw; inclusive: boolean };
+  /** Only instances with no integration yet (backfill). */
+  unstarted?: boolean;
 }
 
 /**
- * Launched task instances whose status changed after the watermark and that still miss usage,
- * in (status_date, id) order: one bulk read per dispatcher cycle.
+ * Launched instances missing usage in (status_date, id) order after `r.after`, at most `limit`: one
+ * range per status that can hold a distributor id (TASK_INSTANCE_WITH_DISTRIBUTOR_ID), each read in
+ * order from Jobmon's index ix_status_status_date (status, status_date) and cut at `limit`, then merged.
+ * The union's first `limit` rows in (status_date, id) order are the first `limit` rows of the whole, so
+ * the read costs the rows it returns, not the table's size: a filter on status_date alone has no index
+ * to use (MariaDB walks the distributor_id index, PostgreSQL the whole (status, status_date) index).
+ * The keyset is written `status_date >= d AND (status_date > d OR id > i)`, so its first half is a range.
  */
-export async function readChangedInstances(db: Knex, after: Watermark, limit: number, settleSeconds = 0): Promise<ChangedInstance[]> {
-  const rows = (await db('task_instance as ti')
-    .leftJoin('jt_usage_integration as ui', 'ui.task_instance_id', 'ti.id')
-    .whereNotNull('ti.distributor_id')
-    .where((w) => w.whereNull('ti.maxrss').orWhereIn('ti.maxrss', [...MISSING_USAGE]))
-    .where((w) => w.where('ti.status_date', '>', after.statusDate).orWhere((w2) => w2.where('ti.status_date', after.statusDate).andWhere('ti.id', '>', after.taskInstanceId)))
-    .where('ti.status_date', '<=', dbNowPlus(db, -settleSeconds))
-    .orderBy([{ column: 'ti.status_date' }, { column: 'ti.id' }])
-    .limit(limit)
-    .select('ti.id', 'ti.status', 'ti.status_date', 'ti.distributor_id', 'ti.workflow_run_id', 'ui.outcome')) as Record<string, unknown>[];
-  return rows.map((r) => ({
+export function changedSince(db: Knex, r: ChangedRange, limit: number): Knex.QueryBuilder {
+  const branches = TASK_INSTANCE_WITH_DISTRIBUTOR_ID.map((status, i) => {
+    let b = db('task_instance as ti')
+      .where('ti.status', status)
+      .where('ti.status_date', '>=', r.after.statusDate)
+      .where((w) => w.where('ti.status_date', '>', r.after.statusDate).orWhere('ti.id', '>', r.after.taskInstanceId))
+      .whereNotNull('ti.distributor_id')
+      .where((w) => w.whereNull('ti.maxrss').orWhereIn('ti.maxrss', [...MISSING_USAGE]));
+    if (r.upTo) b = b.where('ti.status_date', r.upTo.inclusive ? '<=' : '<', r.upTo.value);
+    if (r.unstarted)
+      b = b.whereNotExists((sub) => {
+        void sub.select(1).from('jt_usage_integration as ui').whereRaw('?? = ??', ['ui.task_instance_id', 'ti.id']);
+      });
+    const page = b
+      .orderBy([{ column: 'ti.status_date' }, { column: 'ti.id' }])
+      .limit(limit)
+      .select('ti.id', 'ti.status', 'ti.status_date', 'ti.distributor_id', 'ti.workflow_run_id');
+    // Each range in a derived table of its own: every dialect (SQLite too) keeps its ORDER BY and LIMIT there.
+    return db.select('*').from(page.as(`s${i}`));
+  });
+  return branches[0]!.clone().unionAll(branches.slice(1));
+}
+
+export function toChanged(r: Record<string, unknown>): ChangedInstance {
+  return {
     id: Number(r.id),
     status: r.status as TaskInstanceStatusCode,
     statusDate: String(r.status_date),
     distributorId: String(r.distributor_id),
     workflowRunId: r.workflow_run_id == null ? null : Number(r.workflow_run_id),
-    integration: (r.outcome as IntegrationOutcome | null) ?? null,
-  }));
+    integration: (r.outcome as IntegrationOutcome | null | undefined) ?? null,
+    outcomeStatus: (r.instance_status as TaskInstanceStatusCode | null | undefined) ?? null,
+  };
 }
 
-/** Launched instances missing usage with no integration yet, in a status_date window (backfill). */
-export async function readBackfillCandidates(db: Knex, since: string, until: string | undefined, afterId: number, limit: number): Promise<ChangedInstance[]> {
-  let q = db('task_instance as ti')
-    .leftJoin('jt_usage_integration as ui', 'ui.task_instance_id', 'ti.id')
-    .whereNull('ui.task_instance_id')
-    .whereNotNull('ti.distributor_id')
-    .where((w) => w.whereNull('ti.maxrss').orWhereIn('ti.maxrss', [...MISSING_USAGE]))
-    .where('ti.status_date', '>=', since)
-    .where('ti.id', '>', afterId);
-  if (until) q = q.where('ti.status_date', '<', until);
-  const rows = (await q.orderBy('ti.id').limit(limit).select('ti.id', 'ti.status', 'ti.status_date', 'ti.distributor_id', 'ti.workflow_run_id')) as Record<string, unknown>[];
-  return rows.map((r) => ({
-    id: Number(r.id), status: r.status as TaskInstanceStatusCode, statusDate: String(r.status_date),
-    distributorId: String(r.distributor_id), workflowRunId: r.workflow_run_id == null ? null : Number(r.workflow_run_id), integration: null,
-  }));
+/**
+ * Launched task instances whose status changed after the watermark and that still miss usage,
+ * in (status_date, id) order: one bulk read per dispatcher cycle (see changedSince for its shape).
+ */
+export async function readChangedInstances(
+  db: Knex,
+  after: Watermark,
+  limit: number,
+  settleSeconds = 0,
+): Promise<ChangedInstance[]> {
+  const changed = changedSince(db, { after, upTo: { value: dbNowPlus(db, -settleSeconds), inclusive: true } }, limit);
+  const rows = (await db
+    .from(changed.as('c'))
+    .leftJoin('jt_usage_integration as ui', 'ui.task_instance_id', 'c.id')
+    .orderBy([{ column: 'c.status_date' }, { column: 'c.id' }])
+    .limit(limit)
+    .select(
+      'c.id',
+      'c.status',
+      'c.status_date',
+      'c.distributor_id',
+      'c.workflow_run_id',
+      'ui.outcome',
+      'ui.instance_status',
+    )) as Record<string, unknown>[];
+  return rows.map(toChanged);
 }
 
 export function isFinal(status: TaskInstanceStatusCode): boolean {
-  return TASK_INSTANCE_FINAL.includes(status);
+  return isFinalForUsage(status);
+}
+
+/**
+ * Whether an ended integration must be looked at again: its outcome (dropped, unavailable) was decided
+ * at a status Jobmon has since moved on from, which was not final for usage (K → D, X → E, R → D after
+ * the deadline). Outcomes recorded before the status was kept: only a D instance, which is never
+ * dropped, is reopened.
+ */
+export function needsReopen(ti: Pick<ChangedInstance, 'status' | 'integration' | 'outcomeStatus'>): boolean {
+  if (ti.integration !== 'dropped' && ti.integration !== 'unavailable') return false;
+  if (!isFinalForUsage(ti.status)) return false;
+  if (ti.outcomeStatus === null) return ti.status === TaskInstanceStatus.DONE;
+  return ti.outcomeStatus !== ti.status && !isFinalForUsage(ti.outcomeStatus);
 }

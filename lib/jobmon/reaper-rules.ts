@@ -1,6 +1,6 @@
 /**
  * The reaper's rules, apart from any SQL: which lost workflow runs it acts on, where each goes,
- * and what happens to their task instances. Every edge is one of Jobmon's (./status.ts).
+ * and what happens to their task instances. Every write is listed in ./reaper-writes.ts.
  *
  * Two resume routes exist in Jobmon's history:
  * - `released` (default): Jobmon 3.6.0, jobmon_server/.../routes/v3/reaper/reaper.py `reap_workflow_run`:
@@ -9,10 +9,17 @@
  * - `cleanup` (option): Jobmon's unreleased main branch: first Q/I → F and O (and, for a cold resume,
  *   R) → K with error-log rows, then wait until no K remains, then T/H.
  */
+import { assertReaperWrite } from './reaper-writes.js';
 import {
-  TaskInstanceStatus as TI, TaskStatus as TS, WorkflowRunStatus as WFR, WorkflowStatus as WF,
-  assertTaskInstanceTransition, taskStatusAfterInstanceError,
-  type TaskInstanceStatusCode, type TaskStatusCode, type WorkflowRunStatusCode, type WorkflowStatusCode,
+  TaskInstanceStatus as TI,
+  TaskStatus as TS,
+  WorkflowRunStatus as WFR,
+  WorkflowStatus as WF,
+  taskStatusAfterInstanceError,
+  type TaskInstanceStatusCode,
+  type TaskStatusCode,
+  type WorkflowRunStatusCode,
+  type WorkflowStatusCode,
 } from './status.js';
 
 export type ResumeRoute = 'released' | 'cleanup';
@@ -23,12 +30,19 @@ export const HEARTBEATING_RUN: readonly WorkflowRunStatusCode[] = [WFR.LINKING, 
 /** Resuming runs. */
 export const RESUMING_RUN: readonly WorkflowRunStatusCode[] = [WFR.COLD_RESUME, WFR.HOT_RESUME];
 /** Run states the reaper acts on when their heartbeat is lost (Jobmon's reaper: L, R, C, H). */
-export const REAPED_RUN_STATES: readonly WorkflowRunStatusCode[] = [WFR.LINKING, WFR.RUNNING, WFR.COLD_RESUME, WFR.HOT_RESUME];
+export const REAPED_RUN_STATES: readonly WorkflowRunStatusCode[] = [
+  WFR.LINKING,
+  WFR.RUNNING,
+  WFR.COLD_RESUME,
+  WFR.HOT_RESUME,
+];
 /** Lost runs that count towards the circuit breaker: those the reaper would fail (see lib/reaper/breaker.ts). */
 export const BREAKER_RUN_STATES: readonly WorkflowRunStatusCode[] = [WFR.LINKING, WFR.RUNNING];
 
 /** Where a lost run goes, and its workflow with it (Jobmon 3.6.0's reap_workflow_run). */
-export const LOST_RUN_TARGET: Partial<Record<WorkflowRunStatusCode, { run: WorkflowRunStatusCode; workflow: WorkflowStatusCode }>> = {
+export const LOST_RUN_TARGET: Partial<
+  Record<WorkflowRunStatusCode, { run: WorkflowRunStatusCode; workflow: WorkflowStatusCode }>
+> = {
   [WFR.RUNNING]: { run: WFR.ERROR, workflow: WF.FAILED },
   [WFR.LINKING]: { run: WFR.ABORTED, workflow: WF.ABORTED },
   [WFR.COLD_RESUME]: { run: WFR.TERMINATED, workflow: WF.HALTED },
@@ -49,7 +63,9 @@ export function heartbeatProtectingRuns(route: ResumeRoute): readonly WorkflowRu
 
 /** `cleanup` route: the instance states its cleanup looks at, for a lost run in this state. */
 export function resumeCleanupStates(runStatus: WorkflowRunStatusCode): TaskInstanceStatusCode[] {
-  return runStatus === WFR.COLD_RESUME ? [TI.QUEUED, TI.INSTANTIATED, TI.LAUNCHED, TI.RUNNING, TI.KILL_SELF] : [TI.QUEUED, TI.INSTANTIATED, TI.LAUNCHED, TI.KILL_SELF];
+  return runStatus === WFR.COLD_RESUME
+    ? [TI.QUEUED, TI.INSTANTIATED, TI.LAUNCHED, TI.RUNNING, TI.KILL_SELF]
+    : [TI.QUEUED, TI.INSTANTIATED, TI.LAUNCHED, TI.KILL_SELF];
 }
 
 /**
@@ -60,26 +76,15 @@ export function resumeCleanupStates(runStatus: WorkflowRunStatusCode): TaskInsta
  *   A hot resume lets its running instances finish.
  * - K: left to its worker while alive; → F once dead, so that a resume is never blocked forever.
  */
-export function resumeCleanupTarget(runStatus: WorkflowRunStatusCode, from: TaskInstanceStatusCode, alive: boolean): TaskInstanceStatusCode | undefined {
+export function resumeCleanupTarget(
+  runStatus: WorkflowRunStatusCode,
+  from: TaskInstanceStatusCode,
+  alive: boolean,
+): TaskInstanceStatusCode | undefined {
   if (!resumeCleanupStates(runStatus).includes(from)) return undefined;
   if (from === TI.QUEUED || from === TI.INSTANTIATED) return TI.ERROR_FATAL;
   if (from === TI.KILL_SELF) return alive ? undefined : TI.ERROR_FATAL;
   return alive ? TI.KILL_SELF : TI.ERROR_FATAL;
-}
-
-/**
- * Asserts an instance transition the reaper writes. Q/I → F and R → F are not edges of Jobmon's
- * machine; Jobmon's reaper writes Q/I → F directly. Both are the legal path through KILL_SELF
- * (Q/I/R → K → F) collapsed into one write, because no worker exists to take the second step:
- * both edges of the path are asserted.
- */
-export function assertReaperInstanceTransition(from: TaskInstanceStatusCode, to: TaskInstanceStatusCode): void {
-  if (to === TI.ERROR_FATAL && (from === TI.QUEUED || from === TI.INSTANTIATED || from === TI.RUNNING)) {
-    assertTaskInstanceTransition(from, TI.KILL_SELF);
-    assertTaskInstanceTransition(TI.KILL_SELF, TI.ERROR_FATAL);
-    return;
-  }
-  assertTaskInstanceTransition(from, to);
 }
 
 export interface OrphanDecision {
@@ -90,26 +95,58 @@ export interface OrphanDecision {
   taskText: string;
 }
 
+/** What the orphan sweep knows of an orphan's task, read under the task's row lock. */
+export interface OrphanTask {
+  id: number;
+  status: TaskStatusCode;
+  num: number;
+  max: number;
+  /** The task's latest instance: the one that owns the task (a resume relaunches it as a new instance). */
+  latestInstanceId: number;
+}
+
+/** Task states from which Jobmon's machine has the edge to E (I/O/R → E). */
+/** Task statuses an orphan's error moves on (Jobmon's task edges to E). */
+export const TASK_CAN_ERROR: readonly TaskStatusCode[] = [TS.INSTANTIATING, TS.LAUNCHED, TS.RUNNING];
+
+/** The only tasks the orphan sweep locks: those this orphan owns and may move; any other task is read, never locked. */
+export function orphanMayMoveTask(instanceId: number, task: OrphanTask | undefined): boolean {
+  return task !== undefined && task.latestInstanceId === instanceId && TASK_CAN_ERROR.includes(task.status);
+}
+
 /**
  * An orphaned instance (O/R/T, lost heartbeat, unprotected run) → U, or Z when Slurm says its job hit
- * a resource limit (./slurm-triage.ts), with the task → E, then F when its attempts are used up, else
- * G (A after Z). If its task is already D or F, the instance → F, task unchanged. A task that has
- * moved on (G/Q/A/E: another instance or a resume owns it) is left alone.
+ * a resource limit (./slurm-triage.ts), as Jobmon's triage would move it (transit_ti_and_t). Its task
+ * moves only through the task's latest instance, and only where Jobmon's task machine has the edge:
+ * I/O/R → E, then F when its attempts are used up, else G (A after Z). A task that has moved on (a
+ * newer instance owns it, or it is already D, F, G, Q, A or E) is left alone and the instance changes
+ * alone; the error-log row says why.
  */
 export function decideOrphan(
+  instanceId: number,
   from: TaskInstanceStatusCode,
-  task: { id: number; status: TaskStatusCode; num: number; max: number } | undefined,
+  task: OrphanTask | undefined,
   errorState: typeof TI.UNKNOWN_ERROR | typeof TI.RESOURCE_ERROR = TI.UNKNOWN_ERROR,
 ): OrphanDecision {
   let d: OrphanDecision;
-  if (task && (task.status === TS.DONE || task.status === TS.ERROR_FATAL)) {
-    d = { to: TI.ERROR_FATAL, taskText: `task ${task.id} already ${task.status}` };
-  } else if (task && (task.status === TS.INSTANTIATING || task.status === TS.LAUNCHED || task.status === TS.RUNNING)) {
+  if (!task) {
+    d = { to: errorState, taskText: 'its task is missing' };
+  } else if (task.latestInstanceId !== instanceId) {
+    d = {
+      to: errorState,
+      taskText: `task ${task.id} is ${task.status} and belongs to its newer instance ${task.latestInstanceId}, left alone`,
+    };
+  } else if (TASK_CAN_ERROR.includes(task.status)) {
     const taskTo = taskStatusAfterInstanceError(errorState, task.num, task.max);
-    d = { to: errorState, task: { from: task.status, to: taskTo }, taskText: `task ${task.id} ${task.status}→E→${taskTo} (attempt ${task.num} of ${task.max})` };
+    d = {
+      to: errorState,
+      task: { from: task.status, to: taskTo },
+      taskText: `task ${task.id} ${task.status}→E→${taskTo} (attempt ${task.num} of ${task.max})`,
+    };
   } else {
-    d = { to: errorState, taskText: `task ${task?.id ?? '?'} is ${task?.status ?? 'missing'}, left alone` };
+    d = { to: errorState, taskText: `task ${task.id} is already ${task.status}, left alone` };
   }
-  assertReaperInstanceTransition(from, d.to);
+  assertReaperWrite('task_instance', from, d.to, 'orphan sweep');
+  if (d.task) assertReaperWrite('task', d.task.from, d.task.to, 'orphan sweep');
   return d;
 }

@@ -19,7 +19,7 @@ export const SERVICE_PRIVILEGES: Readonly<Record<Service, Privileges>> = {
     select: ['task_instance', 'task_resources', 'queue', 'cluster', 'cluster_type'],
     update: { task_instance: ['maxrss', 'wallclock', 'cpu', 'maxpss', 'usage_str'] },
     insert: {},
-    own: ['jt_usage_integration', 'jt_watermark'],
+    own: ['jt_usage_integration', 'jt_watermark', 'jt_slurm_budget'],
   },
   // Moves runs, workflows, tasks and instances to their failed states; one error-log row per instance.
   // Reads an orphan's cluster type to know whether to ask Slurm about its job.
@@ -32,7 +32,8 @@ export const SERVICE_PRIVILEGES: Readonly<Record<Service, Privileges>> = {
       task_instance: ['status', 'status_date'],
     },
     insert: { task_instance_error_log: ['task_instance_id', 'error_time', 'description'] },
-    own: [],
+    // The deployment-wide Slurm budget its orphan lookups share with the usage integrator.
+    own: ['jt_slurm_budget'],
   },
 };
 

@@ -6,7 +6,10 @@
 export type ColumnFamily = 'int' | 'string' | 'datetime';
 
 /** A string column must hold at least `length` characters (what we write, or what Jobmon declares). */
-export interface RequiredColumn { family: ColumnFamily; length?: number }
+export interface RequiredColumn {
+  family: ColumnFamily;
+  length?: number;
+}
 
 const int: RequiredColumn = { family: 'int' };
 const dt: RequiredColumn = { family: 'datetime' };
@@ -14,9 +17,19 @@ const str = (length?: number): RequiredColumn => ({ family: 'string', length });
 
 export const REQUIRED_JOBMON_COLUMNS: Readonly<Record<string, Readonly<Record<string, RequiredColumn>>>> = {
   task_instance: {
-    id: int, workflow_run_id: int, task_id: int, task_resources_id: int, distributor_id: str(20), status: str(1),
-    status_date: dt, report_by_date: dt,
-    maxrss: str(50), wallclock: str(50), cpu: str(50), maxpss: str(50), usage_str: str(250),
+    id: int,
+    workflow_run_id: int,
+    task_id: int,
+    task_resources_id: int,
+    distributor_id: str(20),
+    status: str(1),
+    status_date: dt,
+    report_by_date: dt,
+    maxrss: str(50),
+    wallclock: str(50),
+    cpu: str(50),
+    maxpss: str(50),
+    usage_str: str(250),
   },
   task: { id: int, workflow_id: int, status: str(1), status_date: dt, num_attempts: int, max_attempts: int },
   workflow_run: { id: int, workflow_id: int, status: str(1), status_date: dt, heartbeat_date: dt },

@@ -32,11 +32,23 @@ export const SLURM_RESOURCE_LIMITS: Readonly<Record<string, string>> = {
 export const SLURM_NODE_FAILURES: readonly string[] = ['NODE_FAIL', 'BOOT_FAIL'];
 
 /** Slurm states in which the job has not ended: it runs, waits, or may run again. */
-export const SLURM_ALIVE_STATES: readonly string[] = [...SLURM_UNFINISHED_STATES, 'STOPPED', 'SIGNALING', 'STAGE_OUT', 'SPECIAL_EXIT', 'RESV_DEL_HOLD'];
+export const SLURM_ALIVE_STATES: readonly string[] = [
+  ...SLURM_UNFINISHED_STATES,
+  'STOPPED',
+  'SIGNALING',
+  'STAGE_OUT',
+  'SPECIAL_EXIT',
+  'RESV_DEL_HOLD',
+];
 
 /** What the reaper learnt from Slurm about one orphan (built by the reaper's activity from the lookup). */
 export type SlurmView =
-  | { kind: 'job'; distributorId: string; job: Pick<JobAccounting, 'state' | 'exitCode' | 'nodes' | 'timeLimitMinutes'>; source: string }
+  | {
+      kind: 'job';
+      distributorId: string;
+      job: Pick<JobAccounting, 'state' | 'exitCode' | 'nodes' | 'timeLimitMinutes'>;
+      source: string;
+    }
   /** Slurm answered and has no record of the job. */
   | { kind: 'missing'; reason: string }
   /** Slurm did not answer in time, or its answer cannot be used for this instance. */
@@ -70,14 +82,27 @@ function exitText(exit: JobAccounting['exitCode'], source: string): string {
  * The outcome for an orphan in `from` (O, R or T) given Slurm's view. `alive` tells whether the
  * instance's report_by_date passed more than the alive grace ago (by the database clock).
  */
-export function triageOrphan(from: TaskInstanceStatusCode, view: SlurmView, alive: { graceSeconds: number; gracePassed: boolean }): SlurmTriage {
+export function triageOrphan(
+  from: TaskInstanceStatusCode,
+  view: SlurmView,
+  alive: { graceSeconds: number; gracePassed: boolean },
+): SlurmTriage {
   switch (view.kind) {
     case 'not_slurm':
-      return { action: 'reap', to: TI.UNKNOWN_ERROR, text: `Slurm could not say: cluster type ${view.clusterType ?? '(none)'} is not slurm` };
+      return {
+        action: 'reap',
+        to: TI.UNKNOWN_ERROR,
+        text: `Slurm could not say: cluster type ${view.clusterType ?? '(none)'} is not slurm`,
+      };
     case 'missing':
       return { action: 'reap', to: TI.UNKNOWN_ERROR, bucket: 'unknown', text: `Slurm could not say: ${view.reason}` };
     case 'unavailable':
-      return { action: 'reap', to: TI.UNKNOWN_ERROR, bucket: 'unavailable', text: `Slurm could not say: ${view.reason}` };
+      return {
+        action: 'reap',
+        to: TI.UNKNOWN_ERROR,
+        bucket: 'unavailable',
+        text: `Slurm could not say: ${view.reason}`,
+      };
     case 'job':
       break;
   }
@@ -87,19 +112,40 @@ export function triageOrphan(from: TaskInstanceStatusCode, view: SlurmView, aliv
   if (SLURM_ALIVE_STATES.includes(state)) {
     const grace = formatGrace(alive.graceSeconds);
     if (!alive.gracePassed) {
-      return { action: 'spare', to: TI.UNKNOWN_ERROR, bucket: `${state}(alive)`, text: `${job} is ${state}${on}: not reaped until report_by_date passed more than ${grace} ago` };
+      return {
+        action: 'spare',
+        to: TI.UNKNOWN_ERROR,
+        bucket: `${state}(alive)`,
+        text: `${job} is ${state}${on}: not reaped until report_by_date passed more than ${grace} ago`,
+      };
     }
-    return { action: 'reap', to: TI.UNKNOWN_ERROR, bucket: `${state}(alive grace passed)`, text: `Slurm still shows ${state} (job ${view.distributorId}${on}), but report_by_date passed more than ${grace} ago` };
+    return {
+      action: 'reap',
+      to: TI.UNKNOWN_ERROR,
+      bucket: `${state}(alive grace passed)`,
+      text: `Slurm still shows ${state} (job ${view.distributorId}${on}), but report_by_date passed more than ${grace} ago`,
+    };
   }
   const limit = SLURM_RESOURCE_LIMITS[state];
   if (limit !== undefined) {
     const which = state === 'TIMEOUT' && timeLimitMinutes !== undefined ? `${limit} of ${timeLimitMinutes} min` : limit;
     const text = `${job} is ${state}: it hit ${which}${on}`;
-    if (isTaskInstanceTransition(from, TI.RESOURCE_ERROR)) return { action: 'reap', to: TI.RESOURCE_ERROR, bucket: state, text };
+    if (isTaskInstanceTransition(from, TI.RESOURCE_ERROR))
+      return { action: 'reap', to: TI.RESOURCE_ERROR, bucket: state, text };
     return { action: 'reap', to: TI.UNKNOWN_ERROR, bucket: state, text: `${text} (Jobmon has no ${from}→Z, so →U)` };
   }
   if (SLURM_NODE_FAILURES.includes(state)) {
-    return { action: 'reap', to: TI.UNKNOWN_ERROR, bucket: state, text: `${job} is ${state} on node ${nodes ?? '(not reported)'}` };
+    return {
+      action: 'reap',
+      to: TI.UNKNOWN_ERROR,
+      bucket: state,
+      text: `${job} is ${state} on node ${nodes ?? '(not reported)'}`,
+    };
   }
-  return { action: 'reap', to: TI.UNKNOWN_ERROR, bucket: state, text: `${job} is ${state}${on}, ${exitText(exitCode, view.source)}` };
+  return {
+    action: 'reap',
+    to: TI.UNKNOWN_ERROR,
+    bucket: state,
+    text: `${job} is ${state}${on}, ${exitText(exitCode, view.source)}`,
+  };
 }

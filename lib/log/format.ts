@@ -27,7 +27,12 @@ function isoTime(timestampNanos: bigint): string {
 }
 
 export function formatJson(entry: LogLine): string {
-  return JSON.stringify({ time: isoTime(entry.timestampNanos), level: entry.level, message: redactText(entry.message), ...fields(entry) });
+  return JSON.stringify({
+    time: isoTime(entry.timestampNanos),
+    level: entry.level,
+    message: redactText(entry.message),
+    ...fields(entry),
+  });
 }
 
 /** `12:00:01.234 INFO  message key=value …`; an error's stack goes on the lines below. */

@@ -32,14 +32,16 @@ const MAX_DEPTH = 8;
 export function redact(value: unknown, depth = 0, seen: WeakSet<object> = new WeakSet()): unknown {
   if (typeof value === 'string') return redactText(value);
   if (typeof value === 'bigint') return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
-  if (value === null || typeof value !== 'object') return typeof value === 'function' || typeof value === 'symbol' ? undefined : value;
+  if (value === null || typeof value !== 'object')
+    return typeof value === 'function' || typeof value === 'symbol' ? undefined : value;
   if (seen.has(value)) return '[circular]';
   if (depth >= MAX_DEPTH) return '[too deep]';
   seen.add(value);
   try {
     if (value instanceof Date) return value.toISOString();
     if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1, seen));
-    const source: Record<string, unknown> = value instanceof Error ? errorFields(value) : (value as Record<string, unknown>);
+    const source: Record<string, unknown> =
+      value instanceof Error ? errorFields(value) : (value as Record<string, unknown>);
     const out: Record<string, unknown> = {};
     for (const [key, v] of Object.entries(source)) {
       if (DROPPED_KEYS.test(key)) continue;
@@ -61,7 +63,12 @@ function errorFields(e: Error): Record<string, unknown> {
   // A Temporal failure's `failure` is the same error again as a protobuf message: leave it out.
   const own: Record<string, unknown> = { ...e };
   delete own.failure;
-  const out: Record<string, unknown> = { name: e.name, message: e.message, stack: e.stack, ...(e.cause !== undefined ? { cause: e.cause } : {}) };
+  const out: Record<string, unknown> = {
+    name: e.name,
+    message: e.message,
+    stack: e.stack,
+    ...(e.cause !== undefined ? { cause: e.cause } : {}),
+  };
   for (const [k, v] of Object.entries(own)) if (!(k in out)) out[k] = v;
   return out;
 }

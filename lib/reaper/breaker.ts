@@ -15,8 +15,15 @@
  */
 import type { BreakerReport } from './summary.js';
 
-export interface BreakerCounts { aliveRuns: number; lostRuns: number; lostRunIds: number[] }
-export interface BreakerLimits { maxFraction: number; minRuns: number }
+export interface BreakerCounts {
+  aliveRuns: number;
+  lostRuns: number;
+  lostRunIds: number[];
+}
+export interface BreakerLimits {
+  maxFraction: number;
+  minRuns: number;
+}
 
 export function evaluateBreaker(counts: BreakerCounts, limits: BreakerLimits): BreakerReport {
   const { aliveRuns, lostRuns, lostRunIds } = counts;
@@ -25,14 +32,24 @@ export function evaluateBreaker(counts: BreakerCounts, limits: BreakerLimits): B
   const tripped = lostRuns >= limits.minRuns && lostRuns > 0 && fraction > limits.maxFraction;
   let reason: string;
   if (tripped) {
-    reason = `reaper circuit breaker open: ${lostRuns} of ${aliveRuns} alive workflow runs (${pct(fraction)}) have missed their heartbeat at once, `
-      + `more than REAPER_MAX_FRACTION=${limits.maxFraction}. That looks like a Jobmon server, network or clock outage, not dead nodes, `
-      + `so nothing was reaped. Check the Jobmon server and the database clock; once heartbeats resume the next reap proceeds `
-      + `(or run the reaper with ignoreBreaker if these runs really are dead).`;
+    reason =
+      `reaper circuit breaker open: ${lostRuns} of ${aliveRuns} alive workflow runs (${pct(fraction)}) have missed their heartbeat at once, ` +
+      `more than REAPER_MAX_FRACTION=${limits.maxFraction}. That looks like a Jobmon server, network or clock outage, not dead nodes, ` +
+      `so nothing was reaped. Check the Jobmon server and the database clock; once heartbeats resume the next reap proceeds ` +
+      `(or run the reaper with ignoreBreaker if these runs really are dead).`;
   } else if (lostRuns < limits.minRuns) {
     reason = `${lostRuns} lost run(s), below REAPER_BREAKER_MIN_RUNS=${limits.minRuns}: breaker not applied`;
   } else {
     reason = `${lostRuns} of ${aliveRuns} alive runs lost (${pct(fraction)}), within REAPER_MAX_FRACTION=${limits.maxFraction}`;
   }
-  return { aliveRuns, lostRuns, fraction, maxFraction: limits.maxFraction, minRuns: limits.minRuns, tripped, reason, lostRunIds };
+  return {
+    aliveRuns,
+    lostRuns,
+    fraction,
+    maxFraction: limits.maxFraction,
+    minRuns: limits.minRuns,
+    tripped,
+    reason,
+    lostRunIds,
+  };
 }

@@ -21,7 +21,12 @@ export interface TransitionTally {
 }
 
 /** A row the reaper changed, as activities report it before tallying. */
-export interface Transition { table: ReapTable; id: number; from: string; to: string }
+export interface Transition {
+  table: ReapTable;
+  id: number;
+  from: string;
+  to: string;
+}
 
 export interface BreakerReport {
   /** Runs in L, B, R, C or H (Jobmon's "alive"). */
@@ -38,7 +43,13 @@ export interface BreakerReport {
 }
 
 /** A run the reaper moved to E, A or T, for notifications. */
-export interface ReapedRun { workflowRunId: number; workflowId: number | null; from: string; to: string; workflowTo: string | null }
+export interface ReapedRun {
+  workflowRunId: number;
+  workflowId: number | null;
+  from: string;
+  to: string;
+  workflowTo: string | null;
+}
 
 export interface ReapSummary {
   dryRun: boolean;
@@ -69,7 +80,16 @@ export function emptySummary(dryRun: boolean): ReapSummary {
   return {
     dryRun,
     dbNow: '',
-    breaker: { aliveRuns: 0, lostRuns: 0, fraction: 0, maxFraction: 0, minRuns: 0, tripped: false, reason: '', lostRunIds: [] },
+    breaker: {
+      aliveRuns: 0,
+      lostRuns: 0,
+      fraction: 0,
+      maxFraction: 0,
+      minRuns: 0,
+      tripped: false,
+      reason: '',
+      lostRunIds: [],
+    },
     transitions: [],
     waitingRuns: { count: 0, ids: [], killSelfRemaining: 0 },
     raced: { workflowRuns: 0, taskInstances: 0, workflows: 0 },
@@ -96,7 +116,11 @@ export interface SweepPart {
 const TABLE_ORDER: ReapTable[] = ['workflow_run', 'workflow', 'task_instance', 'task'];
 
 function compareTally(a: TransitionTally, b: TransitionTally): number {
-  return TABLE_ORDER.indexOf(a.table) - TABLE_ORDER.indexOf(b.table) || a.from.localeCompare(b.from) || a.to.localeCompare(b.to);
+  return (
+    TABLE_ORDER.indexOf(a.table) - TABLE_ORDER.indexOf(b.table) ||
+    a.from.localeCompare(b.from) ||
+    a.to.localeCompare(b.to)
+  );
 }
 
 function pushCapped(ids: number[], more: readonly number[]): void {
@@ -136,7 +160,8 @@ export function mergePart(summary: ReapSummary, part: SweepPart): ReapSummary {
     summary.waitingRuns.killSelfRemaining += part.waitingRuns.killSelfRemaining;
     pushCapped(summary.waitingRuns.ids, part.waitingRuns.ids);
   }
-  for (const key of ['workflowRuns', 'taskInstances', 'workflows'] as const) summary.raced[key] += part.raced?.[key] ?? 0;
+  for (const key of ['workflowRuns', 'taskInstances', 'workflows'] as const)
+    summary.raced[key] += part.raced?.[key] ?? 0;
   mergeCounts(summary.slurm, part.slurm ?? {});
   summary.stats.transactions += part.transactions;
   summary.stats.maxTransactionMs = Math.max(summary.stats.maxTransactionMs, part.maxTransactionMs);
@@ -145,19 +170,27 @@ export function mergePart(summary: ReapSummary, part: SweepPart): ReapSummary {
 }
 
 /** Adds counts by key into `into` (e.g. the Slurm buckets); returns `into`. */
-export function mergeCounts(into: Record<string, number>, more: Readonly<Record<string, number>>): Record<string, number> {
+export function mergeCounts(
+  into: Record<string, number>,
+  more: Readonly<Record<string, number>>,
+): Record<string, number> {
   for (const [k, n] of Object.entries(more)) into[k] = (into[k] ?? 0) + n;
   return into;
 }
 
 /** `TIMEOUT 1, RUNNING(alive) 2, unavailable 3`: Slurm buckets, largest first, then by name. */
 export function slurmCountsText(counts: Readonly<Record<string, number>> | undefined): string {
-  return Object.entries(counts ?? {}).sort(([a, x], [b, y]) => y - x || a.localeCompare(b)).map(([k, n]) => `${k} ${n}`).join(', ');
+  return Object.entries(counts ?? {})
+    .sort(([a, x], [b, y]) => y - x || a.localeCompare(b))
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
 }
 
 /** Count of one transition kind, e.g. `countOf(s, 'task_instance', 'R', 'U')`; `from` '*' sums all. */
 export function countOf(summary: Pick<ReapSummary, 'transitions'>, table: ReapTable, from: string, to: string): number {
-  return summary.transitions.filter((t) => t.table === table && (from === '*' || t.from === from) && t.to === to).reduce((n, t) => n + t.count, 0);
+  return summary.transitions
+    .filter((t) => t.table === table && (from === '*' || t.from === from) && t.to === to)
+    .reduce((n, t) => n + t.count, 0);
 }
 
 /** A short line for memos and logs: `workflow_run R→E 2, task_instance R→U 10, …`. */
@@ -177,38 +210,51 @@ function ids(list: readonly number[], count: number): string {
 /** The summary as text for the CLI and logs. */
 export function formatReapSummary(summary: ReapSummary): string {
   const lines: string[] = [];
-  lines.push(`${summary.dryRun ? 'Reaper dry run (nothing changed)' : 'Reap'} at ${summary.dbNow || '?'} (database clock)`);
+  lines.push(
+    `${summary.dryRun ? 'Reaper dry run (nothing changed)' : 'Reap'} at ${summary.dbNow || '?'} (database clock)`,
+  );
   const b = summary.breaker;
-  lines.push(`  circuit breaker: ${b.tripped ? 'OPEN' : 'closed'}, ${b.lostRuns} of ${b.aliveRuns} alive runs lost (${(b.fraction * 100).toFixed(1)}%, limit ${(b.maxFraction * 100).toFixed(0)}%, applies from ${b.minRuns} lost runs)`);
+  lines.push(
+    `  circuit breaker: ${b.tripped ? 'OPEN' : 'closed'}, ${b.lostRuns} of ${b.aliveRuns} alive runs lost (${(b.fraction * 100).toFixed(1)}%, limit ${(b.maxFraction * 100).toFixed(0)}%, applies from ${b.minRuns} lost runs)`,
+  );
   if (b.tripped) lines.push(`  ${b.reason}`);
   if (summary.transitions.length === 0) {
     lines.push('  nothing to reap');
   } else {
     const verb = summary.dryRun ? 'would move' : 'moved';
     for (const t of summary.transitions) {
-      const via = t.table === 'task' && t.to !== 'E' ? ' (via E, Jobmon\'s task side effect)' : '';
+      const via = t.table === 'task' && t.to !== 'E' ? " (via E, Jobmon's task side effect)" : '';
       lines.push(`  ${verb} ${t.count} ${t.table} ${t.from} → ${t.to}${via}${ids(t.ids, t.count)}`);
     }
   }
   if (summary.waitingRuns.count > 0) {
-    lines.push(`  ${summary.waitingRuns.count} resuming run(s) wait for ${summary.waitingRuns.killSelfRemaining} KILL_SELF instance(s) to clear${ids(summary.waitingRuns.ids, summary.waitingRuns.count)}`);
+    lines.push(
+      `  ${summary.waitingRuns.count} resuming run(s) wait for ${summary.waitingRuns.killSelfRemaining} KILL_SELF instance(s) to clear${ids(summary.waitingRuns.ids, summary.waitingRuns.count)}`,
+    );
   }
   const slurm = slurmCountsText(summary.slurm);
   if (slurm) {
     lines.push(`  orphaned instances by what Slurm said: ${slurm}`);
-    if (Object.keys(summary.slurm).some((k) => k.endsWith('(alive)'))) lines.push('  the (alive) ones, whose jobs Slurm shows alive, are left for a later reap');
+    if (Object.keys(summary.slurm).some((k) => k.endsWith('(alive)')))
+      lines.push('  the (alive) ones, whose jobs Slurm shows alive, are left for a later reap');
   }
   const r = summary.raced;
   if (r.workflowRuns + r.taskInstances + r.workflows > 0) {
-    lines.push(`  left alone (changed between scan and update): ${r.workflowRuns} run(s), ${r.taskInstances} instance(s), ${r.workflows} workflow(s)`);
+    lines.push(
+      `  left alone (changed between scan and update): ${r.workflowRuns} run(s), ${r.taskInstances} instance(s), ${r.workflows} workflow(s)`,
+    );
   }
   if (summary.repairWindows.length > 0) {
-    lines.push(`  F→D repair looked at workflow ids ${summary.repairWindows.map(([a, z]) => `(${a}, ${z}]`).join(' ')}`);
+    lines.push(
+      `  F→D repair looked at workflow ids ${summary.repairWindows.map(([a, z]) => `(${a}, ${z}]`).join(' ')}`,
+    );
   }
   if (summary.notifications.sent + summary.notifications.failed > 0) {
     lines.push(`  Slack: ${summary.notifications.sent} sent, ${summary.notifications.failed} failed`);
   }
-  if (summary.truncated) lines.push('  stopped at this reap\'s cap with work left; the next reap continues');
-  lines.push(`  ${summary.stats.transactions} transaction(s), longest ${summary.stats.maxTransactionMs.toFixed(1)} ms, ${summary.stats.activities} activity call(s)`);
+  if (summary.truncated) lines.push("  stopped at this reap's cap with work left; the next reap continues");
+  lines.push(
+    `  ${summary.stats.transactions} transaction(s), longest ${summary.stats.maxTransactionMs.toFixed(1)} ms, ${summary.stats.activities} activity call(s)`,
+  );
   return lines.join('\n');
 }

@@ -33,7 +33,10 @@ export interface CoalescerOptions<K, V> {
   keyOf?: (key: K) => unknown;
 }
 
-interface Waiter<V> { resolve: (v: V | undefined) => void; reject: (e: unknown) => void }
+interface Waiter<V> {
+  resolve: (v: V | undefined) => void;
+  reject: (e: unknown) => void;
+}
 
 interface Pending<K, V> {
   key: K;
@@ -52,7 +55,8 @@ export class Coalescer<K, V> {
   constructor(private readonly opts: CoalescerOptions<K, V>) {
     if (!(opts.maxBatchSize >= 1)) throw new RangeError(`maxBatchSize must be >= 1, got ${opts.maxBatchSize}`);
     if (!(opts.windowMs >= 0)) throw new RangeError(`windowMs must be >= 0, got ${opts.windowMs}`);
-    if (opts.flushAt !== undefined && !(opts.flushAt >= 1)) throw new RangeError(`flushAt must be >= 1, got ${opts.flushAt}`);
+    if (opts.flushAt !== undefined && !(opts.flushAt >= 1))
+      throw new RangeError(`flushAt must be >= 1, got ${opts.flushAt}`);
   }
 
   /**
@@ -100,8 +104,14 @@ export class Coalescer<K, V> {
         const entry = pending;
         const onAbort = () => this.leave(id, entry, waiter, signal.reason);
         signal.addEventListener('abort', onAbort, { once: true });
-        waiter.resolve = (v) => { signal.removeEventListener('abort', onAbort); resolve(v); };
-        waiter.reject = (e) => { signal.removeEventListener('abort', onAbort); reject(e as Error); };
+        waiter.resolve = (v) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(v);
+        };
+        waiter.reject = (e) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e as Error);
+        };
       }
       pending.waiters.add(waiter);
     });
@@ -164,7 +174,10 @@ export class Coalescer<K, V> {
     for (const e of entries) e.sent = sent;
     let results: Map<K, V | undefined>;
     try {
-      results = await this.opts.fetchMany(entries.map((e) => e.key), sent.controller.signal);
+      results = await this.opts.fetchMany(
+        entries.map((e) => e.key),
+        sent.controller.signal,
+      );
       if (!(results instanceof Map)) throw new TypeError('Coalescer: fetchMany must resolve to a Map');
     } catch (error) {
       for (const e of entries) for (const w of e.waiters) w.reject(error);

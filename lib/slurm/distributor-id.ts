@@ -7,7 +7,9 @@ export class InvalidDistributorIdError extends Error {
     readonly raw: string,
     reason: string,
   ) {
-    super(`invalid Slurm distributor id ${JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}...` : raw)}: ${reason}`);
+    super(
+      `invalid Slurm distributor id ${JSON.stringify(raw.length > 40 ? `${raw.slice(0, 40)}...` : raw)}: ${reason}`,
+    );
     this.name = 'InvalidDistributorIdError';
   }
 }
@@ -25,7 +27,10 @@ export function parseDistributorId(raw: string): DistributorId {
   if (text.length > 21) throw new InvalidDistributorIdError(raw, 'too long');
   const m = ID_PATTERN.exec(text);
   if (!m) {
-    throw new InvalidDistributorIdError(raw, 'expected <jobId> or <arrayJobId>_<taskId> with decimal digits only (ranges like 1_[1-3] name several tasks)');
+    throw new InvalidDistributorIdError(
+      raw,
+      'expected <jobId> or <arrayJobId>_<taskId> with decimal digits only (ranges like 1_[1-3] name several tasks)',
+    );
   }
   const jobId = Number(m[1]);
   if (jobId === 0) throw new InvalidDistributorIdError(raw, 'job id 0 is not a Slurm job');

@@ -25,7 +25,12 @@ export class SlurmAuthError extends Error {
 export class SlurmQueryError extends Error {
   constructor(
     message: string,
-    readonly slurmErrors: readonly { error_number?: number; error?: string; description?: string; source?: string }[] = [],
+    readonly slurmErrors: readonly {
+      error_number?: number;
+      error?: string;
+      description?: string;
+      source?: string;
+    }[] = [],
   ) {
     super(message);
     this.name = 'SlurmQueryError';
@@ -40,7 +45,14 @@ export class SlurmQueryError extends Error {
  */
 export function isTransientSlurmErrorNumber(n: number | undefined): boolean {
   if (n === undefined) return false;
-  return (n >= 1001 && n <= 1004) || (n >= 1013 && n <= 1025) || (n >= 1800 && n <= 1805) || (n >= 5003 && n <= 5005) || n === 7000 || n === 7008;
+  return (
+    (n >= 1001 && n <= 1004) ||
+    (n >= 1013 && n <= 1025) ||
+    (n >= 1800 && n <= 1805) ||
+    (n >= 5003 && n <= 5005) ||
+    n === 7000 ||
+    n === 7008
+  );
 }
 
 /**

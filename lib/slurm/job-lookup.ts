@@ -9,6 +9,7 @@ import { delimiter, join } from 'node:path';
 import type { Config } from '../config.js';
 import { NO_METRICS, type JobmonMetrics, type SlurmSource } from '../metrics.js';
 import { Coalescer } from './coalescer.js';
+import type { DeploymentBudget } from './deployment-budget.js';
 import { parseDistributorId } from './distributor-id.js';
 import { SlurmAuthError, SlurmQueryError, SlurmUnavailableError } from './errors.js';
 import { SacctClient } from './sacct-client.js';
@@ -17,7 +18,9 @@ import { selectRecord } from './select.js';
 import { readTokenFile } from './token.js';
 import { MalformedAccountingError, type DistributorId, type JobAccounting } from './types.js';
 
-interface JobsClient { fetchJobs(ids: DistributorId[], signal?: AbortSignal): Promise<JobAccounting[]> }
+interface JobsClient {
+  fetchJobs(ids: DistributorId[], signal?: AbortSignal): Promise<JobAccounting[]>;
+}
 type Outcome = { record: JobAccounting | undefined } | { error: Error };
 
 /** What Slurm said about one distributor id, or why it could not say. */
@@ -46,7 +49,12 @@ export interface SlurmJobLookup {
    * nobody else waits for is aborted). Never throws, except the reason of an aborted `signal` (the
    * activity was cancelled), at once.
    */
-  findMany(distributorIds: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<Map<string, SlurmJobAnswer>>;
+  findMany(
+    distributorIds: readonly string[],
+    timeoutMs: number,
+    signal?: AbortSignal,
+    opts?: { bulk?: boolean },
+  ): Promise<Map<string, SlurmJobAnswer>>;
   /** Accounting requests sent so far (benchmarks and tests read it). */
   readonly requests: number;
 }
@@ -63,7 +71,13 @@ export function requestResult(error: unknown, signal?: AbortSignal): string {
 }
 
 /** Runs one accounting request and records it (count, latency, ids asked for, result). */
-export async function measured<T>(metrics: JobmonMetrics, source: SlurmSource, ids: number, signal: AbortSignal | undefined, request: () => Promise<T>): Promise<T> {
+export async function measured<T>(
+  metrics: JobmonMetrics,
+  source: SlurmSource,
+  ids: number,
+  signal: AbortSignal | undefined,
+  request: () => Promise<T>,
+): Promise<T> {
   const started = performance.now();
   let error: unknown;
   try {
@@ -76,8 +90,16 @@ export async function measured<T>(metrics: JobmonMetrics, source: SlurmSource, i
   }
 }
 
-/** `metrics`: where the accounting requests are counted (jobmon_slurm_requests_total and its histograms). */
-export function createSlurmJobLookup(config: Config, metrics: JobmonMetrics = NO_METRICS): SlurmJobLookup {
+/**
+ * `metrics`: where the accounting requests are counted (jobmon_slurm_requests_total and its histograms).
+ * `budget`: the deployment-wide Slurm budget every request waits for (./deployment-budget.ts); without
+ * it, only this process's own rate limit applies.
+ */
+export function createSlurmJobLookup(
+  config: Config,
+  metrics: JobmonMetrics = NO_METRICS,
+  budget?: DeploymentBudget,
+): SlurmJobLookup {
   let client: JobsClient;
   let sourceName: SlurmSource = 'sacct';
   if (config.slurm.restUrl) {
@@ -93,41 +115,58 @@ export function createSlurmJobLookup(config: Config, metrics: JobmonMetrics = NO
     });
     sourceName = 'slurmrestd';
   } else {
-    client = new SacctClient({ sacctPath: config.slurm.sacctPath, maxRequestsPerSecond: config.slurm.maxRequestsPerSecond, timeoutMs: config.slurm.requestTimeoutMs });
+    client = new SacctClient({
+      sacctPath: config.slurm.sacctPath,
+      maxRequestsPerSecond: config.slurm.maxRequestsPerSecond,
+      timeoutMs: config.slurm.requestTimeoutMs,
+    });
   }
   let requests = 0;
 
+  const fetchMany = async (raws: string[], signal: AbortSignal) => {
+    const ids = raws.map((r) => parseDistributorId(r));
+    await budget?.take(signal);
+    requests++;
+    const records = await measured(metrics, sourceName, ids.length, signal, () => client.fetchJobs(ids, signal));
+    const out = new Map<string, Outcome>();
+    for (const id of ids) {
+      try {
+        out.set(id.raw, { record: selectRecord(records, id) });
+      } catch (e) {
+        out.set(id.raw, { error: e as Error });
+      }
+    }
+    return out;
+  };
   const coalescer = new Coalescer<string, Outcome>({
     windowMs: config.usage.coalesceWindowMs,
     maxBatchSize: config.usage.coalesceMaxBatch,
     flushAt: config.usage.coalesceFlushAt,
     maxInFlight: config.slurm.maxConcurrentRequests,
-    fetchMany: async (raws: string[], signal: AbortSignal) => {
-      const ids = raws.map((r) => parseDistributorId(r));
-      requests++;
-      const records = await measured(metrics, sourceName, ids.length, signal, () => client.fetchJobs(ids, signal));
-      const out = new Map<string, Outcome>();
-      for (const id of ids) {
-        try {
-          out.set(id.raw, { record: selectRecord(records, id) });
-        } catch (e) {
-          out.set(id.raw, { error: e as Error });
-        }
-      }
-      return out;
-    },
+    fetchMany,
+  });
+  // The orphan sweep's page of ids, already whole: sent at once, up to REAPER_SLURM_BULK_IDS per request, through
+  // the same request budget. Its own queue, so a bulk page never waits behind (or holds up) the integrations' batches.
+  const bulk = new Coalescer<string, Outcome>({
+    windowMs: 0,
+    maxBatchSize: config.reaper.slurmBulkIds,
+    flushAt: config.reaper.slurmBulkIds,
+    maxInFlight: config.slurm.maxConcurrentRequests,
+    fetchMany,
   });
 
   return {
     sourceName,
-    get requests() { return requests; },
+    get requests() {
+      return requests;
+    },
     async find(distributorId, signal) {
       const id = parseDistributorId(distributorId);
       const got = (await coalescer.get(id.raw, signal)) ?? { record: undefined };
       if ('error' in got) throw got.error;
       return got.record;
     },
-    async findMany(distributorIds, timeoutMs, signal) {
+    async findMany(distributorIds, timeoutMs, signal, opts) {
       signal?.throwIfAborted();
       const out = new Map<string, SlurmJobAnswer>();
       const valid: string[] = [];
@@ -143,11 +182,14 @@ export function createSlurmJobLookup(config: Config, metrics: JobmonMetrics = NO
       const leave = new AbortController();
       // One listener per id waits on it (removed as each settles): a batch of hundreds is expected, not a leak.
       setMaxListeners(0, leave.signal);
-      const timer = setTimeout(() => leave.abort(new Error(`${sourceName} did not answer within ${timeoutMs / 1000}s`)), timeoutMs);
+      const timer = setTimeout(
+        () => leave.abort(new Error(`${sourceName} did not answer within ${timeoutMs / 1000}s`)),
+        timeoutMs,
+      );
       const onCancel = () => leave.abort(signal!.reason);
       signal?.addEventListener('abort', onCancel, { once: true });
       try {
-        const settled = await Promise.allSettled(coalescer.getAll(valid, leave.signal));
+        const settled = await Promise.allSettled((opts?.bulk ? bulk : coalescer).getAll(valid, leave.signal));
         signal?.throwIfAborted();
         settled.forEach((s, i) => {
           const raw = valid[i]!;
@@ -178,7 +220,12 @@ export function createSlurmJobLookup(config: Config, metrics: JobmonMetrics = NO
 export function slurmSourceConfigured(config: Config, env: NodeJS.ProcessEnv = process.env): boolean {
   if (config.slurm.restUrl) return true;
   const path = config.slurm.sacctPath;
-  const candidates = path.includes('/') ? [path] : (env.PATH ?? '').split(delimiter).filter(Boolean).map((d) => join(d, path));
+  const candidates = path.includes('/')
+    ? [path]
+    : (env.PATH ?? '')
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, path));
   return candidates.some((c) => {
     try {
       accessSync(c, constants.X_OK);

@@ -53,7 +53,8 @@ export function readSlurmNumber(v: unknown, context: string, field: string): num
       throw malformed(context, field, v, '{set: boolean, infinite: boolean, number}');
     }
     if (!set || infinite === true) return null;
-    if (typeof number !== 'number' || !Number.isFinite(number)) throw malformed(context, `${field}.number`, number, 'a finite number');
+    if (typeof number !== 'number' || !Number.isFinite(number))
+      throw malformed(context, `${field}.number`, number, 'a finite number');
     return sentinelOrNumber(number, context, `${field}.number`, number);
   }
   throw malformed(context, field, v, 'a number, null or {set, infinite, number}');

@@ -13,7 +13,16 @@
  */
 import { formatApiVersion, parseApiVersion } from './api-version.js';
 import { SlurmQueryError } from './errors.js';
-import { isObject, malformed, readArray, readObject, readSlurmNumber, readTimestamp, requireSlurmNumber, type JsonObject } from './json-read.js';
+import {
+  isObject,
+  malformed,
+  readArray,
+  readObject,
+  readSlurmNumber,
+  readTimestamp,
+  requireSlurmNumber,
+  type JsonObject,
+} from './json-read.js';
 import { MalformedAccountingError, type JobAccounting, type StepUsage } from './types.js';
 import { checkJobAccounting, MAX_STEP_CPU_SECONDS, SLURM_STATE, SLURM_STEP_NAME } from './validate.js';
 
@@ -63,7 +72,8 @@ function isNothingFound(e: SlurmErrorEntry): boolean {
 }
 
 function describeSlurmError(e: SlurmErrorEntry): string {
-  const text = [e.error, e.description].filter((s) => typeof s === 'string' && s !== '').join(': ') || 'unspecified error';
+  const text =
+    [e.error, e.description].filter((s) => typeof s === 'string' && s !== '').join(': ') || 'unspecified error';
   const num = typeof e.error_number === 'number' ? ` (error_number ${e.error_number})` : '';
   const src = typeof e.source === 'string' && e.source !== '' ? ` from ${e.source}` : '';
   return `${text}${num}${src}`;
@@ -73,7 +83,8 @@ function parseJob(raw: unknown, index: number, minor: number): JobAccounting {
   const where = `slurmdb ${formatApiVersion(minor)} jobs[${index}]`;
   const job = readObject(raw, where, 'the job');
   const jobId = job.job_id;
-  if (typeof jobId !== 'number' || !Number.isInteger(jobId) || jobId <= 0) throw malformed(where, 'job_id', jobId, 'a positive integer');
+  if (typeof jobId !== 'number' || !Number.isInteger(jobId) || jobId <= 0)
+    throw malformed(where, 'job_id', jobId, 'a positive integer');
   const ctx = `slurmdb ${formatApiVersion(minor)} job ${jobId}`;
 
   const time = readObject(job.time, ctx, 'time');
@@ -100,12 +111,14 @@ function parseJob(raw: unknown, index: number, minor: number): JobAccounting {
     const array = readObject(job.array, ctx, 'array');
     const arrayJobId = readSlurmNumber(array.job_id, ctx, 'array.job_id');
     if (arrayJobId !== null && arrayJobId !== 0) {
-      if (!Number.isInteger(arrayJobId) || arrayJobId < 0) throw malformed(ctx, 'array.job_id', array.job_id, 'a job id');
+      if (!Number.isInteger(arrayJobId) || arrayJobId < 0)
+        throw malformed(ctx, 'array.job_id', array.job_id, 'a job id');
       record.arrayJobId = arrayJobId;
       // task_id is unset on the record that still stands for pending, not yet split tasks (array.task "1-3").
       const taskId = readSlurmNumber(array.task_id, ctx, 'array.task_id');
       if (taskId !== null) {
-        if (!Number.isInteger(taskId) || taskId < 0) throw malformed(ctx, 'array.task_id', array.task_id, 'a task index');
+        if (!Number.isInteger(taskId) || taskId < 0)
+          throw malformed(ctx, 'array.task_id', array.task_id, 'a task index');
         record.arrayTaskId = taskId;
       }
     }
@@ -124,7 +137,8 @@ function readState(v: unknown, ctx: string, field: string): string {
     const states = v as string[];
     state = (states.find((s) => BASE_STATES.has(s.toUpperCase())) ?? states[0]!).toUpperCase();
   }
-  if (state === undefined || !SLURM_STATE.test(state)) throw malformed(ctx, field, v, 'a state name or a non-empty array of state names');
+  if (state === undefined || !SLURM_STATE.test(state))
+    throw malformed(ctx, field, v, 'a state name or a non-empty array of state names');
   return state;
 }
 
@@ -157,11 +171,26 @@ function readExitCode(v: unknown, ctx: string): JobAccounting['exitCode'] {
   if (!isObject(v)) return undefined;
   const returnCode = optionalNumber(() => readSlurmNumber(v.return_code, ctx, 'exit_code.return_code'));
   if (returnCode === undefined) return undefined;
-  const signal = isObject(v.signal) ? optionalNumber(() => readSlurmNumber((v.signal as JsonObject).id, ctx, 'exit_code.signal.id')) : undefined;
+  const signal = isObject(v.signal)
+    ? optionalNumber(() => readSlurmNumber((v.signal as JsonObject).id, ctx, 'exit_code.signal.id'))
+    : undefined;
   return { returnCode, signal: signal ?? 0 };
 }
 
-const BASE_STATES = new Set(['PENDING', 'RUNNING', 'SUSPENDED', 'COMPLETED', 'CANCELLED', 'FAILED', 'TIMEOUT', 'NODE_FAIL', 'PREEMPTED', 'BOOT_FAIL', 'DEADLINE', 'OUT_OF_MEMORY']);
+const BASE_STATES = new Set([
+  'PENDING',
+  'RUNNING',
+  'SUSPENDED',
+  'COMPLETED',
+  'CANCELLED',
+  'FAILED',
+  'TIMEOUT',
+  'NODE_FAIL',
+  'PREEMPTED',
+  'BOOT_FAIL',
+  'DEADLINE',
+  'OUT_OF_MEMORY',
+]);
 
 function parseStep(raw: unknown, index: number, jobId: number, jobCtx: string): StepUsage {
   const step = readObject(raw, jobCtx, `steps[${index}]`);
@@ -210,17 +239,21 @@ function stepMaxRss(step: JsonObject, ctx: string): number | null {
 /** User + system CPU of the step: `time.total`, else `time.user` + `time.system`. */
 function stepCpuSeconds(step: JsonObject, ctx: string): number {
   const time = readObject(step.time, ctx, 'time');
-  if (time.total !== undefined) return cpuTime(time.total, ctx, 'time.total');
+  // Slurm 22.05 adds user and system time field by field without carrying, so a real step's total can hold
+  // up to 1,999,998 microseconds (seen on an OOM-killed job: 520726 + 532653 = 1053379 with 0 seconds).
+  if (time.total !== undefined) return cpuTime(time.total, ctx, 'time.total', 2e6 - 1);
   return cpuTime(time.user, ctx, 'time.user') + cpuTime(time.system, ctx, 'time.system');
 }
 
-function cpuTime(v: unknown, ctx: string, field: string): number {
+function cpuTime(v: unknown, ctx: string, field: string, maxMicros = 1e6 - 1): number {
   const t = readObject(v, ctx, field);
   const seconds = requireSlurmNumber(t.seconds, ctx, `${field}.seconds`);
   const micros = t.microseconds === undefined ? 0 : requireSlurmNumber(t.microseconds, ctx, `${field}.microseconds`);
   if (seconds < 0 || micros < 0) throw malformed(ctx, field, v, 'non-negative CPU time');
-  if (!Number.isSafeInteger(seconds) || seconds > MAX_STEP_CPU_SECONDS) throw malformed(ctx, `${field}.seconds`, t.seconds, 'whole seconds of CPU time');
-  if (!Number.isInteger(micros) || micros >= 1e6) throw malformed(ctx, `${field}.microseconds`, t.microseconds, 'a whole number of microseconds below 1000000');
+  if (!Number.isSafeInteger(seconds) || seconds > MAX_STEP_CPU_SECONDS)
+    throw malformed(ctx, `${field}.seconds`, t.seconds, 'whole seconds of CPU time');
+  if (!Number.isInteger(micros) || micros > maxMicros)
+    throw malformed(ctx, `${field}.microseconds`, t.microseconds, `a whole number of microseconds up to ${maxMicros}`);
   return seconds + micros / 1e6;
 }
 

@@ -11,7 +11,19 @@ import { checkJobAccounting } from './validate.js';
  * ExitCode, NodeList and TimelimitRaw only describe how a job ended (the reaper names them); they are
  * optional columns, and an unreadable value is left out of the record rather than failing it.
  */
-export const SACCT_FORMAT = ['JobID', 'JobIDRaw', 'State', 'Submit', 'Start', 'End', 'MaxRSS', 'TotalCPU', 'ExitCode', 'NodeList', 'TimelimitRaw'] as const;
+export const SACCT_FORMAT = [
+  'JobID',
+  'JobIDRaw',
+  'State',
+  'Submit',
+  'Start',
+  'End',
+  'MaxRSS',
+  'TotalCPU',
+  'ExitCode',
+  'NodeList',
+  'TimelimitRaw',
+] as const;
 
 /** `sacct --json` output. The job-level CPU total there is filled, but like REST we sum steps, for one meaning. */
 export function parseSacctJson(text: string, apiVersion?: string): JobAccounting[] {
@@ -19,7 +31,9 @@ export function parseSacctJson(text: string, apiVersion?: string): JobAccounting
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new MalformedAccountingError(`sacct --json printed no valid JSON (${(err as Error).message}): ${JSON.stringify(text.slice(0, 80))}`);
+    throw new MalformedAccountingError(
+      `sacct --json printed no valid JSON (${(err as Error).message}): ${JSON.stringify(text.slice(0, 80))}`,
+    );
   }
   // 22.05 says `openapi/dbv0.0.38` in meta.plugin.type, newer sacct names its data_parser.
   return parseSlurmdbJobs(doc, apiVersion ?? formatApiVersion(documentApiVersion(doc) ?? MIN_SUPPORTED_API_MINOR));
@@ -35,10 +49,12 @@ const REQUIRED_COLUMNS = ['JobID', 'JobIDRaw', 'State', 'Start', 'End'];
 export function parseSacctParsable(text: string, format: readonly string[] = SACCT_FORMAT): JobAccounting[] {
   const columns = format.map((c) => c.trim().toLowerCase());
   for (const required of REQUIRED_COLUMNS) {
-    if (!columns.includes(required.toLowerCase())) throw new Error(`sacct format lacks ${required}: ${format.join(',')}`);
+    if (!columns.includes(required.toLowerCase()))
+      throw new Error(`sacct format lacks ${required}: ${format.join(',')}`);
   }
   const nameIndex = columns.indexOf('jobname');
-  if (nameIndex !== -1 && nameIndex !== columns.length - 1) throw new Error('sacct format: JobName must be the last column (names may contain "|")');
+  if (nameIndex !== -1 && nameIndex !== columns.length - 1)
+    throw new Error('sacct format: JobName must be the last column (names may contain "|")');
 
   const jobs: JobAccounting[] = [];
   const byRawId = new Map<number, JobAccounting>();
@@ -84,7 +100,9 @@ export function parseSacctParsable(text: string, format: readonly string[] = SAC
     } else if (arrayPending) {
       job.arrayJobId = Number(arrayPending[1]);
     } else if (!/^\d+(\+\d+)?$/.test(jobIdText)) {
-      throw new MalformedAccountingError(`${ctx}: JobID is ${JSON.stringify(jobIdText)}, expected 4, 5_1, 5_[1-3] or 10+0`);
+      throw new MalformedAccountingError(
+        `${ctx}: JobID is ${JSON.stringify(jobIdText)}, expected 4, 5_1, 5_[1-3] or 10+0`,
+      );
     }
     if (columns.includes('exitcode')) {
       const exit = /^(\d+):(\d+)$/.exec(field('ExitCode'));
@@ -103,7 +121,9 @@ export function parseSacctParsable(text: string, format: readonly string[] = SAC
 function splitRow(line: string, columns: string[], lastIsName: boolean, where: string): Map<string, string> {
   const parts = line.split('|');
   if (parts.length < columns.length || (!lastIsName && parts.length > columns.length)) {
-    throw new MalformedAccountingError(`${where}: ${parts.length} fields where the format has ${columns.length}: ${JSON.stringify(line.slice(0, 120))}`);
+    throw new MalformedAccountingError(
+      `${where}: ${parts.length} fields where the format has ${columns.length}: ${JSON.stringify(line.slice(0, 120))}`,
+    );
   }
   const row = new Map<string, string>();
   columns.forEach((c, i) => {
@@ -113,14 +133,16 @@ function splitRow(line: string, columns: string[], lastIsName: boolean, where: s
 }
 
 function parseRawId(text: string, where: string): number {
-  if (!/^\d+$/.test(text) || Number(text) === 0) throw new MalformedAccountingError(`${where}: JobIDRaw is ${JSON.stringify(text)}, expected a job id`);
+  if (!/^\d+$/.test(text) || Number(text) === 0)
+    throw new MalformedAccountingError(`${where}: JobIDRaw is ${JSON.stringify(text)}, expected a job id`);
   return Number(text);
 }
 
 /** `CANCELLED by 0` → `CANCELLED`; states are single words otherwise. */
 export function parseState(text: string, ctx: string): string {
   const state = text.trim().split(/\s+/)[0] ?? '';
-  if (!/^[A-Z_]+$/.test(state)) throw new MalformedAccountingError(`${ctx}: State is ${JSON.stringify(text)}, expected a Slurm state`);
+  if (!/^[A-Z_]+$/.test(state))
+    throw new MalformedAccountingError(`${ctx}: State is ${JSON.stringify(text)}, expected a Slurm state`);
   return state;
 }
 
@@ -151,7 +173,10 @@ export function parseMaxRss(text: string, ctx = 'sacct'): number | null {
   const m = /^(\d+(?:\.\d+)?)([KMGTPE]?)$/i.exec(t);
   if (!m) throw new MalformedAccountingError(`${ctx}: MaxRSS is ${JSON.stringify(text)}, expected a size like 323648K`);
   const bytes = Math.round(Number(m[1]) * 1024 ** UNIT_POWER[m[2]!.toUpperCase()]!);
-  if (!Number.isSafeInteger(bytes)) throw new MalformedAccountingError(`${ctx}: MaxRSS is ${JSON.stringify(text)}, more bytes than can be counted exactly`);
+  if (!Number.isSafeInteger(bytes))
+    throw new MalformedAccountingError(
+      `${ctx}: MaxRSS is ${JSON.stringify(text)}, more bytes than can be counted exactly`,
+    );
   return bytes;
 }
 
@@ -161,8 +186,15 @@ export function parseTotalCpu(text: string, ctx = 'sacct'): number {
   if (t === '') return 0;
   const m = /^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$/.exec(t);
   if (!m || (m[1] !== undefined && m[2] === undefined)) {
-    throw new MalformedAccountingError(`${ctx}: TotalCPU is ${JSON.stringify(text)}, expected MM:SS.mmm, HH:MM:SS or D-HH:MM:SS`);
+    throw new MalformedAccountingError(
+      `${ctx}: TotalCPU is ${JSON.stringify(text)}, expected MM:SS.mmm, HH:MM:SS or D-HH:MM:SS`,
+    );
   }
-  const [days, hours, minutes, seconds] = [m[1], m[2], m[3], m[4]].map((x) => Number(x ?? 0)) as [number, number, number, number];
+  const [days, hours, minutes, seconds] = [m[1], m[2], m[3], m[4]].map((x) => Number(x ?? 0)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
   return days * 86400 + hours * 3600 + minutes * 60 + seconds;
 }

@@ -35,7 +35,9 @@ export class QpidClient {
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       const e = err as { code?: string; message?: string };
-      throw new SlurmUnavailableError(`qpid GET ${path} failed: ${e.code ?? 'error'}${e.message ? ` (${e.message})` : ''}`);
+      throw new SlurmUnavailableError(
+        `qpid GET ${path} failed: ${e.code ?? 'error'}${e.message ? ` (${e.message})` : ''}`,
+      );
     }
     if (response.statusCode !== 200) return null;
 
@@ -43,15 +45,22 @@ export class QpidClient {
     try {
       doc = JSON.parse(response.body);
     } catch {
-      throw new MalformedAccountingError(`qpid GET ${path}: body is not JSON: ${JSON.stringify(response.body.slice(0, 120))}`);
+      throw new MalformedAccountingError(
+        `qpid GET ${path}: body is not JSON: ${JSON.stringify(response.body.slice(0, 120))}`,
+      );
     }
-    if (!isObject(doc) || !('max_pss' in doc)) throw new MalformedAccountingError(`qpid GET ${path}: no max_pss in ${JSON.stringify(response.body.slice(0, 120))}`);
+    if (!isObject(doc) || !('max_pss' in doc))
+      throw new MalformedAccountingError(
+        `qpid GET ${path}: no max_pss in ${JSON.stringify(response.body.slice(0, 120))}`,
+      );
     const value = doc.max_pss;
     if (value === null) return null;
     // Accept a numeric string too: QPID is a Python service and the value is an integer either way.
     const n = typeof value === 'string' && /^\d+(\.\d+)?$/.test(value.trim()) ? Number(value) : value;
     if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
-      throw new MalformedAccountingError(`qpid GET ${path}: max_pss is ${JSON.stringify(value)}, expected a non-negative number`);
+      throw new MalformedAccountingError(
+        `qpid GET ${path}: max_pss is ${JSON.stringify(value)}, expected a non-negative number`,
+      );
     }
     return n;
   }

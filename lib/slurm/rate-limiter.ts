@@ -3,6 +3,8 @@
  * has overloaded it, so a client never sends more than `ratePerSecond` requests per second (bursts up to
  * `burst`). Waiters are served in call order: each take() reserves the next token, possibly in the future.
  */
+import { abortableSleep } from './abortable-sleep.js';
+
 export class TokenBucket {
   private tokens: number;
   private last: number;
@@ -33,16 +35,6 @@ export class TokenBucket {
     if (this.tokens >= 0) return Promise.resolve();
     // Negative tokens are reservations of later callers; this one's token arrives after the deficit refills.
     const waitMs = (-this.tokens / this.ratePerSecond) * 1000;
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(signal!.reason as Error);
-      };
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      }, Math.ceil(waitMs));
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
+    return abortableSleep(waitMs, signal);
   }
 }

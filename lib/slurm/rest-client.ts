@@ -6,7 +6,13 @@
 import got, { type Response } from 'got';
 import { formatApiVersion, MIN_SUPPORTED_API_MINOR, parseApiVersion, slurmdbJobsPath } from './api-version.js';
 import { formatDistributorId } from './distributor-id.js';
-import { isAuthSlurmErrorNumber, isTransientSlurmErrorNumber, SlurmAuthError, SlurmQueryError, SlurmUnavailableError } from './errors.js';
+import {
+  isAuthSlurmErrorNumber,
+  isTransientSlurmErrorNumber,
+  SlurmAuthError,
+  SlurmQueryError,
+  SlurmUnavailableError,
+} from './errors.js';
 import { isObject } from './json-read.js';
 import { parseSlurmdbJobs } from './parse-rest.js';
 import { TokenBucket } from './rate-limiter.js';
@@ -72,7 +78,8 @@ export class SlurmRestClient {
       if (err instanceof SlurmQueryError && err.slurmErrors.some((e) => isTransientSlurmErrorNumber(e.error_number))) {
         throw new SlurmUnavailableError(`slurmrestd GET ${path}: ${err.message}`);
       }
-      if (err instanceof SlurmQueryError) throw new SlurmQueryError(`slurmrestd GET ${path}: ${err.message}`, err.slurmErrors);
+      if (err instanceof SlurmQueryError)
+        throw new SlurmQueryError(`slurmrestd GET ${path}: ${err.message}`, err.slurmErrors);
       throw err;
     }
   }
@@ -107,7 +114,9 @@ export class SlurmRestClient {
         `slurmrestd ${path} lists no /slurmdb/v0.0.NN/jobs endpoint (v0.0.${MIN_SUPPORTED_API_MINOR} or newer): start slurmrestd with the slurmdb plugin (22.05: -s openapi/dbv0.0.38; 23.11+: openapi/slurmdbd), or set apiVersion`,
       );
     }
-    throw new SlurmQueryError(`slurmrestd serves none of ${OPENAPI_PATHS.join(', ')} (HTTP 404): cannot detect the API version; set apiVersion`);
+    throw new SlurmQueryError(
+      `slurmrestd serves none of ${OPENAPI_PATHS.join(', ')} (HTTP 404): cannot detect the API version; set apiVersion`,
+    );
   }
 
   /**
@@ -121,10 +130,13 @@ export class SlurmRestClient {
       response = await this.send(path, await this.token(true), signal);
       if (tokenRejected(response)) {
         const why = response.statusCode === 401 ? 'HTTP 401' : `Slurm said${slurmSaid(response.body)}`;
-        throw new SlurmAuthError(`slurmrestd GET ${path}: ${why} for user ${JSON.stringify(this.opts.userName)}, even with a freshly read token`);
+        throw new SlurmAuthError(
+          `slurmrestd GET ${path}: ${why} for user ${JSON.stringify(this.opts.userName)}, even with a freshly read token`,
+        );
       }
     }
-    if (response.statusCode === 403) throw new SlurmAuthError(`slurmrestd GET ${path}: HTTP 403 for user ${JSON.stringify(this.opts.userName)}`);
+    if (response.statusCode === 403)
+      throw new SlurmAuthError(`slurmrestd GET ${path}: HTTP 403 for user ${JSON.stringify(this.opts.userName)}`);
     if (response.statusCode >= 500) {
       throw new SlurmUnavailableError(`slurmrestd GET ${path}: HTTP ${response.statusCode}${slurmSaid(response.body)}`);
     }
@@ -147,7 +159,9 @@ export class SlurmRestClient {
       if (signal?.aborted) throw signal.reason;
       // got's error objects hold the request options (headers, token included): keep only code and message, no cause.
       const e = err as { code?: string; message?: string };
-      throw new SlurmUnavailableError(`slurmrestd GET ${path} failed: ${e.code ?? 'error'}${e.message ? ` (${e.message})` : ''}`);
+      throw new SlurmUnavailableError(
+        `slurmrestd GET ${path} failed: ${e.code ?? 'error'}${e.message ? ` (${e.message})` : ''}`,
+      );
     }
   }
 
@@ -158,7 +172,9 @@ export class SlurmRestClient {
     try {
       return JSON.parse(response.body);
     } catch {
-      throw new MalformedAccountingError(`slurmrestd GET ${path}: HTTP 200 but the body is not JSON: ${JSON.stringify(response.body.slice(0, 120))}`);
+      throw new MalformedAccountingError(
+        `slurmrestd GET ${path}: HTTP 200 but the body is not JSON: ${JSON.stringify(response.body.slice(0, 120))}`,
+      );
     }
   }
 
@@ -182,7 +198,13 @@ function tokenRejected(response: Response<string>): boolean {
   if (response.statusCode !== 200 || !response.body.includes('error_number')) return false;
   try {
     const doc: unknown = JSON.parse(response.body);
-    return isObject(doc) && Array.isArray(doc.errors) && doc.errors.some((e) => isObject(e) && typeof e.error_number === 'number' && isAuthSlurmErrorNumber(e.error_number));
+    return (
+      isObject(doc) &&
+      Array.isArray(doc.errors) &&
+      doc.errors.some(
+        (e) => isObject(e) && typeof e.error_number === 'number' && isAuthSlurmErrorNumber(e.error_number),
+      )
+    );
   } catch {
     return false;
   }
@@ -190,8 +212,11 @@ function tokenRejected(response: Response<string>): boolean {
 
 /** Accepts the token bare or as `scontrol token` prints it (`SLURM_JWT=...`). */
 function normalizeToken(raw: string): string {
-  const token = String(raw).trim().replace(/^SLURM_JWT=/, '');
-  if (token === '' || /[\r\n\s]/.test(token)) throw new SlurmAuthError('the Slurm token is empty or not a single line (check the token file)');
+  const token = String(raw)
+    .trim()
+    .replace(/^SLURM_JWT=/, '');
+  if (token === '' || /[\r\n\s]/.test(token))
+    throw new SlurmAuthError('the Slurm token is empty or not a single line (check the token file)');
   return token;
 }
 
@@ -202,7 +227,11 @@ function slurmSaid(body: string): string {
     if (isObject(doc) && Array.isArray(doc.errors)) {
       const texts = doc.errors
         .filter(isObject)
-        .map((e) => [e.error, e.description].filter((s) => typeof s === 'string' && s !== '').join(': ') + (typeof e.error_number === 'number' ? ` (error_number ${e.error_number})` : ''));
+        .map(
+          (e) =>
+            [e.error, e.description].filter((s) => typeof s === 'string' && s !== '').join(': ') +
+            (typeof e.error_number === 'number' ? ` (error_number ${e.error_number})` : ''),
+        );
       if (texts.length > 0) return `: ${texts.join('; ')}`;
     }
   } catch {

@@ -51,7 +51,9 @@ export class SacctClient {
       return jobs;
     } catch (jsonError) {
       // Only "sacct could not do --json" is a reason to switch; a missing binary or Slurm's own error is not.
-      const refused = (jsonError instanceof SacctRunError && jsonError.kind === 'exit') || jsonError instanceof MalformedAccountingError;
+      const refused =
+        (jsonError instanceof SacctRunError && jsonError.kind === 'exit') ||
+        jsonError instanceof MalformedAccountingError;
       if (!refused) throw jsonError;
       const jobs = await this.runParsable(list, signal);
       this.mode = 'parsable';
@@ -71,7 +73,11 @@ export class SacctClient {
   private async runParsable(list: string, signal?: AbortSignal): Promise<JobAccounting[]> {
     // %s makes sacct print epoch seconds, so times do not depend on this machine's time zone.
     // --noconvert prints MaxRSS in bytes; otherwise sacct may round it (a real step printed `34.50M`).
-    const out = await this.run(['-P', '-n', '--noconvert', `--format=${SACCT_FORMAT.join(',')}`, '-j', list], { SLURM_TIME_FORMAT: '%s' }, signal);
+    const out = await this.run(
+      ['-P', '-n', '--noconvert', `--format=${SACCT_FORMAT.join(',')}`, '-j', list],
+      { SLURM_TIME_FORMAT: '%s' },
+      signal,
+    );
     return parseSacctParsable(out, SACCT_FORMAT);
   }
 
@@ -82,16 +88,33 @@ export class SacctClient {
       execFile(
         this.opts.sacctPath,
         args,
-        { env: { ...process.env, ...env }, timeout, maxBuffer: 256 * 1024 * 1024, encoding: 'utf8', windowsHide: true, signal },
+        {
+          env: { ...process.env, ...env },
+          timeout,
+          maxBuffer: 256 * 1024 * 1024,
+          encoding: 'utf8',
+          windowsHide: true,
+          signal,
+        },
         (error, stdout, stderr) => {
           if (!error) return resolve(stdout);
           if (signal?.aborted) return reject(signal.reason as Error);
-          const e = error as NodeJS.ErrnoException & { killed?: boolean; signal?: string | null; code?: string | number | null };
+          const e = error as NodeJS.ErrnoException & {
+            killed?: boolean;
+            signal?: string | null;
+            code?: string | number | null;
+          };
           const cmd = `${this.opts.sacctPath} ${args.join(' ')}`;
           if (e.code === 'ENOENT' || e.code === 'EACCES') {
-            return reject(new SacctRunError(`sacct not runnable at ${JSON.stringify(this.opts.sacctPath)} (${e.code}): install slurm-client or set the sacct path`, 'not-found'));
+            return reject(
+              new SacctRunError(
+                `sacct not runnable at ${JSON.stringify(this.opts.sacctPath)} (${e.code}): install slurm-client or set the sacct path`,
+                'not-found',
+              ),
+            );
           }
-          if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') return reject(new MalformedAccountingError(`${cmd}: output larger than the buffer`));
+          if (e.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER')
+            return reject(new MalformedAccountingError(`${cmd}: output larger than the buffer`));
           if (e.killed) return reject(new SacctRunError(`${cmd}: no answer within ${timeout} ms (killed)`, 'timeout'));
           const said = String(stderr).trim().split('\n').slice(-3).join(' | ').slice(0, 300);
           reject(new SacctRunError(`${cmd} exited with ${e.code ?? e.signal}${said ? `: ${said}` : ''}`, 'exit'));

@@ -34,8 +34,15 @@ export function selectRecord(records: readonly JobAccounting[], id: DistributorI
   const matches = records.filter((r) => r.arrayJobId === id.jobId && r.arrayTaskId === id.arrayTaskId);
   if (matches.length > 0) return latest(matches);
 
-  const other = records.find((r) => r.jobId === id.jobId && !(r.arrayJobId === id.jobId && r.arrayTaskId === undefined));
-  if (other) throw new ArrayTaskMismatchError(id.raw, { jobId: other.jobId, arrayJobId: other.arrayJobId, arrayTaskId: other.arrayTaskId });
+  const other = records.find(
+    (r) => r.jobId === id.jobId && !(r.arrayJobId === id.jobId && r.arrayTaskId === undefined),
+  );
+  if (other)
+    throw new ArrayTaskMismatchError(id.raw, {
+      jobId: other.jobId,
+      arrayJobId: other.arrayJobId,
+      arrayTaskId: other.arrayTaskId,
+    });
   return undefined;
 }
 

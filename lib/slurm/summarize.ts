@@ -24,13 +24,24 @@ export const USAGE_STR_MAX = 250;
 
 export function summarizeUsage(job: JobAccounting, opts: SummarizeOptions): UsageSummary {
   const rssValues = job.steps.map((s) => s.maxRssBytes).filter((b): b is number => b !== null);
-  const rss = rssValues.length === 0 ? null : opts.rssAggregation === 'max' ? Math.max(...rssValues) : rssValues.reduce((a, b) => a + b, 0);
-  if (rss !== null && !Number.isSafeInteger(rss)) throw new MalformedAccountingError(`job ${job.jobId}: the steps' max RSS add up to ${rss} bytes, more than can be counted exactly`);
+  const rss =
+    rssValues.length === 0
+      ? null
+      : opts.rssAggregation === 'max'
+        ? Math.max(...rssValues)
+        : rssValues.reduce((a, b) => a + b, 0);
+  if (rss !== null && !Number.isSafeInteger(rss))
+    throw new MalformedAccountingError(
+      `job ${job.jobId}: the steps' max RSS add up to ${rss} bytes, more than can be counted exactly`,
+    );
   const maxrss = rss === null ? null : String(rss);
   // A job cancelled while pending has no steps and start == end (22.05) or start null: it never ran,
   // so its wallclock is unknown, not a measured 0.
   const neverRan = job.steps.length === 0 && (job.startTime === null || job.startTime === job.endTime);
-  const wallclock = !neverRan && job.startTime !== null && job.endTime !== null ? String(Math.max(0, job.endTime - job.startTime)) : null;
+  const wallclock =
+    !neverRan && job.startTime !== null && job.endTime !== null
+      ? String(Math.max(0, job.endTime - job.startTime))
+      : null;
   const cpu = formatSeconds(job.steps.reduce((total, s) => total + s.cpuSeconds, 0));
 
   const head = `slurm state=${job.state} maxrss=${maxrss ?? 'n/a'} wallclock=${wallclock === null ? 'n/a' : `${wallclock}s`} cpu=${cpu}s`;

@@ -45,7 +45,17 @@ export interface JobAccounting {
 }
 
 /** Slurm states in which a job has not ended (it may still run, or run again). */
-export const SLURM_UNFINISHED_STATES: readonly string[] = ['RUNNING', 'PENDING', 'REQUEUED', 'SUSPENDED', 'COMPLETING', 'CONFIGURING', 'RESIZING', 'REQUEUE_HOLD', 'REQUEUE_FED'];
+export const SLURM_UNFINISHED_STATES: readonly string[] = [
+  'RUNNING',
+  'PENDING',
+  'REQUEUED',
+  'SUSPENDED',
+  'COMPLETING',
+  'CONFIGURING',
+  'RESIZING',
+  'REQUEUE_HOLD',
+  'REQUEUE_FED',
+];
 
 /** True once Slurm has stopped the job and its accounting will not change. */
 export function isJobFinished(job: JobAccounting): boolean {

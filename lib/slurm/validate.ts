@@ -17,12 +17,14 @@ export const SLURM_STEP_NAME = /^[A-Za-z0-9_+-]{1,32}$/;
 export const MAX_STEP_CPU_SECONDS = Math.floor(Number.MAX_SAFE_INTEGER / 1000);
 
 export function checkJobAccounting(job: JobAccounting, ctx: string): JobAccounting {
-  if (!SLURM_STATE.test(job.state)) throw new MalformedAccountingError(`${ctx}: state ${describeValue(job.state)} is not a Slurm state name`);
+  if (!SLURM_STATE.test(job.state))
+    throw new MalformedAccountingError(`${ctx}: state ${describeValue(job.state)} is not a Slurm state name`);
   if (job.startTime !== null && job.endTime !== null && job.endTime < job.startTime) {
     throw new MalformedAccountingError(`${ctx}: time.end ${job.endTime} is before time.start ${job.startTime}`);
   }
   for (const s of job.steps) {
-    if (!SLURM_STEP_NAME.test(s.name)) throw new MalformedAccountingError(`${ctx}: step id ${describeValue(s.name)} is not a Slurm step id`);
+    if (!SLURM_STEP_NAME.test(s.name))
+      throw new MalformedAccountingError(`${ctx}: step id ${describeValue(s.name)} is not a Slurm step id`);
     if (s.maxRssBytes !== null && !(Number.isSafeInteger(s.maxRssBytes) && s.maxRssBytes >= 0)) {
       throw new MalformedAccountingError(`${ctx} step ${s.name}: max RSS ${s.maxRssBytes} is not a byte count`);
     }

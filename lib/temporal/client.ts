@@ -4,9 +4,11 @@ import type { TemporalConfig } from '../config.js';
 import { describeConnection, temporalConnectOptions } from './connection-options.js';
 
 export async function connectClient(cfg: TemporalConfig): Promise<Client> {
-  const connection = await Connection.connect({ ...temporalConnectOptions(cfg), connectTimeout: '5s' }).catch((e: unknown) => {
-    throw connectError(cfg, e);
-  });
+  const connection = await Connection.connect({ ...temporalConnectOptions(cfg), connectTimeout: '5s' }).catch(
+    (e: unknown) => {
+      throw connectError(cfg, e);
+    },
+  );
   return new Client({ connection, namespace: cfg.namespace });
 }
 

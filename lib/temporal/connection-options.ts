@@ -9,7 +9,14 @@
  */
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
-import { loadClientConfig, loadClientConfigProfile, toClientOptions, type ClientConfigProfile, type ClientConfigTLS, type ConfigDataSource } from '@temporalio/envconfig';
+import {
+  loadClientConfig,
+  loadClientConfigProfile,
+  toClientOptions,
+  type ClientConfigProfile,
+  type ClientConfigTLS,
+  type ConfigDataSource,
+} from '@temporalio/envconfig';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 
 export const DEFAULT_TEMPORAL_ADDRESS = 'localhost:7233';
@@ -31,7 +38,8 @@ export interface ResolvedTemporal {
 }
 
 /** What both `Connection.connect` (client) and `NativeConnection.connect` (worker) accept. */
-export type TemporalConnectOptions = Required<Pick<NativeConnectionOptions, 'address'>> & Pick<NativeConnectionOptions, 'tls' | 'apiKey' | 'metadata'>;
+export type TemporalConnectOptions = Required<Pick<NativeConnectionOptions, 'address'>> &
+  Pick<NativeConnectionOptions, 'tls' | 'apiKey' | 'metadata'>;
 
 type Env = Record<string, string | undefined>;
 
@@ -39,9 +47,27 @@ const BOOL_VARS = ['TEMPORAL_TLS', 'TEMPORAL_TLS_DISABLE_HOST_VERIFICATION'];
 
 /** Each TLS file: its variables, its TOML key, and what its PEM must contain. */
 const TLS_FILES = [
-  { field: 'serverCACert', env: 'TEMPORAL_TLS_SERVER_CA_CERT', toml: 'server_ca_cert', pem: /-----BEGIN CERTIFICATE-----/, what: 'a PEM certificate' },
-  { field: 'clientCert', env: 'TEMPORAL_TLS_CLIENT_CERT', toml: 'client_cert', pem: /-----BEGIN CERTIFICATE-----/, what: 'a PEM certificate' },
-  { field: 'clientKey', env: 'TEMPORAL_TLS_CLIENT_KEY', toml: 'client_key', pem: /-----BEGIN [A-Z ]*PRIVATE KEY-----/, what: 'a PEM private key' },
+  {
+    field: 'serverCACert',
+    env: 'TEMPORAL_TLS_SERVER_CA_CERT',
+    toml: 'server_ca_cert',
+    pem: /-----BEGIN CERTIFICATE-----/,
+    what: 'a PEM certificate',
+  },
+  {
+    field: 'clientCert',
+    env: 'TEMPORAL_TLS_CLIENT_CERT',
+    toml: 'client_cert',
+    pem: /-----BEGIN CERTIFICATE-----/,
+    what: 'a PEM certificate',
+  },
+  {
+    field: 'clientKey',
+    env: 'TEMPORAL_TLS_CLIENT_KEY',
+    toml: 'client_key',
+    pem: /-----BEGIN [A-Z ]*PRIVATE KEY-----/,
+    what: 'a PEM private key',
+  },
 ] as const;
 
 /** The file envconfig reads when TEMPORAL_CONFIG_FILE is unset (Linux: $XDG_CONFIG_HOME or ~/.config). */
@@ -59,7 +85,11 @@ function unreadable(path: string): string | undefined {
     return undefined;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code ?? (e as Error).message;
+    return code === 'ENOENT'
+      ? 'no such file'
+      : code === 'EACCES'
+        ? 'permission denied'
+        : (code ?? (e as Error).message);
   }
 }
 
@@ -112,8 +142,12 @@ export function resolveTemporal(env: Env, problems: string[]): ResolvedTemporal 
   } catch (e) {
     // First line only: a TOML parser's excerpt of the file could show an api_key.
     const msg = (e as Error).message.split('\n')[0] ?? '';
-    if (/Profile .* not found/.test(msg)) problems.push(`TEMPORAL_PROFILE=${JSON.stringify(profileName)}: no such profile in ${configFile ?? 'any config file'}`);
-    else problems.push(`${configFile ?? 'TEMPORAL_CONFIG_FILE'}: cannot be read as a Temporal client config file: ${msg}`);
+    if (/Profile .* not found/.test(msg))
+      problems.push(
+        `TEMPORAL_PROFILE=${JSON.stringify(profileName)}: no such profile in ${configFile ?? 'any config file'}`,
+      );
+    else
+      problems.push(`${configFile ?? 'TEMPORAL_CONFIG_FILE'}: cannot be read as a Temporal client config file: ${msg}`);
   }
 
   // Names what set a value: the variable when it is set, else the key in the TOML profile.
@@ -129,7 +163,9 @@ export function resolveTemporal(env: Env, problems: string[]): ResolvedTemporal 
   const tls = profile.tls;
   if (tls && tls.disabled !== true) checkTls(tls, origin, problems);
   if (vars.TEMPORAL_TLS_DISABLE_HOST_VERIFICATION === 'true') {
-    problems.push('TEMPORAL_TLS_DISABLE_HOST_VERIFICATION=true: not supported by the TypeScript SDK, which always verifies the server certificate; set TEMPORAL_TLS_SERVER_NAME to the name in the certificate and TEMPORAL_TLS_SERVER_CA_CERT_PATH to its CA instead');
+    problems.push(
+      'TEMPORAL_TLS_DISABLE_HOST_VERIFICATION=true: not supported by the TypeScript SDK, which always verifies the server certificate; set TEMPORAL_TLS_SERVER_NAME to the name in the certificate and TEMPORAL_TLS_SERVER_CA_CERT_PATH to its CA instead',
+    );
   }
 
   return {
@@ -144,9 +180,8 @@ type Origin = (envName: string, tomlKey: string, value?: string) => string;
 
 function checkTls(tls: ClientConfigTLS, origin: Origin, problems: string[]): void {
   // Data given inline is named without its value: it may be a private key.
-  const sourceName = (f: (typeof TLS_FILES)[number], s: ConfigDataSource) => ('path' in s
-    ? origin(`${f.env}_PATH`, `${f.toml}_path`, s.path)
-    : origin(`${f.env}_DATA`, `${f.toml}_data`));
+  const sourceName = (f: (typeof TLS_FILES)[number], s: ConfigDataSource) =>
+    'path' in s ? origin(`${f.env}_PATH`, `${f.toml}_path`, s.path) : origin(`${f.env}_DATA`, `${f.toml}_data`);
   for (const f of TLS_FILES) {
     const s = tls[f.field];
     if (!s) continue;
@@ -166,15 +201,25 @@ function checkTls(tls: ClientConfigTLS, origin: Origin, problems: string[]): voi
   const cert = tls.clientCert;
   const key = tls.clientKey;
   // envconfig would silently drop a lone certificate or key and connect without mTLS.
-  if (cert && !key) problems.push(`${sourceName(TLS_FILES[1], cert)} is set but no client key (TEMPORAL_TLS_CLIENT_KEY_PATH or client_key_path): mTLS needs the certificate and its key`);
-  if (key && !cert) problems.push(`${sourceName(TLS_FILES[2], key)} is set but no client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH or client_cert_path): mTLS needs the certificate and its key`);
+  if (cert && !key)
+    problems.push(
+      `${sourceName(TLS_FILES[1], cert)} is set but no client key (TEMPORAL_TLS_CLIENT_KEY_PATH or client_key_path): mTLS needs the certificate and its key`,
+    );
+  if (key && !cert)
+    problems.push(
+      `${sourceName(TLS_FILES[2], key)} is set but no client certificate (TEMPORAL_TLS_CLIENT_CERT_PATH or client_cert_path): mTLS needs the certificate and its key`,
+    );
 }
 
 /**
  * Options for `Connection.connect` and `NativeConnection.connect`. Reads the certificate and key
  * files now, so a rotated certificate is picked up by the next connection.
  */
-export function temporalConnectOptions(t: { address: string; namespace: string; connection: TemporalConnectionSettings }): TemporalConnectOptions {
+export function temporalConnectOptions(t: {
+  address: string;
+  namespace: string;
+  connection: TemporalConnectionSettings;
+}): TemporalConnectOptions {
   const { apiKey, tls, grpcMeta } = t.connection;
   let o;
   try {
@@ -192,7 +237,11 @@ export function temporalConnectOptions(t: { address: string; namespace: string; 
 }
 
 /** One line for logs and status output: where and how, never the key or key material. */
-export function describeConnection(t: { address: string; namespace: string; connection: TemporalConnectionSettings }): string {
+export function describeConnection(t: {
+  address: string;
+  namespace: string;
+  connection: TemporalConnectionSettings;
+}): string {
   const { apiKey, tls, profile } = t.connection;
   const tlsOn = tls ? tls.disabled !== true : apiKey !== undefined;
   const how = [

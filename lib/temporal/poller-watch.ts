@@ -17,10 +17,15 @@ const FRESH_MS = 2 * 60_000;
 
 /** Whether some worker polls both the workflow and the activity tasks of `taskQueue`. */
 export async function hasLivePollers(client: Client, namespace: string, taskQueue: string): Promise<boolean> {
-  const types = [temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY];
+  const types = [
+    temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+  ];
   for (const taskQueueType of types) {
     const { pollers } = await client.workflowService.describeTaskQueue({
-      namespace, taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL }, taskQueueType,
+      namespace,
+      taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+      taskQueueType,
     });
     const live = (pollers ?? []).filter((p) => Date.now() - (optionalTsToMs(p.lastAccessTime) ?? 0) < FRESH_MS);
     if (live.length === 0) return false;
@@ -28,10 +33,19 @@ export async function hasLivePollers(client: Client, namespace: string, taskQueu
   return true;
 }
 
-export interface PollerWatchOptions { firstCheckMs?: number; everyMs?: number }
+export interface PollerWatchOptions {
+  firstCheckMs?: number;
+  everyMs?: number;
+}
 
 /** Checks after `firstCheckMs`, then every `everyMs`, and reports changes; call the result to stop. */
-export function watchPollers(client: Client, namespace: string, taskQueue: string, say: (line: string) => void, opts: PollerWatchOptions = {}): () => void {
+export function watchPollers(
+  client: Client,
+  namespace: string,
+  taskQueue: string,
+  say: (line: string) => void,
+  opts: PollerWatchOptions = {},
+): () => void {
   let warned = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -39,7 +53,9 @@ export function watchPollers(client: Client, namespace: string, taskQueue: strin
     try {
       const live = await hasLivePollers(client, namespace, taskQueue);
       if (!live && !warned) {
-        say(`no worker is polling task queue ${taskQueue} in namespace ${namespace}: start \`jobmon-temporal worker\` with the same TEMPORAL_* settings (prefix included); still waiting…`);
+        say(
+          `no worker is polling task queue ${taskQueue} in namespace ${namespace}: start \`jobmon-temporal worker\` with the same TEMPORAL_* settings (prefix included); still waiting…`,
+        );
         warned = true;
       } else if (live && warned) {
         say(`a worker is polling ${taskQueue} now`);

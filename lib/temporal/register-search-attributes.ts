@@ -10,13 +10,19 @@ const TYPES = temporal.api.enums.v1.IndexedValueType;
 export async function registerSearchAttributes(client: Client, namespace: string): Promise<string[]> {
   const op = client.connection.operatorService;
   const existing = await op.listSearchAttributes({ namespace });
-  const have = new Set([...Object.keys(existing.customAttributes ?? {}), ...Object.keys(existing.systemAttributes ?? {})]);
+  const have = new Set([
+    ...Object.keys(existing.customAttributes ?? {}),
+    ...Object.keys(existing.systemAttributes ?? {}),
+  ]);
   const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([name]) => !have.has(name));
   if (missing.length === 0) return [];
   await op.addSearchAttributes({
     namespace,
     searchAttributes: Object.fromEntries(
-      missing.map(([name, type]) => [name, type === 'Int' ? TYPES.INDEXED_VALUE_TYPE_INT : TYPES.INDEXED_VALUE_TYPE_KEYWORD]),
+      missing.map(([name, type]) => [
+        name,
+        type === 'Int' ? TYPES.INDEXED_VALUE_TYPE_INT : TYPES.INDEXED_VALUE_TYPE_KEYWORD,
+      ]),
     ),
   });
   return missing.map(([name]) => name);

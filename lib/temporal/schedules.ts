@@ -11,21 +11,36 @@ export function scheduleDefinitions(config: Config): ScheduleOptions[] {
     {
       scheduleId: n.usageDispatchScheduleId,
       spec: { intervals: [{ every: config.usage.dispatchIntervalMs }] },
-      action: { type: 'startWorkflow', workflowType: 'usageDispatch', args: [], taskQueue: n.usageTaskQueue, workflowExecutionTimeout: '15 minutes' },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'usageDispatch',
+        args: [],
+        taskQueue: n.usageTaskQueue,
+        workflowExecutionTimeout: '15 minutes',
+      },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
       memo: { description: 'jobmon-temporal: starts and wakes usage integrations' },
     },
     {
       scheduleId: n.reaperScheduleId,
       spec: { intervals: [{ every: config.reaper.intervalMs }] },
-      action: { type: 'startWorkflow', workflowType: 'reaper', args: [{ dryRun: false }], taskQueue: n.reaperTaskQueue, workflowExecutionTimeout: '30 minutes' },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'reaper',
+        args: [{ dryRun: false }],
+        taskQueue: n.reaperTaskQueue,
+        workflowExecutionTimeout: '30 minutes',
+      },
       policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
       memo: { description: 'jobmon-temporal: fails orphaned workflow runs and task instances' },
     },
   ];
 }
 
-export async function applySchedules(client: Client, config: Config): Promise<{ id: string; action: 'created' | 'updated' }[]> {
+export async function applySchedules(
+  client: Client,
+  config: Config,
+): Promise<{ id: string; action: 'created' | 'updated' }[]> {
   const out: { id: string; action: 'created' | 'updated' }[] = [];
   for (const def of scheduleDefinitions(config)) {
     try {
@@ -33,7 +48,12 @@ export async function applySchedules(client: Client, config: Config): Promise<{ 
       out.push({ id: def.scheduleId, action: 'created' });
     } catch (e) {
       if (!(e instanceof ScheduleAlreadyRunning)) throw e;
-      await client.schedule.getHandle(def.scheduleId).update((prev) => ({ ...prev, spec: def.spec, action: def.action, policies: { ...prev.policies, ...def.policies } }));
+      await client.schedule.getHandle(def.scheduleId).update((prev) => ({
+        ...prev,
+        spec: def.spec,
+        action: def.action,
+        policies: { ...prev.policies, ...def.policies },
+      }));
       out.push({ id: def.scheduleId, action: 'updated' });
     }
   }

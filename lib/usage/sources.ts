@@ -23,7 +23,10 @@ export type UsageLookup =
   | { kind: 'unfinished'; what: string };
 
 export class NoUsageSourceError extends Error {
-  constructor(message: string) { super(message); this.name = 'NoUsageSourceError'; }
+  constructor(message: string) {
+    super(message);
+    this.name = 'NoUsageSourceError';
+  }
 }
 
 /** Jobmon's usage integrator writes exactly this for its dummy cluster, and nothing else. */
@@ -43,7 +46,12 @@ export function noAccountingReason(clusterType: string | null): string | undefin
 
 export interface UsageSource {
   /** An aborted `signal` (the activity was cancelled) rejects at once with its reason. */
-  lookup(clusterType: string | null, clusterName: string | null, distributorId: string, signal?: AbortSignal): Promise<UsageLookup>;
+  lookup(
+    clusterType: string | null,
+    clusterName: string | null,
+    distributorId: string,
+    signal?: AbortSignal,
+  ): Promise<UsageLookup>;
   /** Accounting requests sent so far (benchmarks and tests read it). */
   readonly requests: number;
 }
@@ -52,29 +60,53 @@ export interface UsageSource {
  * `metrics`: where qpid requests are counted. `slurm`: the worker's shared Slurm job lookup, which
  * counts its own requests (one is made from the config, with `metrics`, when absent).
  */
-export function createUsageSource(config: Config, metrics: JobmonMetrics = NO_METRICS, slurm: SlurmJobLookup = createSlurmJobLookup(config, metrics)): UsageSource {
+export function createUsageSource(
+  config: Config,
+  metrics: JobmonMetrics = NO_METRICS,
+  slurm: SlurmJobLookup = createSlurmJobLookup(config, metrics),
+): UsageSource {
   const qpid = config.qpidUrl ? new QpidClient({ baseUrl: config.qpidUrl }) : undefined;
   let qpidRequests = 0;
 
   return {
-    get requests() { return slurm.requests + qpidRequests; },
+    get requests() {
+      return slurm.requests + qpidRequests;
+    },
     async lookup(clusterType, clusterName, distributorId, signal) {
       const type = clusterType ?? '';
-      if (type.toLowerCase() === 'dummy') return { kind: 'found', values: DUMMY_USAGE, summary: 'dummy cluster: maxrss=1314, as Jobmon writes it' };
+      if (type.toLowerCase() === 'dummy')
+        return { kind: 'found', values: DUMMY_USAGE, summary: 'dummy cluster: maxrss=1314, as Jobmon writes it' };
       if (QPID_CLUSTER_TYPES.test(type)) {
         if (!qpid) throw new NoUsageSourceError(`cluster type ${type} needs QPID_URL, which is not set`);
         qpidRequests++;
-        const pss = await measured(metrics, 'qpid', 1, signal, () => qpid.fetchMaxPss(clusterName ?? type, distributorId, signal));
-        if (pss === null) return { kind: 'missing', what: `qpid has no max_pss for job ${distributorId} on ${clusterName}` };
-        return { kind: 'found', values: { maxpss: String(pss), usageStr: `qpid maxpss=${pss}` }, summary: `qpid maxpss=${pss}` };
+        const pss = await measured(metrics, 'qpid', 1, signal, () =>
+          qpid.fetchMaxPss(clusterName ?? type, distributorId, signal),
+        );
+        if (pss === null)
+          return { kind: 'missing', what: `qpid has no max_pss for job ${distributorId} on ${clusterName}` };
+        return {
+          kind: 'found',
+          values: { maxpss: String(pss), usageStr: `qpid maxpss=${pss}` },
+          summary: `qpid maxpss=${pss}`,
+        };
       }
-      if (type.toLowerCase() !== 'slurm') throw new NoUsageSourceError(`no usage source for cluster type ${JSON.stringify(type || null)}`);
+      if (type.toLowerCase() !== 'slurm')
+        throw new NoUsageSourceError(`no usage source for cluster type ${JSON.stringify(type || null)}`);
       const id = parseDistributorId(distributorId);
       const job = await slurm.find(id.raw, signal);
       if (!job) return { kind: 'missing', what: `Slurm job ${id.raw} is not in ${slurm.sourceName} accounting yet` };
-      if (!isJobFinished(job)) return { kind: 'unfinished', what: `Slurm job ${id.raw} is ${job.state} in accounting; its usage is not final` };
+      if (!isJobFinished(job))
+        return {
+          kind: 'unfinished',
+          what: `Slurm job ${id.raw} is ${job.state} in accounting; its usage is not final`,
+        };
       const u = summarizeUsage(job, { rssAggregation: config.usage.rssAggregation });
-      return { kind: 'found', values: { maxrss: u.maxrss, wallclock: u.wallclock, cpu: u.cpu, usageStr: u.usageStr }, summary: u.usageStr, endTime: job.endTime ?? undefined };
+      return {
+        kind: 'found',
+        values: { maxrss: u.maxrss, wallclock: u.wallclock, cpu: u.cpu, usageStr: u.usageStr },
+        summary: u.usageStr,
+        endTime: job.endTime ?? undefined,
+      };
     },
   };
 }

@@ -6,16 +6,36 @@ import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowHandle 
 import { WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Config } from '../config.js';
 import { names } from '../config.js';
-import { DistributorIdKey, TaskInstanceIdKey, UsagePhase, UsagePhaseKey, WorkflowRunIdKey } from '../temporal/search-attributes.js';
+import {
+  DistributorIdKey,
+  TaskInstanceIdKey,
+  UsagePhase,
+  UsagePhaseKey,
+  WorkflowRunIdKey,
+} from '../temporal/search-attributes.js';
 import type { UsageIntegrationInput, UsageIntegrationResult } from '../../workflows/usage-integration.js';
 
-export interface IntegrationTarget { taskInstanceId: number; workflowRunId: number | null; distributorId: string | null }
+export interface IntegrationTarget {
+  taskInstanceId: number;
+  workflowRunId: number | null;
+  distributorId: string | null;
+}
 
-export function integrationInput(config: Config, taskInstanceId: number, finishedAtStart = false): UsageIntegrationInput {
+export function integrationInput(
+  config: Config,
+  taskInstanceId: number,
+  finishedAtStart = false,
+): UsageIntegrationInput {
   const u = config.usage;
   return {
     taskInstanceId,
-    policy: { initialMs: u.retryInitialMs, coefficient: u.retryCoefficient, maxMs: u.retryMaxMs, deadlineMs: u.deadlineMs, attemptTimeoutMs: u.attemptTimeoutMs },
+    policy: {
+      initialMs: u.retryInitialMs,
+      coefficient: u.retryCoefficient,
+      maxMs: u.retryMaxMs,
+      deadlineMs: u.deadlineMs,
+      attemptTimeoutMs: u.attemptTimeoutMs,
+    },
     ...(finishedAtStart ? { finishedAtStart: true } : {}),
   };
 }
@@ -37,8 +57,15 @@ export interface StartOptions {
  * a finished integration is started again only with `force`.
  */
 export async function startIntegration(
-  client: Client, config: Config, t: IntegrationTarget, opts: StartOptions = {},
-): Promise<{ handle: WorkflowHandle<(i: UsageIntegrationInput) => Promise<UsageIntegrationResult>>; started: boolean; eagerlyStarted: boolean }> {
+  client: Client,
+  config: Config,
+  t: IntegrationTarget,
+  opts: StartOptions = {},
+): Promise<{
+  handle: WorkflowHandle<(i: UsageIntegrationInput) => Promise<UsageIntegrationResult>>;
+  started: boolean;
+  eagerlyStarted: boolean;
+}> {
   const n = names(config.temporal);
   const workflowId = n.usageWorkflowId(t.taskInstanceId);
   const typedSearchAttributes = [
@@ -52,7 +79,9 @@ export async function startIntegration(
       taskQueue: n.usageTaskQueue,
       workflowId,
       args: [integrationInput(config, t.taskInstanceId, opts.finishedAtStart)],
-      workflowIdReusePolicy: opts.force ? WorkflowIdReusePolicy.ALLOW_DUPLICATE : WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      workflowIdReusePolicy: opts.force
+        ? WorkflowIdReusePolicy.ALLOW_DUPLICATE
+        : WorkflowIdReusePolicy.REJECT_DUPLICATE,
       typedSearchAttributes,
       ...(opts.eager ? { requestEagerStart: true } : {}),
     });

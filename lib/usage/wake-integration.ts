@@ -31,7 +31,8 @@ export function isResetActivityRefused(err: unknown): boolean {
   const e = err as { code?: number; details?: string; message?: string };
   const text = `${e.details ?? ''} ${e.message ?? ''}`;
   if (e.code === GRPC.UNIMPLEMENTED || e.code === GRPC.PERMISSION_DENIED) return true;
-  if (e.code === GRPC.FAILED_PRECONDITION) return /disabled|not enabled|not (implemented|supported|allowed)/i.test(text);
+  if (e.code === GRPC.FAILED_PRECONDITION)
+    return /disabled|not enabled|not (implemented|supported|allowed)/i.test(text);
   return /unknown method/i.test(text);
 }
 
@@ -40,7 +41,12 @@ export function isResetActivityRefused(err: unknown): boolean {
  * pending fetch-usage). A wake that lands while an attempt is running could be lost with that
  * attempt, so it first waits (briefly) until the attempt is back in backoff.
  */
-export async function wakeIntegration(client: Client, config: Config, taskInstanceId: number, method: WakeMethod = 'reset-activity'): Promise<boolean> {
+export async function wakeIntegration(
+  client: Client,
+  config: Config,
+  taskInstanceId: number,
+  method: WakeMethod = 'reset-activity',
+): Promise<boolean> {
   const workflowId = names(config.temporal).usageWorkflowId(taskInstanceId);
   const handle = client.workflow.getHandle(workflowId);
   try {
@@ -53,7 +59,12 @@ export async function wakeIntegration(client: Client, config: Config, taskInstan
       await new Promise((r) => setTimeout(r, 250));
     }
     if (method === 'signal') await handle.signal(wakeSignal);
-    else await client.workflowService.resetActivity({ namespace: config.temporal.namespace, execution: { workflowId }, type: 'fetchUsage' });
+    else
+      await client.workflowService.resetActivity({
+        namespace: config.temporal.namespace,
+        execution: { workflowId },
+        type: 'fetchUsage',
+      });
     return true;
   } catch (e) {
     // NOT_FOUND: no such workflow or no pending activity (it just completed).
@@ -69,7 +80,11 @@ export interface IntegrationWaker {
 }
 
 /** One per worker process: remembers whether this server refuses ResetActivity. */
-export function createIntegrationWaker(client: Client, config: Config, warn: (message: string) => void): IntegrationWaker {
+export function createIntegrationWaker(
+  client: Client,
+  config: Config,
+  warn: (message: string) => void,
+): IntegrationWaker {
   let method: WakeMethod = 'reset-activity';
   return {
     get method() {
@@ -83,8 +98,10 @@ export function createIntegrationWaker(client: Client, config: Config, warn: (me
         if (!isResetActivityRefused(e)) throw e;
         if (method === 'reset-activity') {
           method = 'signal';
-          warn(`the Temporal server refused ResetActivity (${(e as Error).message}); waking integrations with the 'wake' signal from now on. `
-            + 'ResetActivity needs Temporal server 1.29 or later, or 1.27–1.28 with frontend.activityAPIsEnabled=true.');
+          warn(
+            `the Temporal server refused ResetActivity (${(e as Error).message}); waking integrations with the 'wake' signal from now on. ` +
+              'ResetActivity needs Temporal server 1.29 or later, or 1.27–1.28 with frontend.activityAPIsEnabled=true.',
+          );
         }
         return wakeIntegration(client, config, taskInstanceId, 'signal');
       }

@@ -3,9 +3,20 @@ import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporal
 import { ApplicationFailure } from '@temporalio/common';
 import { names, type Config } from '../../lib/config.js';
 import { watchPollers } from '../../lib/temporal/poller-watch.js';
-import { BREAKER_FAILURE_TYPE, formatReapSummary, oneLine, reaperProgressQuery, type ReapSummary, type reaper } from '../../workflows/reaper.js';
+import {
+  BREAKER_FAILURE_TYPE,
+  formatReapSummary,
+  oneLine,
+  reaperProgressQuery,
+  type ReapSummary,
+  type reaper,
+} from '../../workflows/reaper.js';
 
-export interface ReapOptions { dryRun: boolean; wait: boolean; ignoreBreaker: boolean }
+export interface ReapOptions {
+  dryRun: boolean;
+  wait: boolean;
+  ignoreBreaker: boolean;
+}
 
 /** Prints the `reaperProgress` query's one-line summary whenever it changes; call the result to stop. */
 function showProgress(handle: WorkflowHandle<typeof reaper>, everyMs: number): () => void {
@@ -30,7 +41,12 @@ function showProgress(handle: WorkflowHandle<typeof reaper>, everyMs: number): (
 }
 
 /** Returns false when the reap failed or its circuit breaker refused it. */
-export async function reap(client: Client, config: Config, opts: ReapOptions, progressEveryMs = 1000): Promise<boolean> {
+export async function reap(
+  client: Client,
+  config: Config,
+  opts: ReapOptions,
+  progressEveryMs = 1000,
+): Promise<boolean> {
   const n = names(config.temporal);
   const handle = await client.workflow.start<typeof reaper>('reaper', {
     taskQueue: n.reaperTaskQueue,

@@ -14,13 +14,27 @@ import { applyJobmonSchema } from '../../dev/jobmon-schema/apply.js';
 export type DbKind = 'pg' | 'mysql' | 'sqlite';
 
 const ADMIN: Record<Exclude<DbKind, 'sqlite'>, { admin: string; base: string }> = {
-  pg: { admin: process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', base: 'postgres://postgres@127.0.0.1:5432/' },
-  mysql: { admin: process.env.TEST_MYSQL_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306/test', base: 'mysql://root@127.0.0.1:3306/' },
+  pg: {
+    admin: process.env.TEST_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    base: 'postgres://postgres@127.0.0.1:5432/',
+  },
+  mysql: {
+    admin: process.env.TEST_MYSQL_ADMIN_URL ?? 'mysql://root@127.0.0.1:3306/test',
+    base: 'mysql://root@127.0.0.1:3306/',
+  },
 };
 
-export interface TestDb { kind: DbKind; url: string; db: Knex; drop(): Promise<void> }
+export interface TestDb {
+  kind: DbKind;
+  url: string;
+  db: Knex;
+  drop(): Promise<void>;
+}
 
-export async function createTestDb(kind: DbKind, opts: { jobmonSchema?: boolean; migrate?: boolean; reaperIndexes?: boolean } = {}): Promise<TestDb> {
+export async function createTestDb(
+  kind: DbKind,
+  opts: { jobmonSchema?: boolean; migrate?: boolean; reaperIndexes?: boolean } = {},
+): Promise<TestDb> {
   let url: string;
   let dropDb: () => Promise<void>;
   if (kind === 'sqlite') {
@@ -42,7 +56,9 @@ export async function createTestDb(kind: DbKind, opts: { jobmonSchema?: boolean;
   if (opts.jobmonSchema ?? true) await applyJobmonSchema(db);
   if (opts.migrate ?? true) await migrateLatest(db, { reaperIndexes: opts.reaperIndexes });
   return {
-    kind, url, db,
+    kind,
+    url,
+    db,
     async drop() {
       await db.destroy();
       await dropDb();

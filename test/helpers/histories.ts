@@ -11,11 +11,18 @@ import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-uti
 
 export const HISTORY_FIXTURES = fileURLToPath(new URL('../../../test/fixtures/histories/', import.meta.url));
 
-type ProtoJson = { toJson(type: unknown, message: unknown): unknown; fromJson(type: unknown, json: unknown, opts?: unknown): unknown };
+type ProtoJson = {
+  toJson(type: unknown, message: unknown): unknown;
+  fromJson(type: unknown, json: unknown, opts?: unknown): unknown;
+};
 function protoHistoryCodec(): { toJSON(h: unknown): string; fromJSON(json: unknown): unknown } {
   const req = createRequire(fileURLToPath(import.meta.resolve('@temporalio/proto')));
-  const proto = req('@temporalio/proto') as { temporal: { api: { history: { v1: { History: { fromObject(o: unknown): unknown } } } } } };
-  const { patchProtobufRoot } = req('../lib/patch-protobuf-root.js') as { patchProtobufRoot(p: unknown): { lookupType(n: string): unknown } };
+  const proto = req('@temporalio/proto') as {
+    temporal: { api: { history: { v1: { History: { fromObject(o: unknown): unknown } } } } };
+  };
+  const { patchProtobufRoot } = req('../lib/patch-protobuf-root.js') as {
+    patchProtobufRoot(p: unknown): { lookupType(n: string): unknown };
+  };
   const { toJson, fromJson } = req('protobufjs/ext/protojson') as ProtoJson;
   const type = patchProtobufRoot(proto).lookupType('temporal.api.history.v1.History');
   return {
@@ -41,7 +48,9 @@ export function historyFromFixture(json: unknown): unknown {
   }
 }
 
-export interface HistoryJson { events: { eventType?: string; activityTaskScheduledEventAttributes?: { activityType?: { name?: string } } }[] }
+export interface HistoryJson {
+  events: { eventType?: string; activityTaskScheduledEventAttributes?: { activityType?: { name?: string } } }[];
+}
 
 export function loadHistory(path: string): HistoryJson {
   return JSON.parse(readFileSync(path, 'utf8')) as HistoryJson;

@@ -36,14 +36,20 @@ export interface HostileCase {
 }
 
 export function loadHostileCorpus(): HostileCase[] {
-  return readdirSync(HOSTILE_DIR).filter((f) => f.endsWith('.json')).sort().map((file) => {
-    const c = JSON.parse(readFileSync(`${HOSTILE_DIR}${file}`, 'utf8')) as Omit<HostileCase, 'name'>;
-    const name = file.replace(/\.json$/, '');
-    if (typeof c.distributorId !== 'string' || typeof c.description !== 'string' || typeof c.expect !== 'object') throw new Error(`${file}: needs description, distributorId and expect`);
-    if (!c.expect.insertRejected && (!c.expect.outcome || (c.expect.outcome !== 'integrated' && !c.expect.reason))) throw new Error(`${file}: expect needs an outcome, and a reason unless integrated`);
-    if (c.expect.outcome === 'integrated' && !c.expect.usage) throw new Error(`${file}: an integrated case states the usage written`);
-    return { ...c, name };
-  });
+  return readdirSync(HOSTILE_DIR)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((file) => {
+      const c = JSON.parse(readFileSync(`${HOSTILE_DIR}${file}`, 'utf8')) as Omit<HostileCase, 'name'>;
+      const name = file.replace(/\.json$/, '');
+      if (typeof c.distributorId !== 'string' || typeof c.description !== 'string' || typeof c.expect !== 'object')
+        throw new Error(`${file}: needs description, distributorId and expect`);
+      if (!c.expect.insertRejected && (!c.expect.outcome || (c.expect.outcome !== 'integrated' && !c.expect.reason)))
+        throw new Error(`${file}: expect needs an outcome, and a reason unless integrated`);
+      if (c.expect.outcome === 'integrated' && !c.expect.usage)
+        throw new Error(`${file}: an integrated case states the usage written`);
+      return { ...c, name };
+    });
 }
 
 /** The job id slurmrestd is asked for (as the integrator formats it), or undefined when the id is not a Slurm id. */

@@ -15,11 +15,21 @@ import { freePort, until } from './worker-process.js';
 
 export class PrivateTemporal {
   private child: ChildProcess | undefined;
-  private constructor(readonly port: number, readonly dbFile: string, readonly logFile: string, private readonly bin: string) {}
+  private constructor(
+    readonly port: number,
+    readonly dbFile: string,
+    readonly logFile: string,
+    private readonly bin: string,
+  ) {}
 
   static async start(): Promise<PrivateTemporal> {
     const dir = mkdtempSync(join(tmpdir(), 'jt-temporal-'));
-    const t = new PrivateTemporal(await freePort(), join(dir, 'temporal.sqlite'), join(dir, 'temporal.log'), await ensureTemporalCli(defaultCacheDir()));
+    const t = new PrivateTemporal(
+      await freePort(),
+      join(dir, 'temporal.sqlite'),
+      join(dir, 'temporal.log'),
+      await ensureTemporalCli(defaultCacheDir()),
+    );
     await t.restart();
     return t;
   }
@@ -32,24 +42,40 @@ export class PrivateTemporal {
     if (this.child) return;
     const log = openSync(this.logFile, 'a');
     const args = [
-      'server', 'start-dev', '--ip', '127.0.0.1', '--port', String(this.port), '--headless',
-      '--db-filename', this.dbFile, '--sqlite-pragma', 'journal_mode=WAL', '--log-level', 'warn',
+      'server',
+      'start-dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(this.port),
+      '--headless',
+      '--db-filename',
+      this.dbFile,
+      '--sqlite-pragma',
+      'journal_mode=WAL',
+      '--log-level',
+      'warn',
       ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
     ];
     const child = spawn(this.bin, args, { stdio: ['ignore', log, log] });
     closeSync(log);
     this.child = child;
-    const ready = await until(`private Temporal server on ${this.address} (log ${this.logFile})`, async () => {
-      if (child.exitCode !== null) return 'exited';
-      const conn = await Connection.connect({ address: this.address, connectTimeout: '2s' });
-      try {
-        await conn.workflowService.getSystemInfo({});
-        return true;
-      } finally {
-        await conn.close();
-      }
-    }, { tries: 450 });
-    if (ready === 'exited') throw new Error(`private Temporal server exited with ${child.exitCode}; see ${this.logFile}`);
+    const ready = await until(
+      `private Temporal server on ${this.address} (log ${this.logFile})`,
+      async () => {
+        if (child.exitCode !== null) return 'exited';
+        const conn = await Connection.connect({ address: this.address, connectTimeout: '2s' });
+        try {
+          await conn.workflowService.getSystemInfo({});
+          return true;
+        } finally {
+          await conn.close();
+        }
+      },
+      { tries: 450 },
+    );
+    if (ready === 'exited')
+      throw new Error(`private Temporal server exited with ${child.exitCode}; see ${this.logFile}`);
   }
 
   /** Stops this server only (its own pid), and waits until it has exited. */

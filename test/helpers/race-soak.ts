@@ -97,7 +97,11 @@ export async function raceSoak(kind: DbKind, opts: SoakOptions): Promise<SoakRes
     await installAudit(tdb.db);
     const db = tdb.db;
     // The run whose instances are orphans as soon as their heartbeat stops, and live runs to race the run sweep.
-    const dead = await createRunWithInstances(db, { status: 'E', heartbeatInSeconds: -3600 }, Array.from({ length: opts.instances ?? 300 }, () => ({ status: 'R' as const, reportByInSeconds: 1 })));
+    const dead = await createRunWithInstances(
+      db,
+      { status: 'E', heartbeatInSeconds: -3600 },
+      Array.from({ length: opts.instances ?? 300 }, () => ({ status: 'R' as const, reportByInSeconds: 1 })),
+    );
     const runs: number[] = [];
     const workflows: number[] = [];
     for (let i = 0; i < (opts.runs ?? 40); i++) {
@@ -105,7 +109,11 @@ export async function raceSoak(kind: DbKind, opts: SoakOptions): Promise<SoakRes
       runs.push(r.workflowRunId);
       workflows.push(r.workflowId);
     }
-    const config = loadConfig({ JOBMON_DB_URL: tdb.url, REAPER_GRACE: `${GRACE_SECONDS}s`, REAPER_BREAKER_MIN_RUNS: '1000000' });
+    const config = loadConfig({
+      JOBMON_DB_URL: tdb.url,
+      REAPER_GRACE: `${GRACE_SECONDS}s`,
+      REAPER_BREAKER_MIN_RUNS: '1000000',
+    });
     const activities = createReaperActivities({ db, config });
     const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
     const inActivity = <R>(fn: () => Promise<R>) => env.run(fn) as Promise<R>;
@@ -127,7 +135,9 @@ export async function raceSoak(kind: DbKind, opts: SoakOptions): Promise<SoakRes
         }
       }
     };
-    db.on('query-error', (e: unknown) => { if (isDeadlock(e)) deadlocks.reaperBatches++; });
+    db.on('query-error', (e: unknown) => {
+      if (isDeadlock(e)) deadlocks.reaperBatches++;
+    });
     const writerCount = opts.writers ?? 3;
     const periodMs = (base: number) => base * (0.95 + Math.random() * 0.1);
     const writerLoops: Promise<void>[] = [];
@@ -136,25 +146,41 @@ export async function raceSoak(kind: DbKind, opts: SoakOptions): Promise<SoakRes
       writers.push(conn);
       const mine = <T>(list: T[]) => list.filter((_, i) => i % writerCount === w);
       const due = new Map<string, number>([
-        ...mine(dead.ti).map((id) => [`ti:${id}`, Date.now() + periodMs(1000 * (1 + GRACE_SECONDS))] as [string, number]),
+        ...mine(dead.ti).map(
+          (id) => [`ti:${id}`, Date.now() + periodMs(1000 * (1 + GRACE_SECONDS))] as [string, number],
+        ),
         ...mine(runs).map((id) => [`wfr:${id}`, Date.now() + periodMs(1000)] as [string, number]),
       ]);
-      writerLoops.push((async () => {
-        while (!stop) {
-          const now = Date.now();
-          const ti: number[] = [];
-          const wfr: number[] = [];
-          for (const [key, at] of due) {
-            if (at > now) continue;
-            const [kind, id] = key.split(':') as [string, string];
-            (kind === 'ti' ? ti : wfr).push(Number(id));
-            due.set(key, now + periodMs(kind === 'ti' ? 1000 * (1 + GRACE_SECONDS) : 1000));
+      writerLoops.push(
+        (async () => {
+          while (!stop) {
+            const now = Date.now();
+            const ti: number[] = [];
+            const wfr: number[] = [];
+            for (const [key, at] of due) {
+              if (at > now) continue;
+              const [kind, id] = key.split(':') as [string, string];
+              (kind === 'ti' ? ti : wfr).push(Number(id));
+              due.set(key, now + periodMs(kind === 'ti' ? 1000 * (1 + GRACE_SECONDS) : 1000));
+            }
+            if (ti.length > 0)
+              heartbeats += await retried(() =>
+                conn('task_instance')
+                  .whereIn('id', ti)
+                  .where('status', 'R')
+                  .update({ report_by_date: dbNowPlus(conn, 1) }),
+              );
+            if (wfr.length > 0)
+              heartbeats += await retried(() =>
+                conn('workflow_run')
+                  .whereIn('id', wfr)
+                  .where('status', 'R')
+                  .update({ heartbeat_date: dbNowPlus(conn, 1) }),
+              );
+            await new Promise((r) => setTimeout(r, 5));
           }
-          if (ti.length > 0) heartbeats += await retried(() => conn('task_instance').whereIn('id', ti).where('status', 'R').update({ report_by_date: dbNowPlus(conn, 1) }));
-          if (wfr.length > 0) heartbeats += await retried(() => conn('workflow_run').whereIn('id', wfr).where('status', 'R').update({ heartbeat_date: dbNowPlus(conn, 1) }));
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      })());
+        })(),
+      );
     }
 
     let reapedInstances = 0;
@@ -168,19 +194,33 @@ export async function raceSoak(kind: DbKind, opts: SoakOptions): Promise<SoakRes
       raced += (r.raced?.workflowRuns ?? 0) + (t.raced?.taskInstances ?? 0);
       // Relaunch what was reaped, so the population keeps racing (these updates are not reaps: the audit ignores them).
       if (i % 5 === 4) {
-        await db('task_instance').whereIn('id', dead.ti).where('status', 'U').update({ status: 'R', report_by_date: dbNowPlus(db, 1) });
+        await db('task_instance')
+          .whereIn('id', dead.ti)
+          .where('status', 'U')
+          .update({ status: 'R', report_by_date: dbNowPlus(db, 1) });
         await db('task').whereIn('id', dead.tasks).update({ status: 'R' });
-        await db('workflow_run').whereIn('id', runs).where('status', 'E').update({ status: 'R', heartbeat_date: dbNowPlus(db, 1) });
+        await db('workflow_run')
+          .whereIn('id', runs)
+          .where('status', 'E')
+          .update({ status: 'R', heartbeat_date: dbNowPlus(db, 1) });
         await db('workflow').whereIn('id', workflows).update({ status: 'R' });
       }
       opts.onProgress?.(i + 1);
     }
     stop = true;
     await Promise.all(writerLoops);
-    const live = async (tbl: string) => Number(((await db('jt_soak_audit').where({ tbl, live: 1 }).count({ n: '*' }).first()) as { n: unknown }).n);
+    const live = async (tbl: string) =>
+      Number(((await db('jt_soak_audit').where({ tbl, live: 1 }).count({ n: '*' }).first()) as { n: unknown }).n);
     return {
-      kind, iterations: opts.iterations, heartbeats, reapedInstances, reapedRuns, raced, deadlocks,
-      liveInstancesReaped: await live('task_instance'), liveRunsReaped: await live('workflow_run'),
+      kind,
+      iterations: opts.iterations,
+      heartbeats,
+      reapedInstances,
+      reapedRuns,
+      raced,
+      deadlocks,
+      liveInstancesReaped: await live('task_instance'),
+      liveRunsReaped: await live('workflow_run'),
       durationMs: Date.now() - started,
     };
   } finally {

@@ -13,6 +13,7 @@ import { createReaperActivities, type ReaperHooks } from '../../activities/reape
 import type { reaper as reaperWorkflow, ReaperInput } from '../../workflows/reaper.js';
 import { WORKFLOWS_PATH } from '../../workers/paths.js';
 import { createTestDb, type DbKind } from './databases.js';
+import { asServiceUser } from './least-privilege.js';
 import { connectTestClient, TEMPORAL_ADDRESS, testConfig } from './temporal.js';
 
 export interface ReaperCtx {
@@ -50,19 +51,37 @@ export function useReaperHarness(): void {
 }
 
 let seq = 0;
-export async function withReaper(kind: DbKind, env: Record<string, string>, fn: (ctx: ReaperCtx) => Promise<void>, hooks?: ReaperHooks): Promise<void> {
+export async function withReaper(
+  kind: DbKind,
+  env: Record<string, string>,
+  fn: (ctx: ReaperCtx) => Promise<void>,
+  hooks?: ReaperHooks,
+): Promise<void> {
   const { client, connection, bundle } = await setUp();
   const tdb = await createTestDb(kind);
   try {
-    const config = testConfig(tdb.url, env);
-    const taskQueue = names(config.temporal).reaperTaskQueue;
-    const slurm = createSlurmJobLookup(config);
-    const activities = createReaperActivities({ db: tdb.db, config, hooks, slurm });
-    const worker = await Worker.create({ connection, taskQueue, workflowBundle: bundle, activities, shutdownGraceTime: '1s' });
-    const reap = (input: ReaperInput = {}, workflowId?: string) => client.workflow.execute<typeof reaperWorkflow>('reaper', {
-      taskQueue, workflowId: workflowId ?? `${config.temporal.taskQueuePrefix}reaper-${++seq}`, args: [input], workflowExecutionTimeout: '2 minutes',
+    // The reaper's activities connect as a user holding only the printed grants (PostgreSQL, MariaDB); the
+    // test's fixtures and checks use the owner's handle.
+    await asServiceUser(tdb.db, testConfig(tdb.url, env), async (serviceDb, config) => {
+      const taskQueue = names(config.temporal).reaperTaskQueue;
+      const slurm = createSlurmJobLookup(config);
+      const activities = createReaperActivities({ db: serviceDb, config, hooks, slurm });
+      const worker = await Worker.create({
+        connection,
+        taskQueue,
+        workflowBundle: bundle,
+        activities,
+        shutdownGraceTime: '1s',
+      });
+      const reap = (input: ReaperInput = {}, workflowId?: string) =>
+        client.workflow.execute<typeof reaperWorkflow>('reaper', {
+          taskQueue,
+          workflowId: workflowId ?? `${config.temporal.taskQueuePrefix}reaper-${++seq}`,
+          args: [input],
+          workflowExecutionTimeout: '2 minutes',
+        });
+      await worker.runUntil(fn({ db: tdb.db, config, client, reap, activities, slurm }));
     });
-    await worker.runUntil(fn({ db: tdb.db, config, client, reap, activities, slurm }));
   } finally {
     await tdb.drop();
   }

@@ -44,7 +44,15 @@ export async function startRefusingProxy(
     if (path.endsWith(`/${refuse.method}`)) {
       proxy.refusedCalls++;
       // Trailers-only response, as a gRPC server sends an error.
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(refuse.code), 'grpc-message': encodeURIComponent(refuse.message) }, { endStream: true });
+      stream.respond(
+        {
+          ':status': 200,
+          'content-type': 'application/grpc',
+          'grpc-status': String(refuse.code),
+          'grpc-message': encodeURIComponent(refuse.message),
+        },
+        { endStream: true },
+      );
       return;
     }
     const up = upstreamSession.request(forwardable(headers, [':method', ':path', ':scheme', ':authority']));
@@ -52,7 +60,8 @@ export async function startRefusingProxy(
     up.on('response', (h: http2.IncomingHttpHeaders, flags: number) => {
       // END_STREAM on the headers: a trailers-only answer (an error); pass it on as one.
       const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
-      if (!stream.closed) stream.respond(forwardable(h, [':status']), endStream ? { endStream: true } : { waitForTrailers: true });
+      if (!stream.closed)
+        stream.respond(forwardable(h, [':status']), endStream ? { endStream: true } : { waitForTrailers: true });
     });
     up.on('trailers', (h: http2.IncomingHttpHeaders) => {
       trailers = forwardable(h, []);
@@ -69,11 +78,12 @@ export async function startRefusingProxy(
   const proxy: RefusingProxy = {
     port: (server.address() as AddressInfo).port,
     refusedCalls: 0,
-    close: () => new Promise<void>((res) => {
-      for (const s of sessions) s.destroy();
-      upstreamSession.destroy();
-      server.close(() => res());
-    }),
+    close: () =>
+      new Promise<void>((res) => {
+        for (const s of sessions) s.destroy();
+        upstreamSession.destroy();
+        server.close(() => res());
+      }),
   };
   return proxy;
 }

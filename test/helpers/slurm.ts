@@ -15,7 +15,8 @@ const SCRIPTS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 
 /** SLURM_* variables for the REST source of the local cluster (the token stays in its file). */
 export function slurmRestEnv(): Record<string, string> {
   const env = localSlurmEnv(defaultCacheDir());
-  if (!env.SLURM_REST_URL) throw new Error('local Slurm is not up: run `jobmon-temporal stack up` (no slurm.env in the cache)');
+  if (!env.SLURM_REST_URL)
+    throw new Error('local Slurm is not up: run `jobmon-temporal stack up` (no slurm.env in the cache)');
   const { SLURM_REST_URL, SLURM_USER_NAME, SLURM_JWT_FILE } = env;
   return { SLURM_REST_URL: SLURM_REST_URL, SLURM_USER_NAME: SLURM_USER_NAME!, SLURM_JWT_FILE: SLURM_JWT_FILE! };
 }
@@ -37,12 +38,18 @@ export async function waitForAccounting(jobId: string, timeoutSeconds = 180): Pr
   await run('bash', [join(SCRIPTS, 'slurm-wait-job.sh'), jobId, String(timeoutSeconds)]);
 }
 
-/** What sacct itself reports, to compare the integrator's values against. */
-export async function sacctReport(jobId: string): Promise<{ maxRssSumBytes: number; elapsedSeconds: number; state: string }> {
+/**
+ * What sacct itself reports, to compare the integrator's values against. `maxRssReported`: some line had a
+ * MaxRSS (a job killed with its node has none, and its sum then means "unknown", not 0).
+ */
+export async function sacctReport(
+  jobId: string,
+): Promise<{ maxRssSumBytes: number; maxRssReported: boolean; elapsedSeconds: number; state: string }> {
   const { stdout } = await run('sacct', ['-P', '-n', '-j', jobId, '--format=JobID,MaxRSS,ElapsedRaw,State']);
   let sum = 0;
   let elapsed = 0;
   let state = '';
+  let reported = false;
   for (const line of stdout.trim().split('\n')) {
     const [id, rss, el, st] = line.split('|');
     if (id === jobId) {
@@ -50,9 +57,12 @@ export async function sacctReport(jobId: string): Promise<{ maxRssSumBytes: numb
       state = st!.split(' ')[0]!;
     }
     const m = /^([\d.]+)([KMGT]?)$/.exec(rss ?? '');
-    if (m) sum += Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2] || ' ');
+    if (m) {
+      sum += Number(m[1]) * 1024 ** ' KMGT'.indexOf(m[2] || ' ');
+      reported = true;
+    }
   }
-  return { maxRssSumBytes: sum, elapsedSeconds: elapsed, state };
+  return { maxRssSumBytes: sum, maxRssReported: reported, elapsedSeconds: elapsed, state };
 }
 
 /**
@@ -79,13 +89,32 @@ export class PrivateSlurmrestd {
   async restart(opts: { slurmConf?: string } = {}): Promise<void> {
     if (this.child) return;
     const conf = opts.slurmConf ? [`SLURM_CONF=${opts.slurmConf}`] : [];
-    const child = spawn('runuser', ['-u', 'slurmrest', '--', 'env', ...conf, 'SLURM_JWT=daemon', '/usr/sbin/slurmrestd',
-      '-a', 'rest_auth/jwt', '-s', 'openapi/dbv0.0.38,openapi/v0.0.38', `127.0.0.1:${this.port}`], { stdio: 'ignore', detached: true });
+    const child = spawn(
+      'runuser',
+      [
+        '-u',
+        'slurmrest',
+        '--',
+        'env',
+        ...conf,
+        'SLURM_JWT=daemon',
+        '/usr/sbin/slurmrestd',
+        '-a',
+        'rest_auth/jwt',
+        '-s',
+        'openapi/dbv0.0.38,openapi/v0.0.38',
+        `127.0.0.1:${this.port}`,
+      ],
+      { stdio: 'ignore', detached: true },
+    );
     this.child = child;
     // Ready when it answers HTTP (401 without a token).
     for (let i = 0; i < 100; i++) {
       if (child.exitCode !== null) throw new Error(`private slurmrestd exited with ${child.exitCode}`);
-      const ok = await fetch(`http://127.0.0.1:${this.port}/openapi`).then(() => true, () => false);
+      const ok = await fetch(`http://127.0.0.1:${this.port}/openapi`).then(
+        () => true,
+        () => false,
+      );
       if (ok) return;
       await new Promise((res) => setTimeout(res, 100));
     }
@@ -99,14 +128,26 @@ export class PrivateSlurmrestd {
     this.child = undefined;
     // Its own process group (detached): runuser and the slurmrestd under it, and nothing else.
     const exited = new Promise<boolean>((res) => child.once('exit', () => res(true)));
-    const group = (signal: NodeJS.Signals) => { try { process.kill(-child.pid!, signal); } catch { /* already gone */ } };
+    const group = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, signal);
+      } catch {
+        /* already gone */
+      }
+    };
     group('SIGTERM');
     if (!(await Promise.race([exited, new Promise<boolean>((res) => setTimeout(() => res(false), 10_000))]))) {
       group('SIGKILL');
       await exited;
     }
     for (let i = 0; i < 100; i++) {
-      if (!(await fetch(`http://127.0.0.1:${this.port}/openapi`).then(() => true, () => false))) return;
+      if (
+        !(await fetch(`http://127.0.0.1:${this.port}/openapi`).then(
+          () => true,
+          () => false,
+        ))
+      )
+        return;
       await new Promise((res) => setTimeout(res, 100));
     }
   }
@@ -121,9 +162,12 @@ export async function unreachableAccountingConf(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'jt-slurmconf-'));
   chmodSync(dir, 0o755); // slurmrestd runs as the unprivileged slurmrest user
   const conf = readFileSync('/etc/slurm/slurm.conf', 'utf8');
-  if (!/^AccountingStoragePort=/m.test(conf)) throw new Error('/etc/slurm/slurm.conf has no AccountingStoragePort line');
+  if (!/^AccountingStoragePort=/m.test(conf))
+    throw new Error('/etc/slurm/slurm.conf has no AccountingStoragePort line');
   const path = join(dir, 'slurm.conf');
-  writeFileSync(path, conf.replace(/^AccountingStoragePort=.*$/m, `AccountingStoragePort=${await freePort()}`), { mode: 0o644 });
+  writeFileSync(path, conf.replace(/^AccountingStoragePort=.*$/m, `AccountingStoragePort=${await freePort()}`), {
+    mode: 0o644,
+  });
   return path;
 }
 

@@ -19,7 +19,11 @@ export interface SlurmrestdStandin {
   close(): Promise<void>;
 }
 
-export interface StandinAnswer { status: number; body: string; contentType?: string }
+export interface StandinAnswer {
+  status: number;
+  body: string;
+  contentType?: string;
+}
 
 export interface StandinOptions {
   /** Runs before a jobs request is answered; the answer waits for it. */
@@ -31,7 +35,10 @@ export interface StandinOptions {
 }
 
 export async function startSlurmrestdStandin(opts: StandinOptions = {}): Promise<SlurmrestdStandin> {
-  const recorded = JSON.parse(readFileSync(FIXTURE, 'utf8')) as { meta: unknown; jobs: { job_id: number; steps: { step: { job_id: number } }[] }[] };
+  const recorded = JSON.parse(readFileSync(FIXTURE, 'utf8')) as {
+    meta: unknown;
+    jobs: { job_id: number; steps: { step: { job_id: number } }[] }[];
+  };
   const template = recorded.jobs[0]!;
   const requests: string[][] = [];
   const tokens: (string | undefined)[] = [];
@@ -50,29 +57,37 @@ export async function startSlurmrestdStandin(opts: StandinOptions = {}): Promise
     const ids = (url.searchParams.get('step') ?? '').split(',').filter((s) => s !== '');
     requests.push(ids);
     const n = requests.length;
-    void Promise.resolve(opts.beforeAnswer?.(ids)).then(() => opts.answer?.(ids, n)).then((custom) => {
-      if (res.destroyed) return;
-      if (custom) {
-        res.writeHead(custom.status, { 'content-type': custom.contentType ?? 'application/json' }).end(custom.body);
-        return;
-      }
-      const jobs = ids.map((id) => {
-        const job = structuredClone(template);
-        job.job_id = Number(id);
-        for (const s of job.steps) s.step.job_id = job.job_id;
-        return job;
-      });
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ meta: recorded.meta, errors: [], jobs }));
-    }, () => res.destroy());
+    void Promise.resolve(opts.beforeAnswer?.(ids))
+      .then(() => opts.answer?.(ids, n))
+      .then(
+        (custom) => {
+          if (res.destroyed) return;
+          if (custom) {
+            res.writeHead(custom.status, { 'content-type': custom.contentType ?? 'application/json' }).end(custom.body);
+            return;
+          }
+          const jobs = ids.map((id) => {
+            const job = structuredClone(template);
+            job.job_id = Number(id);
+            for (const s of job.steps) s.step.job_id = job.job_id;
+            return job;
+          });
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ meta: recorded.meta, errors: [], jobs }));
+        },
+        () => res.destroy(),
+      );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
     tokens,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -27,39 +27,40 @@ export async function startTcpProxy(upstream: { host: string; port: number }): P
   let down = false;
   let server: net.Server;
 
-  const listen = (port: number) => new Promise<void>((resolve, reject) => {
-    server = net.createServer((client) => {
-      proxy.accepted++;
-      if (down) return client.destroy();
-      const up = net.connect(upstream.port, upstream.host);
-      sockets.add(client).add(up);
-      const end = () => {
-        client.destroy();
-        up.destroy();
-        sockets.delete(client);
-        sockets.delete(up);
-      };
-      client.on('data', (chunk: Buffer) => {
-        if (armed && chunk.includes(armed.text)) {
-          const fired = armed;
-          armed = undefined;
-          proxy.firedOn = fired.text;
-          void cut().then(fired.fired);
-          return;
-        }
-        if (!up.write(chunk)) client.pause();
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server = net.createServer((client) => {
+        proxy.accepted++;
+        if (down) return client.destroy();
+        const up = net.connect(upstream.port, upstream.host);
+        sockets.add(client).add(up);
+        const end = () => {
+          client.destroy();
+          up.destroy();
+          sockets.delete(client);
+          sockets.delete(up);
+        };
+        client.on('data', (chunk: Buffer) => {
+          if (armed && chunk.includes(armed.text)) {
+            const fired = armed;
+            armed = undefined;
+            proxy.firedOn = fired.text;
+            void cut().then(fired.fired);
+            return;
+          }
+          if (!up.write(chunk)) client.pause();
+        });
+        up.on('drain', () => client.resume());
+        up.on('data', (chunk: Buffer) => {
+          if (!client.write(chunk)) up.pause();
+        });
+        client.on('drain', () => up.resume());
+        client.on('error', end).on('close', end);
+        up.on('error', end).on('close', end);
       });
-      up.on('drain', () => client.resume());
-      up.on('data', (chunk: Buffer) => {
-        if (!client.write(chunk)) up.pause();
-      });
-      client.on('drain', () => up.resume());
-      client.on('error', end).on('close', end);
-      up.on('error', end).on('close', end);
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
     });
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
 
   const cut = async (): Promise<void> => {
     if (down) return;
@@ -76,8 +77,13 @@ export async function startTcpProxy(upstream: { host: string; port: number }): P
     port,
     accepted: 0,
     firedOn: undefined,
-    get down() { return down; },
-    cutOn: (text) => new Promise<void>((resolve) => { armed = { text, fired: resolve }; }),
+    get down() {
+      return down;
+    },
+    cutOn: (text) =>
+      new Promise<void>((resolve) => {
+        armed = { text, fired: resolve };
+      }),
     cut,
     async restore() {
       if (!down) return;

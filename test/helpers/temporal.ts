@@ -10,6 +10,7 @@ import { loadConfig, type Config } from '../../lib/config.js';
 import { connectWorkerConnection } from '../../lib/temporal/worker-connection.js';
 import { createWorkers } from '../../workers/create-workers.js';
 import type { UsageSource } from '../../lib/usage/sources.js';
+import { asServiceUser } from './least-privilege.js';
 
 // Workers log state changes at INFO; tests only want warnings, printed as usual and kept in
 // workerLog so a test can check what a worker said.
@@ -42,12 +43,42 @@ export async function connectTestClient(): Promise<Client> {
  * Runs `fn` while real workers of both services poll this test's task queues, connected as
  * `jobmon-temporal worker` connects (config.temporal: address, TLS, API key).
  */
-export async function withWorkers<T>(config: Config, db: Knex, client: Client, fn: (source: UsageSource) => Promise<T>, source?: UsageSource): Promise<T> {
+export async function withWorkers<T>(
+  config: Config,
+  db: Knex,
+  client: Client,
+  fn: (source: UsageSource) => Promise<T>,
+  source?: UsageSource,
+): Promise<T> {
+  // The workers connect as a user holding only the printed grants (PostgreSQL, MariaDB); `db` stays the
+  // owner's handle, the fixture writer's.
+  return asServiceUser(db, config, (serviceDb, serviceConfig) =>
+    runWorkers(serviceConfig, serviceDb, client, fn, source),
+  );
+}
+
+async function runWorkers<T>(
+  config: Config,
+  db: Knex,
+  client: Client,
+  fn: (source: UsageSource) => Promise<T>,
+  source?: UsageSource,
+): Promise<T> {
   const connection = await connectWorkerConnection(config.temporal);
   try {
-    const { workers, source: src } = await createWorkers({ config, connection, client, db, source, overrides: { shutdownGraceTime: '1s' } });
+    const { workers, source: src } = await createWorkers({
+      config,
+      connection,
+      client,
+      db,
+      source,
+      overrides: { shutdownGraceTime: '1s' },
+    });
     const [first, ...rest] = workers;
-    const run = rest.reduceRight<() => Promise<T>>((inner, w) => () => w.runUntil(inner), () => fn(src));
+    const run = rest.reduceRight<() => Promise<T>>(
+      (inner, w) => () => w.runUntil(inner),
+      () => fn(src),
+    );
     return await first!.runUntil(run);
   } finally {
     await connection.close();

@@ -18,10 +18,16 @@ export async function freePort(): Promise<number> {
 }
 
 /** Polls `fn` until it returns something other than undefined (errors count as "not yet"). */
-export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, opts: { tries?: number; everyMs?: number } = {}): Promise<T> {
+export async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  opts: { tries?: number; everyMs?: number } = {},
+): Promise<T> {
   const tries = opts.tries ?? 300;
   for (let i = 0; i < tries; i++) {
-    const v = await Promise.resolve().then(fn).catch(() => undefined);
+    const v = await Promise.resolve()
+      .then(fn)
+      .catch(() => undefined);
     if (v !== undefined) return v;
     await new Promise((r) => setTimeout(r, opts.everyMs ?? 200));
   }
@@ -70,21 +76,35 @@ export function spawnWorker(env: NodeJS.ProcessEnv, args: string[] = ['worker'])
     partial = parts.pop()!;
     for (const line of parts) {
       lines.push(line);
-      for (const w of [...waiters]) if (w.match(line)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(line); }
+      for (const w of [...waiters])
+        if (w.match(line)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
     }
   });
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => { err += c; });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => {
+    err += c;
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const alive = () => child.exitCode === null && child.signalCode === null;
   return {
-    child, lines, exited, alive,
+    child,
+    lines,
+    exited,
+    alive,
     stderr: () => err,
-    waitFor: (match) => new Promise<string>((resolve, reject) => {
-      const seen = lines.find(match);
-      if (seen !== undefined) return resolve(seen);
-      waiters.push({ match, resolve });
-      void exited.then(({ code, signal }) => reject(new Error(`worker exited (${code ?? signal}) before the line was seen; stderr: ${err.slice(-500)}`)));
-    }),
+    waitFor: (match) =>
+      new Promise<string>((resolve, reject) => {
+        const seen = lines.find(match);
+        if (seen !== undefined) return resolve(seen);
+        waiters.push({ match, resolve });
+        void exited.then(({ code, signal }) =>
+          reject(new Error(`worker exited (${code ?? signal}) before the line was seen; stderr: ${err.slice(-500)}`)),
+        );
+      }),
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (alive()) child.kill(signal);
       return exited;
