@@ -11,7 +11,9 @@ import test from 'ava';
 import type { Knex } from 'knex';
 import { createRunWithInstances, createTaskInstance, createWorkflowRun } from '../dev/factory.js';
 import { openJobmonDb } from '../lib/db/connection.js';
-import { applyOrphanedInstances, newTxStats, reapLostRun } from '../lib/db/reaper-store.js';
+import { applyOrphanedInstances } from '../lib/db/reaper/orphan-sweep.js';
+import { newTxStats } from '../lib/db/reaper/tx.js';
+import { reapLostRun } from '../lib/db/reaper/workflow-run-sweep.js';
 import { createTestDb, SERVER_DBS, type DbKind } from './helpers/databases.js';
 import { statusOf } from './helpers/reaper.js';
 

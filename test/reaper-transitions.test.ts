@@ -17,7 +17,7 @@ import {
 } from '../dev/factory.js';
 import { countOf } from '../lib/reaper/summary.js';
 import { dbNowPlus } from '../lib/db/clock.js';
-import { repairWindows } from '../activities/reaper/breaker.js';
+import { repairWindows } from '../activities/reaper/plan-reap.js';
 import type { reaper as reaperWorkflow } from '../workflows/reaper.js';
 import { createTestDb, BEHAVIOUR_DBS } from './helpers/databases.js';
 import { connectTestClient, testConfig, withWorkers } from './helpers/temporal.js';

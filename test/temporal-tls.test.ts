@@ -13,7 +13,7 @@ import { connectClient } from '../lib/temporal/client.js';
 import { describeConnection } from '../lib/temporal/connection-options.js';
 import { connectWorkerConnection } from '../lib/temporal/worker-connection.js';
 import { integrationInput } from '../lib/usage/start-integration.js';
-import type { UsageIntegrationResult } from '../workflows/usage-integration.js';
+import type { UsageIntegrationResult } from '../lib/usage/shared.js';
 import { WORKFLOW_BUNDLE_PATH } from '../workers/paths.js';
 import { TEMPORAL_ADDRESS } from './helpers/temporal.js';
 import { makePki, startHeaderRecorder, startTlsProxy, type TestPki, type TlsProxy } from './helpers/tls.js';

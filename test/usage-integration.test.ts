@@ -9,7 +9,7 @@ import { dbNowPlus } from '../lib/db/clock.js';
 import { DUMMY_USAGE } from '../lib/usage/sources.js';
 import { startIntegration } from '../lib/usage/start-integration.js';
 import type { DispatchResult } from '../activities/usage/dispatch.js';
-import type { UsageIntegrationResult } from '../workflows/usage-integration.js';
+import type { UsageIntegrationResult } from '../lib/usage/shared.js';
 import { names } from '../lib/config.js';
 import { backfill } from '../scripts/commands/integrate.js';
 import { UsagePhaseKey } from '../lib/temporal/search-attributes.js';

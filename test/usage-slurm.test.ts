@@ -10,7 +10,7 @@ import { createLaunchedInstance } from '../dev/factory.js';
 import { dbNowPlus } from '../lib/db/clock.js';
 import { startIntegration } from '../lib/usage/start-integration.js';
 import { wakeIntegration } from '../lib/usage/wake-integration.js';
-import type { UsageIntegrationResult } from '../workflows/usage-integration.js';
+import type { UsageIntegrationResult } from '../lib/usage/shared.js';
 import { connectTestClient, testConfig, withWorkers } from './helpers/temporal.js';
 import { createTestDb, type DbKind, type TestDb } from './helpers/databases.js';
 import {

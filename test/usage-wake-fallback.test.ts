@@ -13,7 +13,7 @@ import { names } from '../lib/config.js';
 import { connectClient } from '../lib/temporal/client.js';
 import { isResetActivityRefused } from '../lib/usage/wake-integration.js';
 import type { DispatchResult } from '../activities/usage/dispatch.js';
-import type { UsageIntegrationResult } from '../workflows/usage-integration.js';
+import type { UsageIntegrationResult } from '../lib/usage/shared.js';
 import { createTestDb } from './helpers/databases.js';
 import { startRefusingProxy } from './helpers/refusing-proxy.js';
 import { TEMPORAL_ADDRESS, testConfig, withWorkers, workerLog } from './helpers/temporal.js';

@@ -1,4 +1,4 @@
 /** Every workflow this project registers; the worker bundle is built from this file. */
-export { usageIntegration, usagePhaseQuery } from './usage-integration.js';
+export { usageIntegration } from './usage-integration.js';
 export { usageDispatch } from './usage-dispatch.js';
-export { reaper, reaperProgressQuery } from './reaper.js';
+export { reaper } from './reaper.js';

@@ -17,7 +17,6 @@
 import {
   ActivityFailure,
   ApplicationFailure,
-  defineQuery,
   log,
   metricMeter,
   proxyActivities,
@@ -34,19 +33,7 @@ import {
   type ReapedRun,
   type ReapSummary,
 } from '../lib/reaper/summary.js';
-
-export { formatReapSummary, oneLine, countOf, BREAKER_FAILURE_TYPE } from '../lib/reaper/summary.js';
-export type { ReapSummary, TransitionTally, BreakerReport, ReapedRun } from '../lib/reaper/summary.js';
-
-export interface ReaperInput {
-  /** Report exactly what a reap would do and change nothing. */
-  dryRun?: boolean;
-  /** Operator override: reap even when the circuit breaker is open (the runs really are dead). */
-  ignoreBreaker?: boolean;
-}
-
-/** The summary so far, while a reap runs. */
-export const reaperProgressQuery = defineQuery<ReapSummary>('reaperProgress');
+import { reaperProgressQuery, type ReaperInput } from '../lib/reaper/shared.js';
 
 /**
  * Bounds of one reap: activity calls per sweep, and time for all sweeps (the Schedule gives a reap

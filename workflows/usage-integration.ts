@@ -17,8 +17,6 @@ import {
   CancellationScope,
   TimeoutFailure,
   condition,
-  defineQuery,
-  defineSignal,
   isCancellation,
   patched,
   proxyActivities,
@@ -29,40 +27,13 @@ import {
 } from '@temporalio/workflow';
 import type { UsageActivities, FetchUsageResult } from '../activities/usage/fetch-usage.js';
 import { UsagePhase, UsagePhaseKey, type UsagePhaseName } from '../lib/temporal/search-attributes.js';
-
-export interface UsageRetryPolicy {
-  initialMs: number;
-  coefficient: number;
-  maxMs: number;
-  /** Overall deadline from the workflow's start; then the integration ends `unavailable`. */
-  deadlineMs: number;
-  /** Start-to-close of one attempt; absent in histories from before it existed. */
-  attemptTimeoutMs?: number;
-}
-
-export interface UsageIntegrationInput {
-  taskInstanceId: number;
-  policy: UsageRetryPolicy;
-  /**
-   * The instance had a final status when the integration was started: the first attempt runs at once,
-   * as a local activity (absent in inputs from before the local first attempt).
-   */
-  finishedAtStart?: boolean;
-}
-
-export type UsageIntegrationResult =
-  | { outcome: 'integrated'; taskInstanceId: number; values: Record<string, string | null>; summary: string }
-  | { outcome: 'dropped'; taskInstanceId: number; status: string; reason: string }
-  | { outcome: 'unavailable'; taskInstanceId: number; reason: string }
-  | { outcome: 'no_accounting'; taskInstanceId: number; reason: string };
-
-export const usagePhaseQuery = defineQuery<UsagePhaseName>('usagePhase');
-
-/**
- * "Try fetch-usage again now": the dispatcher's wake where the server refuses ResetActivity (an
- * older or locked-down server). Costs a few history events where ResetActivity costs none.
- */
-export const wakeSignal = defineSignal('wake');
+import {
+  usagePhaseQuery,
+  wakeSignal,
+  type UsageIntegrationInput,
+  type UsageIntegrationResult,
+  type UsageRetryPolicy,
+} from '../lib/usage/shared.js';
 
 /** Histories recorded before the wake signal replay without it; see test/usage-replay.test.ts. */
 export const WAKE_SIGNAL_PATCH = 'wake-signal';

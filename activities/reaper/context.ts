@@ -1,7 +1,7 @@
 /** What every reaper activity gets: the Jobmon database, the configuration, Slurm, metrics and (tests only) hooks. */
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
-import type { ReaperStoreOptions } from '../../lib/db/reaper-store.js';
+import type { ReaperStoreOptions } from '../../lib/db/reaper/tx.js';
 import type { JobmonMetrics } from '../../lib/metrics.js';
 import { mergeCounts, mergeTallies, tally, type Transition, type TransitionTally } from '../../lib/reaper/summary.js';
 import type { SlurmJobLookup } from '../../lib/slurm/job-lookup.js';

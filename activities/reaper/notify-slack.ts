@@ -2,7 +2,7 @@
  * One Slack message per reaped run (Jobmon's messages), to SLACK_WEBHOOK_URL. A failed message is
  * logged and counted, never raised: notifications must not fail a reap.
  */
-import { workflowName } from '../../lib/db/reaper-store.js';
+import { workflowName } from '../../lib/db/reaper/workflow-name.js';
 import { slurmCountsText, type ReapedRun } from '../../lib/reaper/summary.js';
 import { cancellationSignal } from '../cancellation.js';
 import type { ReaperActivityDeps } from './context.js';

@@ -1,10 +1,6 @@
 /** Jobmon's inconsistency repair: workflows in F whose tasks are all D → D, window by window. */
-import {
-  MAX_ROWS_PER_TRANSACTION,
-  newTxStats,
-  repairInconsistentWorkflows,
-  scanInconsistentWorkflowsIn,
-} from '../../lib/db/reaper-store.js';
+import { repairInconsistentWorkflows, scanInconsistentWorkflowsIn } from '../../lib/db/reaper/repair-workflows.js';
+import { MAX_ROWS_PER_TRANSACTION, newTxStats } from '../../lib/db/reaper/tx.js';
 import type { SweepPart, TransitionTally } from '../../lib/reaper/summary.js';
 import { tallyStep, type ReaperActivityDeps } from './context.js';
 import { heartbeat, logInfo } from './progress.js';

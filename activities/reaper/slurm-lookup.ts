@@ -5,7 +5,7 @@
  * REAPER_SLURM_LOOKUP off, or when Slurm does not answer, orphans are reaped as without Slurm.
  */
 import type { Config } from '../../lib/config.js';
-import type { OrphanForSlurm, OrphanSlurm } from '../../lib/db/reaper-store.js';
+import type { OrphanForSlurm, OrphanSlurm } from '../../lib/db/reaper/orphan-sweep.js';
 import type { SlurmView } from '../../lib/jobmon/slurm-triage.js';
 import { slurmSourceConfigured, type SlurmJobLookup } from '../../lib/slurm/job-lookup.js';
 import { cancellationSignal } from '../cancellation.js';

@@ -1,6 +1,6 @@
 /**
  * Orphaned task instances (what Jobmon leaves undone): O/R/T instances whose report_by_date passed
- * more than the grace ago and whose run no longer protects them (see lib/db/reaper-store.ts) → U,
+ * more than the grace ago and whose run no longer protects them (see lib/db/reaper/orphan-sweep.ts) → U,
  * task → E → G or F; instances whose task is already D or F → F. One transaction per batch. Jobs of
  * `slurm` clusters are looked up in Slurm first (./slurm-lookup.ts, lib/jobmon/slurm-triage.ts):
  * a resource limit → Z, a job Slurm shows alive is left for a later reap within its grace.
@@ -8,17 +8,17 @@
 import { MARK, recordMark } from '../../lib/db/backlog-store.js';
 import {
   applyOrphanedInstances,
-  newTxStats,
   readOrphansForSlurm,
   scanOrphanedInstances,
   type DryRunTaskOverlay,
   type OrphanSlurm,
-} from '../../lib/db/reaper-store.js';
+} from '../../lib/db/reaper/orphan-sweep.js';
+import { newTxStats } from '../../lib/db/reaper/tx.js';
 import type { TaskStatusCode } from '../../lib/jobmon/status.js';
 import type { TransitionTally } from '../../lib/reaper/summary.js';
 import { createSlurmJobLookup, type SlurmJobLookup } from '../../lib/slurm/job-lookup.js';
 import { createDbSlurmBudget } from '../../lib/db/slurm-budget-store.js';
-import { assertBreakerClosed } from './breaker.js';
+import { assertBreakerClosed } from './plan-reap.js';
 import { countSlurmStep, storeOptions, tallyStep, type ReaperActivityDeps, type SweepInput } from './context.js';
 import { heartbeat, logInfo, logWarn, reportSlurmTriage } from './progress.js';
 import { askedAhead, orphanSlurmForCall } from './slurm-lookup.js';

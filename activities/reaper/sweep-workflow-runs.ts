@@ -8,16 +8,16 @@
 import {
   applyResumeCleanup,
   countLiveKillSelf,
-  newTxStats,
   reapLostRun,
   scanLostRuns,
   scanResumeCleanup,
   terminateResumedRun,
   type LostRun,
   type RunStepResult,
-} from '../../lib/db/reaper-store.js';
+} from '../../lib/db/reaper/workflow-run-sweep.js';
+import { newTxStats } from '../../lib/db/reaper/tx.js';
 import type { ReapedRun, SweepPart, TransitionTally } from '../../lib/reaper/summary.js';
-import { assertBreakerClosed } from './breaker.js';
+import { assertBreakerClosed } from './plan-reap.js';
 import { storeOptions, tallyStep, type ReaperActivityDeps, type SweepInput } from './context.js';
 import { heartbeat, logInfo, logWarn } from './progress.js';
 

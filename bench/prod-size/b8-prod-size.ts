@@ -16,13 +16,9 @@ import type { Knex } from 'knex';
 import { dialectOf, openJobmonDb } from '../../lib/db/connection.js';
 import { readDbTimePlus } from '../../lib/db/clock.js';
 import { migrateDownReaperIndexes, migrateLatest } from '../../lib/db/migrate.js';
-import {
-  applyOrphanedInstances,
-  newTxStats,
-  reapLostRun,
-  scanLostRuns,
-  type ReaperStoreOptions,
-} from '../../lib/db/reaper-store.js';
+import { applyOrphanedInstances } from '../../lib/db/reaper/orphan-sweep.js';
+import { newTxStats, type ReaperStoreOptions } from '../../lib/db/reaper/tx.js';
+import { reapLostRun, scanLostRuns } from '../../lib/db/reaper/workflow-run-sweep.js';
 import { readChangedInstances, readWatermark, recordStarted, writeWatermark } from '../../lib/db/usage-store.js';
 import { USAGE_WATERMARK } from '../../activities/usage/dispatch.js';
 import { BACKFILL_WINDOW, type BackfillPage } from '../../lib/db/backfill-store.js';

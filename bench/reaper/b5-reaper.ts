@@ -22,7 +22,7 @@ import { names, type Config } from '../../lib/config.js';
 import { slurmSourceConfigured } from '../../lib/slurm/job-lookup.js';
 import { dialectOf } from '../../lib/db/connection.js';
 import { migrateLatest } from '../../lib/db/migrate.js';
-import type { ReapSummary } from '../../workflows/reaper.js';
+import type { ReapSummary } from '../../lib/reaper/summary.js';
 import { createTestDb, type DbKind } from '../../test/helpers/databases.js';
 import { ensureTaskResources } from '../../dev/factory.js';
 import { benchConfig, connectBenchClient, withBenchWorkers, type BenchTemporal } from '../lib/temporal.js';

@@ -13,7 +13,7 @@ import {
   UsagePhaseKey,
   WorkflowRunIdKey,
 } from '../temporal/search-attributes.js';
-import type { UsageIntegrationInput, UsageIntegrationResult } from '../../workflows/usage-integration.js';
+import type { UsageIntegrationInput, UsageIntegrationResult } from './shared.js';
 
 export interface IntegrationTarget {
   taskInstanceId: number;

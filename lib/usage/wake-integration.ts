@@ -14,7 +14,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import type { Config } from '../config.js';
 import { names } from '../config.js';
-import { wakeSignal } from '../../workflows/usage-integration.js';
+import { wakeSignal } from './shared.js';
 
 const { temporal } = proto;
 

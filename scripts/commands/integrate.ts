@@ -6,7 +6,7 @@ import { readBackfillPage } from '../../lib/db/backfill-store.js';
 import { isFinal, recordOutcome, restartOutcome, type Watermark } from '../../lib/db/usage-store.js';
 import { watchPollers } from '../../lib/temporal/poller-watch.js';
 import { startIntegration } from '../../lib/usage/start-integration.js';
-import type { UsageIntegrationResult } from '../../workflows/usage-integration.js';
+import type { UsageIntegrationResult } from '../../lib/usage/shared.js';
 
 export function formatResult(r: UsageIntegrationResult): string {
   switch (r.outcome) {

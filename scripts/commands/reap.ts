@@ -3,14 +3,9 @@ import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporal
 import { ApplicationFailure } from '@temporalio/common';
 import { names, type Config } from '../../lib/config.js';
 import { watchPollers } from '../../lib/temporal/poller-watch.js';
-import {
-  BREAKER_FAILURE_TYPE,
-  formatReapSummary,
-  oneLine,
-  reaperProgressQuery,
-  type ReapSummary,
-  type reaper,
-} from '../../workflows/reaper.js';
+import { reaperProgressQuery } from '../../lib/reaper/shared.js';
+import { BREAKER_FAILURE_TYPE, formatReapSummary, oneLine, type ReapSummary } from '../../lib/reaper/summary.js';
+import type { reaper } from '../../workflows/reaper.js';
 
 export interface ReapOptions {
   dryRun: boolean;

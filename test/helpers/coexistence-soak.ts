@@ -23,7 +23,7 @@ import type { Knex } from 'knex';
 import { names } from '../../lib/config.js';
 import { dbNow, dbNowPlus } from '../../lib/db/clock.js';
 import { dialectOf } from '../../lib/db/connection.js';
-import { isDeadlock } from '../../lib/db/reaper-store.js';
+import { isDeadlock } from '../../lib/db/reaper/tx.js';
 import { createLogger, setProcessLogger } from '../../lib/log/logger.js';
 import { TASK_INSTANCE_TRANSITIONS, WORKFLOW_RUN_TRANSITIONS } from '../../lib/jobmon/status.js';
 import { scheduleDefinitions } from '../../lib/temporal/schedules.js';

@@ -18,7 +18,7 @@ import { createReaperActivities } from '../../activities/reaper/index.js';
 import { createRunWithInstances, createWorkflowRun } from '../../dev/factory.js';
 import { loadConfig } from '../../lib/config.js';
 import { dbNowPlus } from '../../lib/db/clock.js';
-import { isDeadlock } from '../../lib/db/reaper-store.js';
+import { isDeadlock } from '../../lib/db/reaper/tx.js';
 import { dialectOf, openJobmonDb } from '../../lib/db/connection.js';
 import { createLogger, setProcessLogger } from '../../lib/log/logger.js';
 import { countOf } from '../../lib/reaper/summary.js';

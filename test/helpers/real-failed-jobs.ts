@@ -7,7 +7,7 @@
 import { createLaunchedInstance } from '../../dev/factory.js';
 import type { TaskInstanceStatusCode } from '../../lib/jobmon/status.js';
 import { startIntegration } from '../../lib/usage/start-integration.js';
-import type { UsageIntegrationResult } from '../../workflows/usage-integration.js';
+import type { UsageIntegrationResult } from '../../lib/usage/shared.js';
 import { createTestDb, type DbKind } from './databases.js';
 import { SLURM_CLUSTER, slurmRestEnv } from './slurm.js';
 import { connectTestClient, testConfig, withWorkers } from './temporal.js';

@@ -5,21 +5,19 @@
  */
 import type { Knex } from 'knex';
 import { readDbTimePlus } from '../../lib/db/clock.js';
+import { readOrphansForSlurm, scanOrphanedInstances } from '../../lib/db/reaper/orphan-sweep.js';
+import { readBreakerCounts, readPlanBasics } from '../../lib/db/reaper/plan-reap.js';
+import { scanInconsistentWorkflowsIn } from '../../lib/db/reaper/repair-workflows.js';
+import type { ReaperStoreOptions } from '../../lib/db/reaper/tx.js';
 import {
   countLiveKillSelf,
-  readBreakerCounts,
-  readOrphansForSlurm,
-  readPlanBasics,
-  scanInconsistentWorkflowsIn,
   scanLostRuns,
-  scanOrphanedInstances,
   scanResumeCleanup,
   type LostRun,
-  type ReaperStoreOptions,
-} from '../../lib/db/reaper-store.js';
+} from '../../lib/db/reaper/workflow-run-sweep.js';
 import { readBackfillPage } from '../../lib/db/backfill-store.js';
 import { readChangedInstances } from '../../lib/db/usage-store.js';
-import { repairWindows } from '../../activities/reaper/breaker.js';
+import { repairWindows } from '../../activities/reaper/plan-reap.js';
 
 export interface ServiceCall {
   name: string;

@@ -2,7 +2,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
-import { readBreakerCounts, readPlanBasics } from '../../lib/db/reaper-store.js';
+import { readBreakerCounts, readPlanBasics } from '../../lib/db/reaper/plan-reap.js';
 import { evaluateBreaker } from '../../lib/reaper/breaker.js';
 import { BREAKER_FAILURE_TYPE, REAP_IDS_CAP, type BreakerReport } from '../../lib/reaper/summary.js';
 import type { ReaperActivityDeps } from './context.js';
@@ -53,7 +53,7 @@ export function repairWindows(dbNowText: string, intervalMs: number, maxId: numb
   return out.sort((a, b) => a[0] - b[0]);
 }
 
-export function createBreakerActivities({ db, config }: ReaperActivityDeps) {
+export function createPlanReapActivities({ db, config }: ReaperActivityDeps) {
   async function planReap(): Promise<ReapPlan> {
     const { dbNow, maxWorkflowId } = await readPlanBasics(db);
     const breaker = await breakerReport(db, config);
