@@ -13,7 +13,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse, parseAllDocuments } from 'yaml';
-import { ConfigMap, Secret, ServiceAccount, type IConfigMap, type ISecret } from 'kubernetes-models/v1';
+import { ConfigMap, Namespace, Secret, ServiceAccount, type IConfigMap, type ISecret } from 'kubernetes-models/v1';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
@@ -42,6 +42,7 @@ interface K8sObject {
 /** The schema of every kind the manifests may render; anything else fails the test until it is added here. */
 const MODELS: Record<string, (o: K8sObject) => { validate(): void }> = {
   'v1/ConfigMap': (o) => new ConfigMap(o as unknown as IConfigMap),
+  'v1/Namespace': (o) => new Namespace(o as never),
   'v1/Secret': (o) => new Secret(o as unknown as ISecret),
   'v1/ServiceAccount': (o) => new ServiceAccount(o as never),
   'apps/v1/Deployment': (o) => new Deployment(o as unknown as IDeployment),
@@ -209,7 +210,7 @@ for (const [label, dir] of [
       'PodDisruptionBudget',
       'ServiceAccount',
     ];
-    t.deepEqual(kinds, [...base, ...(dir === OVERLAY ? MONITORING_KINDS : [])].sort());
+    t.deepEqual(kinds, [...base, ...(dir === OVERLAY ? ['Namespace', ...MONITORING_KINDS] : [])].sort());
   });
 
   test(`${label}: no Secret is rendered (a template must never overwrite the real one)`, async (t) => {
@@ -529,7 +530,14 @@ test('example overlay: sets the namespace, a pinned image, replicas and ConfigMa
   for (const field of ['namespace', 'images', 'replicas', 'patches'])
     t.truthy(kustomization[field], `kustomization.yaml sets ${field}`);
   const namespace = kustomization.namespace as string;
-  for (const o of overlay) t.is(o.metadata.namespace, namespace, `${o.kind} ${o.metadata.name} is namespaced`);
+  for (const o of overlay)
+    if (o.kind !== 'Namespace') t.is(o.metadata.namespace, namespace, `${o.kind} ${o.metadata.name} is namespaced`);
+  // The namespace itself, labelled so the API server enforces the `restricted` Pod Security standard.
+  const ns = overlay.filter((o) => o.kind === 'Namespace');
+  t.deepEqual(
+    ns.map((o) => [o.metadata.name, o.metadata.labels?.['pod-security.kubernetes.io/enforce']]),
+    [[namespace, 'restricted']],
+  );
   for (const o of base)
     t.is(o.metadata.namespace, undefined, `base ${o.kind} ${o.metadata.name} leaves the namespace to overlays`);
   for (const { owner, template } of podTemplates(overlay)) {

@@ -342,7 +342,8 @@ for (const kind of BEHAVIOUR_DBS) {
     let batches = 0;
     await withReaper(
       kind,
-      { REAPER_BATCH_SIZE: '5' },
+      // Scan pages of 5 rows: with the Slurm lookup on, a page holds a Slurm request's worth (up to 20 batches).
+      { REAPER_BATCH_SIZE: '5', REAPER_SLURM_LOOKUP: 'false' },
       async ({ db, reap }) => {
         const o = await runWithInstances(
           db,

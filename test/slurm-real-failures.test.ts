@@ -48,8 +48,15 @@ async function errorLogs(db: Knex, taskInstanceId: number): Promise<string[]> {
 
 test('the cluster enforces --mem: a job that outgrows it ends OUT_OF_MEMORY in accounting', async (t) => {
   t.is(await jobState(oomJob), 'OUT_OF_MEMORY', `job ${oomJob} (see TaskPlugin in /etc/slurm/slurm.conf)`);
-  const { stdout } = await run('sacct', ['-n', '-X', '-P', '-j', oomJob, '-o', 'ReqMem,ElapsedRaw']);
-  const [reqMem, elapsed] = stdout.trim().split('|');
+  // slurmdbd may show the job's end before its request (a run printed ReqMem `16?` at first): read until it has one.
+  let reqMem = '';
+  let elapsed = '';
+  for (let i = 0; i < 40; i++) {
+    const { stdout } = await run('sacct', ['-n', '-X', '-P', '-j', oomJob, '-o', 'ReqMem,ElapsedRaw']);
+    [reqMem = '', elapsed = ''] = stdout.trim().split('|');
+    if (/^\d+[KMGT]$/.test(reqMem)) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
   t.is(reqMem, '100M');
   t.true(Number(elapsed) < 30, `killed (${elapsed} s), not left to finish its 30 s sleep`);
 });

@@ -59,6 +59,7 @@ export function storeOptions(config: Config): ReaperStoreOptions {
     graceSeconds: Math.ceil(config.reaper.graceMs / 1000),
     reapLiveRunInstances: config.reaper.reapLiveRunInstances,
     resumeRoute: config.reaper.resumeRoute,
+    rowsPerTransaction: config.reaper.batchSize,
   };
 }
 

@@ -24,7 +24,7 @@ import { heartbeat, logInfo, logWarn, reportSlurmTriage } from './progress.js';
 import { askedAhead, orphanSlurmForCall } from './slurm-lookup.js';
 import type { SweepResult } from './sweep-workflow-runs.js';
 
-/** Batches per activity call, and a time budget, so one call stays well inside its timeouts. */
+/** Batches (of REAPER_BATCH_SIZE rows) per activity call, and a time budget, so one call stays well inside its timeouts. */
 export const TASK_INSTANCE_BATCHES_PER_CALL = 20;
 const CALL_BUDGET_MS = 60_000;
 
@@ -43,7 +43,8 @@ export function createSweepTaskInstancesActivities({ db, config, hooks, metrics,
     let breakerChecked = false;
     const stats = newTxStats();
     const tallies: TransitionTally[] = [];
-    const maxBatches = input.maxBatches ?? TASK_INSTANCE_BATCHES_PER_CALL;
+    // The call's size in rows, however they are paged: a Slurm page may hold many batches.
+    const maxRows = (input.maxBatches ?? TASK_INSTANCE_BATCHES_PER_CALL) * batchSize;
     const started = Date.now();
     let after = input.afterId;
     let raced = 0;
@@ -54,11 +55,12 @@ export function createSweepTaskInstancesActivities({ db, config, hooks, metrics,
     const orphanSlurm = orphanSlurmForCall(config, slurmLookup);
     const slurmCounts: Record<string, number> = {};
     // With the Slurm lookup a scan page is one Slurm request (REAPER_SLURM_BULK_IDS), not one per transaction chunk.
-    const limit = orphanSlurm ? Math.max(batchSize, config.reaper.slurmBulkIds) : batchSize;
+    const limit = orphanSlurm ? Math.max(batchSize, Math.min(config.reaper.slurmBulkIds, maxRows)) : batchSize;
     const ask = async (ids: number[]) =>
       orphanSlurm ? askedAhead(orphanSlurm, await readOrphansForSlurm(db, ids)) : undefined;
     let ahead: Promise<{ ids: number[]; slurm: OrphanSlurm | undefined }> | undefined;
-    for (let batch = 0; batch < maxBatches && Date.now() - started < CALL_BUDGET_MS; batch++) {
+    let applied = 0;
+    while (applied < maxRows && Date.now() - started < CALL_BUDGET_MS) {
       let page: { ids: number[]; slurm: OrphanSlurm | undefined };
       if (ahead) page = await ahead;
       else {
@@ -79,7 +81,7 @@ export function createSweepTaskInstancesActivities({ db, config, hooks, metrics,
       }
       // The next page is scanned and asked of Slurm while this one is applied: its ids all come after this
       // page's, which this page's transactions never touch.
-      if (ids.length === limit && batch + 1 < maxBatches) {
+      if (ids.length === limit && applied + ids.length < maxRows) {
         const from = ids[ids.length - 1]!;
         ahead = scanOrphanedInstances(db, opts, from, limit).then(async (next) => ({
           ids: next,
@@ -93,6 +95,7 @@ export function createSweepTaskInstancesActivities({ db, config, hooks, metrics,
       tallyStep(tallies, step.transitions, input.dryRun, metrics);
       countSlurmStep(slurmCounts, step.slurm, input.dryRun, metrics);
       raced += step.raced;
+      applied += ids.length;
       after = ids[ids.length - 1]!;
       heartbeat({ after });
       if (ids.length < limit) {

@@ -3,7 +3,7 @@
  * services (lib/jobmon/required-privileges.ts), on PostgreSQL or MariaDB: the services' processes connect
  * as it, while the schema and migrations (createTestDb) and the fixture writers use the owner. A grant
  * missing from that list makes the test's statement fail with the server's "permission denied" naming
- * the table, and granted() says which user was used.
+ * the table; where that error reaches the test, missingGrantHint() adds which user held which grants.
  * With a password of the test's choosing (the secrets scan looks for it) and, on PostgreSQL, optionally
  * `log_statement = 'all'` for this role only (see pg-log.ts for reading the server log).
  */
@@ -51,6 +51,8 @@ export async function asServiceUser<T>(
   });
   try {
     return await fn(db, { ...config, dbUrl: user.url });
+  } catch (err) {
+    throw missingGrantHint(err, user.name);
   } finally {
     await db.destroy();
     if (user.kind === 'pg') await ownerDb.raw(`DROP OWNED BY ${user.name}`).catch(() => undefined);
@@ -112,4 +114,24 @@ async function asAdmin(url: string, f: (db: Knex) => Promise<void>): Promise<voi
   } finally {
     await a.destroy();
   }
+}
+
+/** PostgreSQL's "permission denied for table t", MariaDB's "SELECT command denied to user … for table 't'". */
+const DENIED =
+  /permission denied for (?:table|relation|sequence) (\S+)|command denied to user .* for table [`']?([\w.]+)/i;
+
+/**
+ * A denied statement, told as what it means here: the service user holds exactly the grants that
+ * `jobmon-temporal grants` prints, so the list in lib/jobmon/required-privileges.ts lacks one.
+ */
+export function missingGrantHint(err: unknown, userName: string): unknown {
+  const message = err instanceof Error ? err.message : String(err);
+  const m = DENIED.exec(message);
+  if (!m) return err;
+  const hinted = new Error(
+    `the services' user ${userName} holds exactly what \`jobmon-temporal grants\` prints, and that lacks a grant on ` +
+      `${m[1] ?? m[2]}: add it to lib/jobmon/required-privileges.ts if the services need it (${message})`,
+    { cause: err },
+  );
+  return hinted;
 }

@@ -137,7 +137,7 @@ export type DryRunTaskOverlay = Map<number, TaskStatusCode>;
  * With `slurm`, each chunk's jobs are looked up first (outside the transaction) and triaged
  * (lib/jobmon/slurm-triage.ts): a resource limit → Z (task → A when attempts remain), a job Slurm
  * shows alive is spared within its grace, and the error-log row says what Slurm said.
- * Applied in chunks of MAX_ROWS_PER_TRANSACTION, one transaction each.
+ * Applied in chunks of REAPER_BATCH_SIZE rows, at most MAX_ROWS_PER_TRANSACTION, one transaction each.
  */
 export async function applyOrphanedInstances(
   db: Knex,
@@ -149,7 +149,8 @@ export async function applyOrphanedInstances(
   slurm?: OrphanSlurm,
 ): Promise<OrphanBatchResult> {
   const out: OrphanBatchResult = { transitions: [], raced: 0, slurm: {} };
-  for (const chunk of chunks(ids, MAX_ROWS_PER_TRANSACTION)) {
+  const perTransaction = Math.min(opts.rowsPerTransaction ?? MAX_ROWS_PER_TRANSACTION, MAX_ROWS_PER_TRANSACTION);
+  for (const chunk of chunks(ids, perTransaction)) {
     const r = await applyOrphanChunk(db, opts, chunk, dryRun, stats, overlay, slurm);
     out.transitions.push(...r.transitions);
     out.raced += r.raced;

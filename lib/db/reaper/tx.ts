@@ -38,6 +38,11 @@ export interface ReaperStoreOptions {
   reapLiveRunInstances: boolean;
   /** How lost C/H runs are handled (lib/jobmon/reaper-rules.ts). */
   resumeRoute: ResumeRoute;
+  /**
+   * REAPER_BATCH_SIZE: rows per transaction of the orphan sweep, capped at MAX_ROWS_PER_TRANSACTION (its scan
+   * pages may be larger, one Slurm request each). Absent: MAX_ROWS_PER_TRANSACTION.
+   */
+  rowsPerTransaction?: number;
 }
 
 /** Transaction count and the longest one, for the summary and the benchmark. */
