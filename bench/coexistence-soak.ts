@@ -4,7 +4,7 @@
  * Jobmon-faithful writers, until our reaper has moved --reaps rows on each database, one database after the
  * other.
  *
- * Usage: node dist/bench/coexistence-soak.js [--reaps N (default 10000)] [--db pg|mysql|sqlite|servers|all (default servers)]
+ * Usage: node dist/bench/coexistence-soak.js [--reaps N (default 10000)] [--db pg|mysql|sqlite|servers|all (default all)]
  *        [--concurrency N (default 60)]
  * Exits 1 if any live row was reaped or a Jobmon request failed on our locks (failedOnOurLocks: on MariaDB, Jobmon's
  * array routes fail against its own requests and are reported, not counted).
@@ -25,7 +25,7 @@ function arg(name: string, fallback: string): string {
 
 const reaps = Number(arg('reaps', '10000'));
 const concurrency = Number(arg('concurrency', '60'));
-const which = arg('db', 'servers');
+const which = arg('db', 'all');
 const kinds: DbKind[] =
   which === 'servers' ? ['pg', 'mysql'] : which === 'all' ? ['pg', 'mysql', 'sqlite'] : [which as DbKind];
 

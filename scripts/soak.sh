@@ -10,4 +10,4 @@ cli="node bin/jobmon-temporal.js"
 JOBMON_DB_URL=postgres://postgres@127.0.0.1:5432/test $cli stack up --no-slurm
 JOBMON_DB_URL=mysql://root@127.0.0.1:3306/test $cli stack up --no-slurm
 node dist/bench/reaper-soak.js "$@"
-node dist/bench/coexistence-soak.js --reaps "${COEXISTENCE_REAPS:-10000}" --db "${COEXISTENCE_DB:-servers}"
+node dist/bench/coexistence-soak.js --reaps "${COEXISTENCE_REAPS:-10000}" --db "${COEXISTENCE_DB:-all}"

@@ -20,6 +20,7 @@ import { USAGE_WATERMARK } from '../activities/usage/dispatch.js';
 import { countOf, type ReapSummary } from '../lib/reaper/summary.js';
 import type { Client } from '@temporalio/client';
 import { createTestDb, SERVER_DBS } from './helpers/databases.js';
+import { serviceUserUrl } from './helpers/least-privilege.js';
 import { startTcpProxy, viaProxy } from './helpers/tcp-proxy.js';
 import { connectTestClient, testConfig } from './helpers/temporal.js';
 import { freePort, spawnWorker, started, until, workerEnv, type WorkerProcess } from './helpers/worker-process.js';
@@ -88,7 +89,12 @@ for (const kind of SERVER_DBS) {
         { status: 'E', heartbeatInSeconds: -3600 },
         Array.from({ length: 25 }, () => ({ status: 'R' as const, reportByInSeconds: -600 })),
       );
-      const worker = spawnWorker(workerEnv(config, { HEALTH_ADDRESS: `127.0.0.1:${healthPort}` }));
+      const worker = spawnWorker(
+        workerEnv(config, {
+          JOBMON_DB_URL: await serviceUserUrl(t, tdb, config.dbUrl),
+          HEALTH_ADDRESS: `127.0.0.1:${healthPort}`,
+        }),
+      );
       workers.push(worker);
       await started(worker);
       await until('readyz 200', async () => ((await readyz()) === 200 ? true : undefined));

@@ -26,6 +26,7 @@ import { sacctReport, sbatch, slurmRestEnv, waitForAccounting } from './helpers/
 import { testConfig } from './helpers/temporal.js';
 import { spawnWorker, started, until, workerEnv, type WorkerProcess } from './helpers/worker-process.js';
 import { assertOnceEach, installWriteCounter, writes } from './helpers/write-counter.js';
+import { serviceUserUrl } from './helpers/least-privilege.js';
 
 const DUMMY = { clusterType: 'dummy', clusterName: 'dummy' };
 
@@ -55,7 +56,7 @@ test.serial(
           REAPER_INTERVAL: '3s',
         });
         await applySchedules(client, config);
-        const worker = spawnWorker(workerEnv(config));
+        const worker = spawnWorker(workerEnv(config, { JOBMON_DB_URL: await serviceUserUrl(t, tdb) }));
         workers.push(worker);
         const waiting = await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '301', cluster: DUMMY });
         setups.push({ kind, tdb, config, worker, waiting });
@@ -199,6 +200,7 @@ test.serial(
         });
         const worker = spawnWorker(
           workerEnv(config, {
+            JOBMON_DB_URL: await serviceUserUrl(t, tdb),
             ...slurmRestEnv(),
             SLURM_REST_URL: proxy.url,
             USAGE_COALESCE_WINDOW: '50ms',

@@ -21,6 +21,7 @@ import { connectTestClient, testConfig } from './helpers/temporal.js';
 import { spawnWorker, started, until, workerEnv, type WorkerProcess } from './helpers/worker-process.js';
 import { blockedErrorLogInsert, holdErrorLogLock, sessionAlive, sessionHasWritten } from './helpers/db-sessions.js';
 import { assertOnceEach, errorLogRowsPerInstance, installWriteCounter, writes } from './helpers/write-counter.js';
+import { serviceUserUrl } from './helpers/least-privilege.js';
 
 const SLURM = { clusterType: 'slurm', clusterName: 'jobmon' };
 
@@ -57,6 +58,7 @@ for (const kind of SERVER_DBS) {
     // Every accounting request is held until the test releases it; the first one's arrival means an attempt is running.
     const proxy = await startHoldingProxy(slurmRestEnv().SLURM_REST_URL!);
     const env = workerEnv(config, {
+      JOBMON_DB_URL: await serviceUserUrl(t, tdb),
       ...slurmRestEnv(),
       SLURM_REST_URL: proxy.url,
       USAGE_COALESCE_WINDOW: '50ms',
@@ -122,7 +124,7 @@ for (const kind of SERVER_DBS) {
     await installWriteCounter(tdb.db);
     const client = await connectTestClient();
     const config = testConfig(tdb.url, { REAPER_BATCH_SIZE: '50' });
-    const env = workerEnv(config);
+    const env = workerEnv(config, { JOBMON_DB_URL: await serviceUserUrl(t, tdb) });
     const workers: WorkerProcess[] = [];
     const lock = await holdErrorLogLock(tdb.db);
     try {

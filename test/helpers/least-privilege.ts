@@ -135,3 +135,22 @@ export function missingGrantHint(err: unknown, userName: string): unknown {
   );
   return hinted;
 }
+
+/**
+ * The database URL a test's `worker` process connects with: `url` (the owner's, or a proxy in front of the
+ * database) with the credentials of a user of the test's own holding exactly the printed grants, dropped when
+ * the test ends. SQLite has no users: `url` as given.
+ */
+export async function serviceUserUrl(
+  t: { teardown(fn: () => Promise<void>): void },
+  tdb: Pick<TestDb, 'kind' | 'url' | 'db'>,
+  url: string = tdb.url,
+): Promise<string> {
+  if (tdb.kind === 'sqlite') return url;
+  const user = await createGrantedUser(tdb);
+  t.teardown(() => user.drop());
+  const out = new URL(url);
+  out.username = user.name;
+  out.password = user.password;
+  return out.toString();
+}

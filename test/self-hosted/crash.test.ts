@@ -15,6 +15,7 @@ import { startHoldingProxy } from '../helpers/holding-proxy.js';
 import { sacctReport, sbatch, slurmRestEnv, waitForAccounting } from '../helpers/slurm.js';
 import { testConfig } from '../helpers/temporal.js';
 import { spawnWorker, started, until, workerEnv, type WorkerProcess } from '../helpers/worker-process.js';
+import { serviceUserUrl } from '../helpers/least-privilege.js';
 import { installWriteCounter, writes } from '../helpers/write-counter.js';
 import { connectIn, searchAttributesUsable } from './namespace.js';
 
@@ -48,6 +49,7 @@ test.serial(
       });
       worker = spawnWorker(
         workerEnv(config, {
+          JOBMON_DB_URL: await serviceUserUrl(t, tdb),
           ...slurmRestEnv(),
           SLURM_REST_URL: proxy.url,
           USAGE_COALESCE_WINDOW: '50ms',
