@@ -190,33 +190,18 @@ export function renderNotes(r: Results): string {
     }
     p();
     const pg = b5.dbs.find((d) => d.kind === 'pg');
-    const perChunk = (a: { median: number } | undefined, b: { median: number }) =>
-      a ? f((a.median - b.median) / 100, 0) : '–';
+    const extra = (a: { median: number } | undefined, b: { median: number }) =>
+      a ? f((a.median - b.median) / 1000, 1) : '–';
     p(
-      "Without the lookup, the reaper's own work (its statements and the workflow) is what the ≤ 5 s target was set for. With it, the",
+      'The orphan sweep scans pages of REAPER_SLURM_BULK_IDS (2,000) orphans and asks Slurm about each page in one request, outside',
     );
     p(
-      'jobs of each transaction chunk (100 orphans) are asked of Slurm before the chunk is moved, outside every transaction: one',
+      "every transaction, while the previous page's transactions run (5 requests for 10,000 orphans, so SLURM_MAX_REQUESTS_PER_SECOND",
     );
     p(
-      'request per chunk, one chunk after another, so 100 requests for 10,000 orphans. Two things pace them, both measured here:',
+      `no longer paces it). On PostgreSQL the lookup adds ${pg ? extra(pg.plain.orphansWallMs, pg.plain.orphansNoSlurmWallMs) : '–'} s to the reap with Jobmon's indexes. A Slurm outage never blocks a reap`,
     );
-    p(
-      `the worker's SLURM_MAX_REQUESTS_PER_SECOND (default 5: at least 20 s for 100 requests; with the lookup, ${pg ? perChunk(pg.plain.orphansWallMs, pg.plain.orphansNoSlurmWallMs) : '–'} ms more per`,
-    );
-    p(
-      `chunk than without it on PostgreSQL), and the request itself (at 50 requests/s the chunk still costs ${pg ? perChunk(pg.plain.orphansFastSlurmWallMs, pg.plain.orphansNoSlurmWallMs) : '–'} ms more:`,
-    );
-    p(
-      'one `sacct` call of this cluster for 100 ids). A Slurm outage never blocks a reap (one REAPER_SLURM_TIMEOUT per sweep call).',
-    );
-    p(
-      'What would close it, not done here: ask Slurm once per scanned page (REAPER_BATCH_SIZE, 500 ids) in requests as large as the',
-    );
-    p(
-      'page, five times fewer requests and round trips; and, since the reaper runs as its own Deployment (`worker --queue reaper`),',
-    );
-    p("a higher SLURM_MAX_REQUESTS_PER_SECOND there than on the usage workers, if the site's slurmdbd takes the load.");
+    p('(one REAPER_SLURM_TIMEOUT per sweep call).');
   }
   if (b5 && fig.b5_empty_reap_db_ms_pg_indexed !== null && fig.b5_empty_reap_db_ms_pg_indexed > 10) {
     const pg = b5.dbs.find((d) => d.kind === 'pg');
