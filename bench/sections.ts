@@ -10,7 +10,7 @@ import { renderB2Workers, runB2Workers } from './usage/b2-two-workers.js';
 import { renderB3, runB3 } from './usage/b3-latency.js';
 import { b4Figures, renderB4, runB4 } from './usage/b4-cost.js';
 import { renderB5, runB5 } from './reaper/b5-reaper.js';
-import { renderB6, renderB7, runB6, runB7 } from './usage/b6-b7-processes.js';
+import { deployedUsageEnv, renderB6, renderB7, runB6, runB7, type B6Result } from './usage/b6-b7-processes.js';
 import { renderB8, runB8 } from './prod-size/b8-prod-size.js';
 
 export interface SectionContext {
@@ -182,11 +182,15 @@ export const SECTIONS: Section[] = [
     needsSlurm: true,
     keys: ['b6_worker_rss_mb_10k_pending'],
     async run(ctx) {
-      const r = await runB6(ctx.t, { n: 10_000, windowS: ctx.quick ? 60 : 240, cost: ctx.cost, log: ctx.log });
+      const common = { n: 10_000, windowS: ctx.quick ? 60 : 240, cost: ctx.cost, log: ctx.log };
+      // As shipped (the Deployment's heap caps and cache size), then the defaults without them, in the same run.
+      const r = await runB6(ctx.t, { ...common, env: deployedUsageEnv() });
+      const baseline = await runB6(ctx.t, common);
+      const thin = (x: B6Result) => ({ ...x, samples: x.samples.filter((_, i) => i % 5 === 0) });
       return {
         figures: { b6_worker_rss_mb_10k_pending: r.peakMb },
-        markdown: renderB6(r, ctx.quick),
-        details: { ...r, samples: r.samples.filter((_, i) => i % 5 === 0) },
+        markdown: renderB6(r, ctx.quick, baseline),
+        details: { ...thin(r), baseline: thin(baseline) },
       };
     },
   },
