@@ -3,8 +3,9 @@
  * the worker loads it (workflowsPath from workers/paths.ts), so a non-deterministic change to
  * workflows/reaper.ts fails CI.
  *
- * The histories live in test/fixtures/histories/. To record them again (after an intentional,
- * versioned change), run with REAPER_RECORD_HISTORY=1. A missing fixture fails: replaying the code
+ * The histories live in test/fixtures/histories/. REAPER_RECORD_HISTORY=1 records those that are missing
+ * (delete one to record it again after an intentional, versioned change); the older ones stay, so the
+ * code keeps replaying histories from before each patch. A missing fixture fails: replaying the code
  * against a history it has just recorded would prove nothing.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +27,12 @@ import { connectTestClient, TEMPORAL_ADDRESS, testConfig } from './helpers/tempo
 const FIXTURES = HISTORY_FIXTURES;
 const REAPER_HISTORY = `${FIXTURES}reaper.json`;
 const BREAKER_HISTORY = `${FIXTURES}reaper-breaker.json`;
+/** Recorded after the reaper-skip-idle-run-sweep patch: nothing lost, so no run sweep. */
+const IDLE_HISTORY = `${FIXTURES}reaper-idle.json`;
+
+function save(path: string, json: string): void {
+  if (!existsSync(path)) writeFileSync(path, json);
+}
 
 const toJSON = historyJSON;
 const fromJSON = historyFromFixture;
@@ -56,6 +63,14 @@ async function record(): Promise<void> {
       shutdownGraceTime: '1s',
     });
     await worker.runUntil(async () => {
+      const idle = await client.workflow.start<typeof reaperWorkflow>('reaper', {
+        taskQueue,
+        workflowId: `${config.temporal.taskQueuePrefix}reaper-idle`,
+        args: [{}],
+      });
+      await idle.result();
+      save(IDLE_HISTORY, toJSON(await idle.fetchHistory()));
+
       // Rich: lost R/L runs over two pages, a C run to clean up, orphans over several batches, a repair, Slack.
       for (let i = 0; i < 4; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
       await createWorkflowRun(db, { status: 'L', heartbeatInSeconds: -5 });
@@ -80,7 +95,7 @@ async function record(): Promise<void> {
         args: [{ dryRun: false }],
       });
       await handle.result();
-      writeFileSync(REAPER_HISTORY, toJSON(await handle.fetchHistory()));
+      save(REAPER_HISTORY, toJSON(await handle.fetchHistory()));
 
       for (let i = 0; i < 20; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
       const tripped = await client.workflow.start<typeof reaperWorkflow>('reaper', {
@@ -91,7 +106,7 @@ async function record(): Promise<void> {
       await tripped.result().catch((e: unknown) => {
         if (!(e instanceof WorkflowFailedError)) throw e;
       });
-      writeFileSync(BREAKER_HISTORY, toJSON(await tripped.fetchHistory()));
+      save(BREAKER_HISTORY, toJSON(await tripped.fetchHistory()));
     });
   } finally {
     await tdb.drop();
@@ -133,6 +148,15 @@ test.serial("replay: a real reap's history replays on the current workflow code"
 
 test.serial('replay: a reap stopped by the circuit breaker replays on the current workflow code', async (t) => {
   await t.notThrowsAsync(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, fromJSON(load(BREAKER_HISTORY))));
+});
+
+test.serial('replay: an idle reap (no lost run, so no run sweep) replays on the current workflow code', async (t) => {
+  const history = load(IDLE_HISTORY);
+  const scheduled = history.events
+    .map((e) => e.activityTaskScheduledEventAttributes?.activityType?.name)
+    .filter((n): n is string => Boolean(n));
+  t.deepEqual(scheduled, ['planReap', 'repairWorkflows', 'sweepTaskInstances']);
+  await t.notThrowsAsync(Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, fromJSON(history)));
 });
 
 test.serial('replay: a history that disagrees with the code is detected (the check can fail)', async (t) => {

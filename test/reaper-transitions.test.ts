@@ -465,6 +465,20 @@ for (const kind of BEHAVIOUR_DBS) {
     });
   });
 
+  test(`${kind}: a reap whose plan counts no lost run skips the run sweep; one lost run brings it back`, async (t) => {
+    await withReaper(kind, {}, async ({ db, reap }) => {
+      for (let i = 0; i < 10; i++) await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: 3600 });
+      const idle = await reap();
+      t.is(idle.stats.activities, 2, 'repair and one call of the instance sweep, no run sweep');
+      t.deepEqual(idle.transitions, []);
+      const lost = await createWorkflowRun(db, { status: 'R', heartbeatInSeconds: -5 });
+      const s = await reap();
+      t.is(s.stats.activities, 3, 'repair, the run sweep, the instance sweep');
+      t.is(countOf(s, 'workflow_run', 'R', 'E'), 1);
+      t.is((await db('workflow_run').where('id', lost.workflowRunId).first('status')).status, 'E');
+    });
+  });
+
   test(`${kind}: one Slack message per reaped run; a failing webhook never fails the reap`, async (t) => {
     const received: string[] = [];
     let fail = false;

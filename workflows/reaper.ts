@@ -7,7 +7,8 @@
  *      would do). Every sweep re-checks the breaker before it changes anything.
  *   2. repairWorkflows: F→D inconsistency repair (before the run sweep, whose workflow → F it
  *      would otherwise depend on).
- *   3. sweepWorkflowRuns: lost runs, paged by id.
+ *   3. sweepWorkflowRuns: lost runs, paged by id; skipped when the plan counted none (a run lost since
+ *      the plan waits for the next reap).
  *   4. sweepTaskInstances: orphaned instances, paged by id, one short transaction per batch; the
  *      jobs of Slurm clusters are looked up in Slurm first, inside the activity (lib/jobmon/slurm-triage.ts).
  *   5. notifyReapedRuns: Slack, when configured; never fails the reap.
@@ -19,6 +20,7 @@ import {
   ApplicationFailure,
   log,
   metricMeter,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -40,6 +42,9 @@ import { reaperProgressQuery, type ReaperInput } from '../lib/reaper/shared.js';
  * 30 minutes). Beyond them the reap reports `truncated` and the next reap continues where it left.
  */
 const MAX_CALLS_PER_SWEEP = 50;
+
+/** Reaps recorded before this patch always ran the run sweep; newer ones skip it when the plan found no lost run. */
+export const SKIP_IDLE_RUN_SWEEP_PATCH = 'reaper-skip-idle-run-sweep';
 const SWEEP_BUDGET_MS = 10 * 60_000;
 
 // Ten attempts span about three minutes (2 + 4 + 8 + 16 s, then every 30 s): a database outage that
@@ -128,7 +133,8 @@ async function reap(input: ReaperInput): Promise<ReapSummary> {
         dryRunTaskOverlay = part.dryRunTaskOverlay;
       }
     };
-    await sweep(sweepWorkflowRuns);
+    const nothingLost = plan.lostRunsToReap === 0 && patched(SKIP_IDLE_RUN_SWEEP_PATCH);
+    if (!nothingLost) await sweep(sweepWorkflowRuns);
     await sweep(sweepTaskInstances);
   } catch (err) {
     if (

@@ -2,7 +2,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
-import { readBreakerCounts, readPlanBasics } from '../../lib/db/reaper/plan-reap.js';
+import { readBreakerCounts, readReapPlan } from '../../lib/db/reaper/plan-reap.js';
 import { evaluateBreaker } from '../../lib/reaper/breaker.js';
 import { BREAKER_FAILURE_TYPE, REAP_IDS_CAP, type BreakerReport } from '../../lib/reaper/summary.js';
 import type { ReaperActivityDeps } from './context.js';
@@ -15,13 +15,18 @@ export const REPAIR_WINDOWS_PER_REAP = 5;
 export interface ReapPlan {
   dbNow: string;
   breaker: BreakerReport;
+  /** Lost L/R/C/H runs at planning time; 0 lets the reap skip the run sweep (a run lost after it waits one reap). */
+  lostRunsToReap: number;
   repairWindows: [number, number][];
   slackEnabled: boolean;
 }
 
+function limitsOf(config: Config) {
+  return { maxFraction: config.reaper.maxFraction, minRuns: config.reaper.breakerMinRuns };
+}
+
 export async function breakerReport(db: Knex, config: Config): Promise<BreakerReport> {
-  const counts = await readBreakerCounts(db, REAP_IDS_CAP);
-  return evaluateBreaker(counts, { maxFraction: config.reaper.maxFraction, minRuns: config.reaper.breakerMinRuns });
+  return evaluateBreaker(await readBreakerCounts(db, REAP_IDS_CAP), limitsOf(config));
 }
 
 /** Throws the breaker's non-retryable failure when it is open (sweeps re-check before changing anything). */
@@ -55,12 +60,19 @@ export function repairWindows(dbNowText: string, intervalMs: number, maxId: numb
 
 export function createPlanReapActivities({ db, config }: ReaperActivityDeps) {
   async function planReap(): Promise<ReapPlan> {
-    const { dbNow, maxWorkflowId } = await readPlanBasics(db);
-    const breaker = await breakerReport(db, config);
+    const counts = await readReapPlan(db, REAP_IDS_CAP);
+    const { dbNow, maxWorkflowId, lostRunsToReap } = counts;
+    const breaker = evaluateBreaker(counts, limitsOf(config));
     const windows = repairWindows(dbNow, config.reaper.intervalMs, maxWorkflowId);
     if (breaker.tripped) logError(breaker.reason, { breaker });
-    else logInfo('reap planned', { dbNow, aliveRuns: breaker.aliveRuns, lostRuns: breaker.lostRuns });
-    return { dbNow, breaker, repairWindows: windows, slackEnabled: Boolean(config.reaper.slackWebhookUrl) };
+    else logInfo('reap planned', { dbNow, aliveRuns: breaker.aliveRuns, lostRuns: breaker.lostRuns, lostRunsToReap });
+    return {
+      dbNow,
+      breaker,
+      lostRunsToReap,
+      repairWindows: windows,
+      slackEnabled: Boolean(config.reaper.slackWebhookUrl),
+    };
   }
   return { planReap };
 }

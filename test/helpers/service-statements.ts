@@ -6,7 +6,7 @@
 import type { Knex } from 'knex';
 import { readDbTimePlus } from '../../lib/db/clock.js';
 import { readOrphansForSlurm, scanOrphanedInstances } from '../../lib/db/reaper/orphan-sweep.js';
-import { readBreakerCounts, readPlanBasics } from '../../lib/db/reaper/plan-reap.js';
+import { readReapPlan } from '../../lib/db/reaper/plan-reap.js';
 import { scanInconsistentWorkflowsIn } from '../../lib/db/reaper/repair-workflows.js';
 import type { ReaperStoreOptions } from '../../lib/db/reaper/tx.js';
 import {
@@ -36,12 +36,14 @@ export async function backfillPage(db: Knex): Promise<unknown> {
   return readBackfillPage(db, await readDbTimePlus(db, -30 * 86_400), undefined, undefined);
 }
 
-/** What an empty reap runs (workflows/reaper.ts: planReap, repairWorkflows, both sweeps), in order. */
+/**
+ * What an empty reap runs (workflows/reaper.ts: planReap, repairWorkflows, both sweeps), in order; the run
+ * sweep's scan only when the plan counted lost runs, as the workflow does.
+ */
 export async function emptyReap(db: Knex, opts: ReaperStoreOptions = DEFAULTS): Promise<unknown> {
-  const plan = await readPlanBasics(db);
-  await readBreakerCounts(db, 100);
+  const plan = await readReapPlan(db, 100);
   await scanInconsistentWorkflowsIn(db, repairWindows(plan.dbNow, 300_000, plan.maxWorkflowId));
-  await scanLostRuns(db, 0, 500);
+  if (plan.lostRunsToReap > 0) await scanLostRuns(db, 0, 500);
   return scanOrphanedInstances(db, opts, 0, 500);
 }
 
@@ -64,7 +66,8 @@ export async function serviceCalls(db: Knex): Promise<ServiceCall[]> {
         readChangedInstances(d, { statusDate: await readDbTimePlus(d, -86_400), taskInstanceId: 0 }, 500, 2),
     },
     { name: 'backfill page (last 30 days)', run: backfillPage },
-    { name: 'empty reap (plan, breaker, repair, lost runs, orphans)', run: (d) => emptyReap(d) },
+    { name: 'empty reap (plan with breaker, repair, orphans)', run: (d) => emptyReap(d) },
+    { name: 'lost-run scan', run: (d) => scanLostRuns(d, 0, 500) },
     {
       name: 'orphan scan, REAP_LIVE_RUN_INSTANCES=true',
       run: (d) => scanOrphanedInstances(d, { ...DEFAULTS, reapLiveRunInstances: true }, 0, 500),
