@@ -421,7 +421,10 @@ for (const kind of BEHAVIOUR_DBS) {
         await orphan(await createTask(db, { workflowId: dead.workflowId, status: 'R' }), 'R');
       const second = [await orphan(exhausted, 'O'), await orphan(retried, 'O')];
       const dry = await reap({ dryRun: true });
-      t.true(dry.stats.activities >= 4, 'the instance sweep took more than one activity call');
+      t.true(
+        dry.stats.activities >= 3,
+        'repair, then the instance sweep in more than one call (no lost run: no run sweep)',
+      );
       const real = await reap();
       t.deepEqual(real.transitions, dry.transitions);
       t.deepEqual(await Promise.all([...first, ...second].map((id) => statusOf(db, 'task_instance', id))), [
