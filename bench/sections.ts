@@ -118,12 +118,16 @@ export const SECTIONS: Section[] = [
     id: 'b4',
     title: 'Temporal cost per integration',
     needsSlurm: true,
-    keys: ['b4_events_max', 'b4_attempts_2h_job'],
+    keys: ['b4_events_max', 'b4_events_common', 'b4_attempts_2h_job'],
     async run(ctx) {
       const r = await runB4(ctx.t, { quick: ctx.quick, cost: ctx.cost, log: ctx.log });
       const fig = b4Figures(r);
       return {
-        figures: { b4_events_max: fig.eventsMax, b4_attempts_2h_job: fig.attempts2h },
+        figures: {
+          b4_events_max: fig.eventsMax,
+          b4_events_common: fig.eventsCommon,
+          b4_attempts_2h_job: fig.attempts2h,
+        },
         markdown: renderB4(r, ctx.quick),
         details: r,
       };

@@ -67,6 +67,11 @@ export interface UsageConfig {
    * activity, on an eagerly started workflow (USAGE_LOCAL_FIRST_ATTEMPT; on by default).
    */
   localFirstAttempt: boolean;
+  /**
+   * When the dispatcher starts an instance's integration (USAGE_START_AT): at a final status (default;
+   * no workflow waits while its job runs), or at launch (every running job has a pending integration).
+   */
+  startAt: 'final' | 'launch';
   integrateFailedJobs: boolean;
   rssAggregation: 'sum' | 'max';
   coalesceWindowMs: number;
@@ -348,6 +353,7 @@ export function loadConfig(env: Env = process.env): Config {
         'a positive integer',
       ),
       localFirstAttempt: r.bool('USAGE_LOCAL_FIRST_ATTEMPT', true),
+      startAt: r.oneOf('USAGE_START_AT', 'final', ['final', 'launch'] as const),
       integrateFailedJobs: r.bool('INTEGRATE_FAILED_JOBS', false),
       rssAggregation: r.oneOf('RSS_AGGREGATION', 'sum', ['sum', 'max'] as const),
       coalesceWindowMs: r.duration('USAGE_COALESCE_WINDOW', '2s'),

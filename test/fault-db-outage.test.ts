@@ -64,6 +64,8 @@ for (const kind of SERVER_DBS) {
       USAGE_DISPATCH_SINCE: '2000-01-01',
       USAGE_DISPATCH_SETTLE: '1s',
       REAPER_BATCH_SIZE: '10',
+      // Integrations of running jobs: the cut cycle's retry must read them all again.
+      USAGE_START_AT: 'launch',
     });
     const healthPort = await freePort();
     const readyz = () => fetch(`http://127.0.0.1:${healthPort}/readyz`).then((r) => r.status);

@@ -54,6 +54,7 @@ test.serial(
           USAGE_DISPATCH_SINCE: '2000-01-01',
           USAGE_DISPATCH_SETTLE: '1s',
           REAPER_INTERVAL: '3s',
+          USAGE_START_AT: 'launch',
         });
         await applySchedules(client, config);
         const worker = spawnWorker(workerEnv(config, { JOBMON_DB_URL: await serviceUserUrl(t, tdb) }));

@@ -132,7 +132,13 @@ test('mysql: a Jobmon 3.6.0 database: migrate twice succeeds, every Jobmon table
       before,
       'information_schema shows every Jobmon table exactly as before',
     );
-    await exerciseBothServices(t, tdb.db, tdb.db, testConfig(tdb.url, { USAGE_DISPATCH_SETTLE: '0s' }), client);
+    await exerciseBothServices(
+      t,
+      tdb.db,
+      tdb.db,
+      testConfig(tdb.url, { USAGE_DISPATCH_SETTLE: '0s', USAGE_START_AT: 'launch' }),
+      client,
+    );
   } finally {
     await client.connection.close();
     await tdb.drop();
@@ -228,7 +234,13 @@ for (const kind of ['mysql', 'pg'] as const) {
           (e: Error) => e.message,
         );
       t.regex(refusedRead, /denied/i);
-      await exerciseBothServices(t, tdb.db, restricted, testConfig(user.url, { USAGE_DISPATCH_SETTLE: '0s' }), client);
+      await exerciseBothServices(
+        t,
+        tdb.db,
+        restricted,
+        testConfig(user.url, { USAGE_DISPATCH_SETTLE: '0s', USAGE_START_AT: 'launch' }),
+        client,
+      );
     } finally {
       await restricted.destroy();
       await client.connection.close();

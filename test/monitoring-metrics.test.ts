@@ -45,6 +45,8 @@ test('a real worker serves every metric the rules and the dashboard use: from it
     SLURM_USER_NAME: 'jobmon',
     USAGE_RETRY_INITIAL: '1s',
     USAGE_COALESCE_WINDOW: '50ms',
+    // Integrations waiting for their jobs are what the pending gauge counts here.
+    USAGE_START_AT: 'launch',
     METRICS_ADDRESS: `127.0.0.1:${metricsPort}`,
     HEALTH_ADDRESS: `127.0.0.1:${healthPort}`,
     WORKER_SHUTDOWN_GRACE: '1s',

@@ -170,11 +170,64 @@ for (const kind of BEHAVIOUR_DBS) {
     }
   });
 
-  test(`${kind}: the dispatcher starts integrations in bulk and wakes a waiting one when its job finishes`, async (t) => {
+  test(`${kind}: USAGE_START_AT=final (the default): no integration while the job runs; at its final status one starts and integrates at once`, async (t) => {
+    const tdb = await createTestDb(kind);
+    const client = await connectTestClient();
+    const config = testConfig(tdb.url, { ...FAST, USAGE_DISPATCH_SINCE: '2000-01-01' });
+    t.is(config.usage.startAt, 'final');
+    try {
+      const dummy = { clusterType: 'dummy', clusterName: 'dummy' };
+      const running = await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '211', cluster: dummy });
+      const killed = await createLaunchedInstance(tdb.db, { status: 'K', distributorId: '212', cluster: dummy });
+      const n = names(config.temporal);
+      let cycle = 0;
+      const dispatch = () =>
+        client.workflow.execute('usageDispatch', {
+          taskQueue: n.usageTaskQueue,
+          workflowId: `${n.usageDispatchScheduleId}-final-${cycle++}`,
+        }) as Promise<DispatchResult>;
+      const settle = () => new Promise((r) => setTimeout(r, 2500));
+      await withWorkers(config, tdb.db, client, async () => {
+        await settle();
+        const first = await dispatch();
+        t.is(first.scanned, 2);
+        t.is(first.started, 0, 'R and K (which Jobmon may still move on) wait for a final status');
+        const none = await client.workflow
+          .getHandle(n.usageWorkflowId(running.taskInstanceId))
+          .describe()
+          .catch(() => null);
+        t.is(none, null, 'no workflow for the running instance');
+        await tdb
+          .db('task_instance')
+          .whereIn('id', [running.taskInstanceId, killed.taskInstanceId])
+          .update({ status: 'D', status_date: dbNowPlus(tdb.db, 0) });
+        await settle();
+        const second = await dispatch();
+        t.is(second.started, 2, 'both start at D');
+        for (const ti of [running, killed]) {
+          const handle = client.workflow.getHandle(n.usageWorkflowId(ti.taskInstanceId));
+          t.is((await handle.result()).outcome, 'integrated');
+          const events = (await handle.fetchHistory()).events ?? [];
+          t.false(
+            events.some((e) => e.activityTaskScheduledEventAttributes),
+            'integrated by the local first attempt',
+          );
+          t.true(events.length <= 12, `${events.length} history events`);
+          t.is((await tdb.db('task_instance').where({ id: ti.taskInstanceId }).first()).maxrss, '1314');
+        }
+      });
+    } finally {
+      await client.connection.close();
+      await tdb.drop();
+    }
+  });
+
+  test(`${kind}: USAGE_START_AT=launch: the dispatcher starts integrations in bulk and wakes a waiting one when its job finishes`, async (t) => {
     const tdb = await createTestDb(kind);
     const client = await connectTestClient();
     // A long backoff: without the wake the running instance would not be retried within this test.
     const config = testConfig(tdb.url, {
+      USAGE_START_AT: 'launch',
       USAGE_RETRY_INITIAL: '1h',
       USAGE_RETRY_MAX: '2h',
       USAGE_DEADLINE: '1d',
@@ -258,10 +311,10 @@ for (const kind of BEHAVIOUR_DBS) {
     }
   });
 
-  test(`${kind}: K is not final: an instance seen at K that later becomes D gets its usage through the dispatcher, one workflow at a time`, async (t) => {
+  test(`${kind}: K is not final: an instance seen at K (USAGE_START_AT=launch) that later becomes D gets its usage through the dispatcher, one workflow at a time`, async (t) => {
     const tdb = await createTestDb(kind);
     const client = await connectTestClient();
-    const config = testConfig(tdb.url, { ...FAST, USAGE_DISPATCH_SINCE: '2000-01-01' });
+    const config = testConfig(tdb.url, { ...FAST, USAGE_START_AT: 'launch', USAGE_DISPATCH_SINCE: '2000-01-01' });
     try {
       const dummy = { clusterType: 'dummy', clusterName: 'dummy' };
       const killed = await createLaunchedInstance(tdb.db, { status: 'K', distributorId: '301', cluster: dummy });

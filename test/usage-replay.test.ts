@@ -35,6 +35,10 @@ const FIXTURES = {
   local: `${HISTORY_FIXTURES}usage-integration-local-first-attempt.json`,
   // The same patch: the local first attempt finds no accounting, the regular activity takes over until the deadline.
   localFallback: `${HISTORY_FIXTURES}usage-integration-local-first-fallback.json`,
+  // Recorded after the `fetch-usage-one-retry-chain` patch: ready at the start; never accounted; woken.
+  chainLocal: `${HISTORY_FIXTURES}usage-integration-chain-local.json`,
+  chainUnavailable: `${HISTORY_FIXTURES}usage-integration-chain-unavailable.json`,
+  chainWoken: `${HISTORY_FIXTURES}usage-integration-chain-woken.json`,
 };
 type FixtureName = keyof typeof FIXTURES;
 
@@ -145,6 +149,27 @@ async function record(which: Set<FixtureName>): Promise<void> {
         await lf.handle.result();
         await save(FIXTURES.localFallback, lf.handle.workflowId);
       }
+      if (which.has('chainLocal')) {
+        const done = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '9', cluster: dummy });
+        const l = await start(done.taskInstanceId, '9', true);
+        await l.handle.result();
+        await save(FIXTURES.chainLocal, l.handle.workflowId);
+      }
+      if (which.has('chainUnavailable')) {
+        const never = await createLaunchedInstance(tdb.db, {
+          status: 'D',
+          distributorId: '99999995',
+          cluster: { clusterType: 'slurm', clusterName: 'jobmon' },
+        });
+        await tdb
+          .db('task_instance')
+          .where({ id: never.taskInstanceId })
+          .update({ status_date: dbNowPlus(tdb.db, -3600) });
+        const u = await start(never.taskInstanceId, '99999995', true);
+        await u.handle.result();
+        await save(FIXTURES.chainUnavailable, u.handle.workflowId);
+      }
+      if (which.has('chainWoken')) await save(FIXTURES.chainWoken, await wokenIntegration('10', 'reset-activity'));
       if (which.has('dispatch')) {
         await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '5', cluster: dummy });
         const n = names(config.temporal);
@@ -261,4 +286,50 @@ test('the fixtures cover both wake paths: from before the wake-signal patch, and
     events(FIXTURES.signal).some((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_CANCELED'),
     'the wake cancelled the attempt in backoff',
   );
+});
+
+test('the one retry chain: one patch marker, ≤ 12 events when the usage is ready, ≤ 15 when it never comes, the outcome recorded by the last attempt', (t) => {
+  type Event = {
+    eventType?: string;
+    markerRecordedEventAttributes?: {
+      markerName?: string;
+      details?: Record<string, { payloads?: { data?: string }[] }>;
+    };
+    activityTaskScheduledEventAttributes?: { activityType?: { name?: string } };
+    activityTaskCompletedEventAttributes?: { result?: { payloads?: { data?: string }[] } };
+  };
+  const events = (path: string) => loadHistory(path).events as Event[];
+  const patchIds = (evs: Event[]) =>
+    evs
+      .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')
+      .flatMap((e) =>
+        Object.values(e.markerRecordedEventAttributes?.details ?? {})
+          .flatMap((d) => d.payloads ?? [])
+          .map((p) => (JSON.parse(Buffer.from(p.data ?? '', 'base64').toString()) as { id?: string }).id),
+      );
+  for (const name of ['chainLocal', 'chainUnavailable', 'chainWoken'] as const)
+    t.deepEqual(patchIds(events(FIXTURES[name])), ['fetch-usage-one-retry-chain'], name);
+  t.true(events(FIXTURES.chainLocal).length <= 12, `ready at the start: ${events(FIXTURES.chainLocal).length} events`);
+  const never = events(FIXTURES.chainUnavailable);
+  t.true(never.length <= 15, `never accounted: ${never.length} events`);
+  t.false(
+    never.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'recordIntegrationOutcome'),
+    'no activity task of its own for the outcome',
+  );
+  const lastResult = never
+    .filter((e) => e.eventType === 'EVENT_TYPE_ACTIVITY_TASK_COMPLETED')
+    .map((e) =>
+      Buffer.from(e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data ?? '', 'base64').toString(),
+    )
+    .pop();
+  t.regex(lastResult ?? '', /"outcome":"unavailable"/, 'the attempt at the deadline recorded unavailable');
+  t.false(
+    never.some(
+      (e) =>
+        e.eventType === 'EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES' &&
+        /waiting_for_accounting/.test(JSON.stringify(e)),
+    ),
+    'no phase upsert mid-way: the phase was set with the start',
+  );
+  t.true(events(FIXTURES.chainWoken).length <= 15, `woken: ${events(FIXTURES.chainWoken).length} events`);
 });

@@ -44,6 +44,7 @@ test('pg: where ResetActivity is refused, the dispatcher wakes with the signal, 
     USAGE_DEADLINE: '1d',
     USAGE_DISPATCH_SINCE: '2000-01-01',
     USAGE_DISPATCH_SETTLE: '0s',
+    USAGE_START_AT: 'launch',
   });
   const client = await connectClient(config.temporal);
   try {

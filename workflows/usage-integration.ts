@@ -5,10 +5,14 @@
  * when the instance reaches a final status, so usage lands within about a minute of appearing.
  * It wakes it with ResetActivity where the server allows it, else with the `wake` signal handled here.
  *
- * When the job had already finished at the start (burst, backfill), the first attempt runs as a LOCAL
- * activity in the worker that started the workflow eagerly: an integration whose usage is ready then
- * costs one workflow task. Only an integration that still has to wait falls back to the regular,
- * retried activity.
+ * When the job had already finished at the start (the dispatcher's default, burst, backfill), the first
+ * attempt runs as a LOCAL activity in the worker that started the workflow eagerly: an integration whose
+ * usage is ready then costs one workflow task. Only an integration that still has to wait falls back to
+ * the regular, retried activity.
+ *
+ * Since ONE_RETRY_CHAIN_PATCH that activity is one retry chain for both phases: its attempts pace
+ * themselves and the attempt at the deadline records `unavailable`, so the phase change and the outcome
+ * record cost no workflow task of their own (JobmonUsagePhase is then set at the start and at the end).
  */
 import { RetryState } from '@temporalio/common';
 import {
@@ -25,9 +29,11 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { UsageActivities, FetchUsageResult } from '../activities/usage/fetch-usage.js';
+import type { FetchUsageInput, FetchUsageResult, UsageActivities } from '../activities/usage/fetch-usage.js';
 import { UsagePhase, UsagePhaseKey, type UsagePhaseName } from '../lib/temporal/search-attributes.js';
 import {
+  ACCOUNTING_MAX_INTERVAL_MS,
+  ONE_RETRY_CHAIN_PATCH,
   usagePhaseQuery,
   wakeSignal,
   type UsageIntegrationInput,
@@ -64,8 +70,8 @@ async function fetchUntilWoken<T>(fetch: () => Promise<T>, woken: () => boolean)
   }
 }
 
-/** Once the job has finished, accounting shows up within seconds: poll it on a shorter leash. */
-const ACCOUNTING_MAX_INTERVAL_MS = 5 * 60_000;
+/** After the patch, the chain runs this long past the deadline, so the attempt at the deadline can run. */
+const LAST_ATTEMPT_GRACE_MS = 60_000;
 
 export async function usageIntegration(input: UsageIntegrationInput): Promise<UsageIntegrationResult> {
   const { taskInstanceId, policy } = input;
@@ -82,9 +88,12 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
     wakeRequested = true;
   });
 
-  const localPath = input.finishedAtStart === true && patched(LOCAL_FIRST_ATTEMPT_PATCH);
+  // New runs take one patch marker; older histories replay on the patches they recorded.
+  const oneChain = patched(ONE_RETRY_CHAIN_PATCH);
+  const retryUntil = oneChain ? { deadlineAtMs: deadlineAt, policy } : undefined;
+  const localPath = input.finishedAtStart === true && (oneChain || patched(LOCAL_FIRST_ATTEMPT_PATCH));
   if (localPath) {
-    const first = await localFirstAttempt(input);
+    const first = await localFirstAttempt(input, retryUntil);
     if (first?.outcome === 'waiting_for_accounting') {
       fetchPhase = 'accounting';
       setPhase(UsagePhase.WAITING_FOR_ACCOUNTING);
@@ -97,12 +106,12 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
   // New runs record a marker and honour the signal; histories from before it replay unchanged. An
   // integration on the local path started after its job had finished: nothing will wake it, so it
   // skips the marker (two history events).
-  const wakeable = localPath ? false : patched(WAKE_SIGNAL_PATCH);
-  // Ending outcomes the workflow decides: a local activity on the local path (a marker instead of an activity task).
-  const recordOutcome = localPath ? localRecordOutcome(policy) : undefined;
+  const wakeable = localPath ? false : oneChain || patched(WAKE_SIGNAL_PATCH);
+  // Ending outcomes the workflow decides: a local activity (a marker instead of an activity task).
+  const recordOutcome = localPath || oneChain ? localRecordOutcome(policy) : undefined;
 
   for (;;) {
-    const remainingMs = deadlineAt - Date.now();
+    const remainingMs = deadlineAt - Date.now() + (oneChain ? LAST_ATTEMPT_GRACE_MS : 0);
     const { fetchUsage, recordIntegrationOutcome } = proxyActivities<UsageActivities>({
       startToCloseTimeout: policy.attemptTimeoutMs ?? 60_000,
       scheduleToCloseTimeout: Math.max(remainingMs, 1000),
@@ -114,7 +123,7 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
     });
     let result: FetchUsageResult;
     try {
-      const input = { taskInstanceId, phase: fetchPhase };
+      const input = { taskInstanceId, phase: fetchPhase, ...(retryUntil ? { retryUntil } : {}) };
       wakeRequested = false; // this attempt starts now: a wake before it has been served
       const outcome = wakeable
         ? await fetchUntilWoken(
@@ -152,8 +161,9 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
       throw err;
     }
     if (result.outcome === 'waiting_for_accounting') {
+      // After the patch only an older worker's attempt says so: go on without the phase's own upsert.
       fetchPhase = 'accounting';
-      setPhase(UsagePhase.WAITING_FOR_ACCOUNTING);
+      if (!oneChain) setPhase(UsagePhase.WAITING_FOR_ACCOUNTING);
       continue;
     }
     return settle(result, taskInstanceId, setPhase);
@@ -174,6 +184,10 @@ function settle(
     setPhase(UsagePhase.DROPPED);
     return { outcome: 'dropped', taskInstanceId, status: result.status, reason: result.reason };
   }
+  if (result.outcome === 'unavailable') {
+    setPhase(UsagePhase.UNAVAILABLE);
+    return { outcome: 'unavailable', taskInstanceId, reason: result.reason };
+  }
   setPhase(UsagePhase.INTEGRATED);
   return { outcome: 'integrated', taskInstanceId, values: result.values, summary: result.summary };
 }
@@ -193,7 +207,10 @@ function localRecordOutcome(policy: UsageRetryPolicy): UsageActivities['recordIn
  * when it failed: the caller falls back to the regular activity, whose retry policy and failure
  * handling then decide.
  */
-async function localFirstAttempt(input: UsageIntegrationInput): Promise<FetchUsageResult | undefined> {
+async function localFirstAttempt(
+  input: UsageIntegrationInput,
+  retryUntil: FetchUsageInput['retryUntil'],
+): Promise<FetchUsageResult | undefined> {
   const timeoutMs = input.policy.attemptTimeoutMs ?? 60_000;
   const { fetchUsage } = proxyLocalActivities<UsageActivities>({
     startToCloseTimeout: timeoutMs,
@@ -201,7 +218,11 @@ async function localFirstAttempt(input: UsageIntegrationInput): Promise<FetchUsa
     retry: { maximumAttempts: 1 },
   });
   try {
-    return await fetchUsage({ taskInstanceId: input.taskInstanceId, phase: 'job' });
+    return await fetchUsage({
+      taskInstanceId: input.taskInstanceId,
+      phase: 'job',
+      ...(retryUntil ? { retryUntil } : {}),
+    });
   } catch (err) {
     if (isCancellation(err)) throw err;
     return undefined;

@@ -1,6 +1,7 @@
 /**
  * The usage dispatcher's activity: one bulk read of status changes since the watermark per cycle.
- * New launched instances get their integration; instances that reached a final status wake theirs.
+ * An instance gets its integration when it reaches a final status (USAGE_START_AT=final, the default)
+ * or when it is launched (=launch); instances that reached a final status wake a waiting integration.
  */
 import { Context, log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
@@ -128,6 +129,8 @@ export function createDispatchActivities({
             }
           } else if (ti.integration === null) {
             const finished = isFinal(ti.status);
+            // Not started while the job runs: its status change to a final status comes by later, and starts it then.
+            if (!finished && config.usage.startAt === 'final') return;
             const eager = finished && eagerClient !== undefined && config.usage.localFirstAttempt;
             const r = await startIntegration(
               eager ? eagerClient : client,

@@ -3,7 +3,7 @@
  * "not yet" is a retryable failure whose message says what is missing, so Temporal's retry policy
  * spaces the attempts without writing them to history.
  */
-import { log } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import { ApplicationFailure, ApplicationFailureCategory } from '@temporalio/common';
 import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
@@ -22,6 +22,7 @@ import {
   taskInstanceLabel,
 } from '../../lib/jobmon/status.js';
 import { NO_METRICS, type JobmonMetrics } from '../../lib/metrics.js';
+import { ACCOUNTING_MAX_INTERVAL_MS, type UsageRetryPolicy } from '../../lib/usage/shared.js';
 import { noAccountingReason, type UsageSource } from '../../lib/usage/sources.js';
 import { cancellationSignal } from '../cancellation.js';
 import { classifyUsageError } from './errors.js';
@@ -30,6 +31,11 @@ export interface FetchUsageInput {
   taskInstanceId: number;
   /** 'job' until the job has finished; 'accounting' once the workflow knows it waits for accounting only. */
   phase: 'job' | 'accounting';
+  /**
+   * Set by integrations after the one-retry-chain patch: the attempts pace themselves through both
+   * phases (never `waiting_for_accounting`), and the attempt at the deadline records `unavailable`.
+   */
+  retryUntil?: { deadlineAtMs: number; policy: UsageRetryPolicy };
 }
 
 export type FetchUsageResult =
@@ -38,7 +44,17 @@ export type FetchUsageResult =
   /** The cluster type has no accounting (sequential, multiprocess): recorded, nothing written. */
   | { outcome: 'no_accounting'; reason: string }
   /** The job finished a while ago but its accounting is still missing: the workflow changes phase. */
-  | { outcome: 'waiting_for_accounting'; reason: string };
+  | { outcome: 'waiting_for_accounting'; reason: string }
+  /** The attempt at the deadline found no usage either: recorded (only with `retryUntil`). */
+  | { outcome: 'unavailable'; reason: string };
+
+/** An attempt this close to the deadline is the last one. */
+const LAST_ATTEMPT_SLACK_MS = 1000;
+
+/** The policy's interval after attempt `attempt` (as Temporal computes it), capped at `capMs`. */
+function backoffMs(policy: UsageRetryPolicy, attempt: number, capMs: number): number {
+  return Math.min(policy.initialMs * policy.coefficient ** Math.max(0, attempt - 1), capMs);
+}
 
 /** After the job finished, accounting normally lags seconds: retry quickly this long before saying so. */
 const ACCOUNTING_LAG_SECONDS = 120;
@@ -70,12 +86,45 @@ export function createUsageActivities({ db, config, source, metrics = NO_METRICS
     } catch (e) {
       if (e instanceof ApplicationFailure && !e.nonRetryable && !cancellationSignal()?.aborted) {
         await recordAttemptFailure(db, input.taskInstanceId, e.message).catch(() => undefined);
+        if (input.retryUntil) return paceOrEnd(input.taskInstanceId, input.retryUntil, e);
       }
       throw e;
     }
   }
 
-  async function attempt({ taskInstanceId, phase }: FetchUsageInput): Promise<FetchUsageResult> {
+  /**
+   * One retry chain until the deadline: the next attempt comes after the policy's interval (5 min at
+   * most once the job has finished), and never after the deadline; the attempt at the deadline records
+   * the integration `unavailable` with this attempt's failure, instead of the workflow doing it.
+   */
+  async function paceOrEnd(
+    taskInstanceId: number,
+    { deadlineAtMs, policy }: NonNullable<FetchUsageInput['retryUntil']>,
+    failure: ApplicationFailure,
+  ): Promise<FetchUsageResult> {
+    const remainingMs = deadlineAtMs - Date.now();
+    if (remainingMs <= LAST_ATTEMPT_SLACK_MS) {
+      const reason = `usage not available within the deadline of ${Math.round(policy.deadlineMs / 1000)} s; last: ${failure.message}`;
+      await recordOutcome(db, taskInstanceId, 'unavailable', reason);
+      metrics.usageIntegration('unavailable');
+      log.warn('usage integration ended unavailable', { jobmonTaskInstanceId: taskInstanceId, reason });
+      return { outcome: 'unavailable', reason };
+    }
+    const capMs = failure.type === 'WaitingForJob' ? policy.maxMs : Math.min(policy.maxMs, ACCOUNTING_MAX_INTERVAL_MS);
+    const naturalMs =
+      typeof failure.nextRetryDelay === 'number'
+        ? failure.nextRetryDelay
+        : backoffMs(policy, Context.current().info.attempt, capMs);
+    throw ApplicationFailure.create({
+      message: failure.message,
+      type: failure.type ?? undefined,
+      details: failure.details ?? undefined,
+      category: failure.category ?? undefined,
+      nextRetryDelay: Math.max(1, Math.min(naturalMs, remainingMs)),
+    });
+  }
+
+  async function attempt({ taskInstanceId, phase, retryUntil }: FetchUsageInput): Promise<FetchUsageResult> {
     const started = Date.now();
     const ti = await readTaskInstanceForUsage(db, taskInstanceId);
     if (!ti)
@@ -142,13 +191,14 @@ export function createUsageActivities({ db, config, source, metrics = NO_METRICS
       return { outcome: 'integrated', values, summary: lookup.summary };
     }
     const reason = `${lookup.what} (${job} is ${ti.status} in Jobmon since ${ti.statusDate}): waiting for accounting`;
-    if (phase === 'job' && ti.secondsSinceStatus > ACCOUNTING_LAG_SECONDS)
-      return { outcome: 'waiting_for_accounting', reason };
+    const lagging = ti.secondsSinceStatus > ACCOUNTING_LAG_SECONDS;
+    if (phase === 'job' && lagging && !retryUntil) return { outcome: 'waiting_for_accounting', reason };
     throw ApplicationFailure.create({
       message: reason,
       type: 'WaitingForAccounting',
       category: ApplicationFailureCategory.BENIGN,
-      nextRetryDelay: phase === 'job' ? config.usage.accountingRetryMs : undefined,
+      // Quick retries while accounting normally lags; then the policy's interval (paceOrEnd caps it).
+      nextRetryDelay: phase === 'job' && !lagging ? config.usage.accountingRetryMs : undefined,
     });
   }
 

@@ -294,20 +294,22 @@ export function renderNotes(r: Results): string {
     const c = cs.find((x) => x.id === id);
     return c ? Math.max(...c.events) : NaN;
   };
-  const within = ['a', 'b', 'd1', 'd2'].every((id) => !(ev(id) > 15));
+  const over = cs.filter((c) => Math.max(...c.events) > 15).map((c) => c.id);
   p(
-    `- The ≤ 15 history events target holds for ${within ? '(a), (b) and (d)' : 'some of (a), (b), (d) only (see B4)'}, not for (c), an instance whose accounting never appears: its`,
+    `- History events (B4): ${over.length === 0 ? 'every case is within 15' : `over 15: ${over.join(', ')}`}; the common case (b) takes ${f(ev('b'), 0)}`,
   );
   p(
-    "  phase change (a completed attempt, a new workflow task, the phase upsert) and the deadline's timeout with the outcome",
+    `  (started at D), ${f(ev('b-launch'), 0)} when started at launch. Since the \`fetch-usage-one-retry-chain\` patch an integration whose accounting never comes`,
   );
   p(
-    `  record take ${f(ev('c1'), 0)} events when it started after the job ended and ${f(ev('c2'), 0)} when it was waiting for the job. Closing it would mean`,
+    `  takes ${f(ev('c1'), 0)} events (${f(ev('c2'), 0)} started at launch): its attempts pace themselves through both phases and the attempt at the deadline`,
   );
   p(
-    '  dropping the `waiting_for_accounting` phase (an operator-visible search attribute) or recording the outcome inside the last',
+    '  records `unavailable`. The price: an integration started at launch keeps `JobmonUsagePhase=waiting_for_job` until it ends;',
   );
-  p('  attempt; neither was done. `b4_events_max` is the largest over every case, (c) included.');
+  p(
+    "  what its pending attempt waits for is in the attempt's last failure and in `jobmon_usage_pending_integrations{phase}`.",
+  );
   p(
     '- Not benchmarked: MariaDB or SQLite as the Jobmon database for the usage integrator (B1–B4, B6, B7 use PostgreSQL), sacct as',
   );

@@ -67,6 +67,13 @@ const TARGETS: Record<FigureKey, Target> = {
     target: '≤ 15',
     ok: (v) => v <= 15,
   },
+  b4_events_common: {
+    label: 'B4 history events, the common case (a 2-hour job that ends D with its accounting, defaults)',
+    unit: '',
+    digits: 0,
+    target: '≤ 12',
+    ok: (v) => v <= 12,
+  },
   b4_attempts_2h_job: {
     label: 'B4 fetch-usage attempts, 2-hour job',
     unit: '',

@@ -22,6 +22,7 @@ export const FIGURE_KEYS = [
   'b3_latency_p50_s',
   'b3_latency_p95_s',
   'b4_events_max',
+  'b4_events_common',
   'b4_attempts_2h_job',
   'b5_empty_reap_db_ms_pg_indexed',
   'b5_empty_reap_db_ms_pg_plain',

@@ -82,9 +82,13 @@ export async function runB6(
   try {
     const db = data.tdb.db;
     await db('task_instance').update({ status_date: dbNowPlus(db, -5) });
-    const config = benchConfig(t, data.tdb.url, standinEnv(standin.url));
+    // 10,000 integrations waiting for running jobs (USAGE_START_AT=launch): the most a worker holds pending.
+    const config = benchConfig(t, data.tdb.url, { ...standinEnv(standin.url), USAGE_START_AT: 'launch' });
     const q = names(config.temporal).usageTaskQueue;
-    worker = spawnWorker({ ...workerEnv(config, data.tdb.url, standin.url), ...opts.env }, join(dir, 'worker.log'));
+    worker = spawnWorker(
+      { ...workerEnv(config, data.tdb.url, standin.url), USAGE_START_AT: 'launch', ...opts.env },
+      join(dir, 'worker.log'),
+    );
     await waitForPollers(client, config.temporal.namespace, q, 1).catch((e: Error) => {
       throw new Error(`${e.message}; worker log: ${tail(join(dir, 'worker.log'))}`);
     });

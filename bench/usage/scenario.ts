@@ -50,7 +50,8 @@ export async function withScenario<T>(
   const data = await createBenchData({ n: opts.n, status: 'R' });
   const client = await connectBenchClient(t);
   const db = data.tdb.db;
-  const config = benchConfig(t, data.tdb.url, { ...standinEnv(standin.url), ...opts.env });
+  // Integrations that wait for running jobs (USAGE_START_AT=launch): what B2 and B3 put under load.
+  const config = benchConfig(t, data.tdb.url, { ...standinEnv(standin.url), USAGE_START_AT: 'launch', ...opts.env });
   // Backdate the launches past the settle window, so the first cycle sees them all.
   await db('task_instance').update({ status_date: dbNowPlus(db, -5) });
   const scheduleId = `${scheduleDefinitions(config)[0]!.scheduleId}-${randomBytes(3).toString('hex')}`;

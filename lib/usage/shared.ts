@@ -16,6 +16,16 @@ export interface UsageRetryPolicy {
   attemptTimeoutMs?: number;
 }
 
+/** Once the job has finished, accounting shows up within seconds: poll it on a shorter leash. */
+export const ACCOUNTING_MAX_INTERVAL_MS = 5 * 60_000;
+
+/**
+ * Histories from before it replay unchanged. After it, one fetch-usage retry chain spans both phases
+ * (each attempt paces the next itself), the attempt at the deadline records `unavailable` itself, and
+ * outcomes the workflow decides are recorded by a local activity: fewer history events per integration.
+ */
+export const ONE_RETRY_CHAIN_PATCH = 'fetch-usage-one-retry-chain';
+
 export interface UsageIntegrationInput {
   taskInstanceId: number;
   policy: UsageRetryPolicy;

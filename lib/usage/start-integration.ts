@@ -70,7 +70,11 @@ export async function startIntegration(
   const workflowId = n.usageWorkflowId(t.taskInstanceId);
   const typedSearchAttributes = [
     { key: TaskInstanceIdKey, value: t.taskInstanceId },
-    { key: UsagePhaseKey, value: UsagePhase.WAITING_FOR_JOB as string },
+    // Set with the start (no history event): a job that has finished waits only for its accounting.
+    {
+      key: UsagePhaseKey,
+      value: (opts.finishedAtStart ? UsagePhase.WAITING_FOR_ACCOUNTING : UsagePhase.WAITING_FOR_JOB) as string,
+    },
     ...(t.workflowRunId != null ? [{ key: WorkflowRunIdKey, value: t.workflowRunId }] : []),
     ...(t.distributorId ? [{ key: DistributorIdKey, value: t.distributorId }] : []),
   ];

@@ -59,6 +59,7 @@ export function workerEnv(config: Config, extra: Record<string, string> = {}): N
     LOG_LEVEL: 'INFO',
     LOG_FORMAT: 'json',
     WORKER_SHUTDOWN_GRACE: '1s',
+    USAGE_START_AT: config.usage.startAt,
     ...extra,
   };
   return env;

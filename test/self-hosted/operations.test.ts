@@ -164,6 +164,7 @@ test.serial(
       USAGE_RETRY_MAX: '2h',
       USAGE_DEADLINE: '1d',
       USAGE_DISPATCH_SINCE: '2000-01-01',
+      USAGE_START_AT: 'launch',
     });
     const n = names(config.temporal);
     let waitingTi = 0;
