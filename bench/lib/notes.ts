@@ -54,7 +54,7 @@ export function renderNotes(r: Results): string {
       `1. **Our integration's Temporal footprint** (B1 "best + our commands": ${f(b1.bestOurCommands.perS)}/s, ${f(b1.bestOurCommands.perS / b1.best.perS, 2)} × best,`,
     );
     p(
-      `   ${f(cmds.worker)} + ${f(cmds.server)} ms CPU): four search attributes at the start, the \`local-first-attempt\` patch marker with the`,
+      `   ${f(cmds.worker)} + ${f(cmds.server)} ms CPU): four search attributes at the start, one patch marker (\`fetch-usage-one-retry-chain\`) with the`,
     );
     p(
       '   TemporalChangeVersion upsert the SDK adds to it, and the final `JobmonUsagePhase` upsert. Each search-attribute write is a',
