@@ -103,9 +103,9 @@ export async function usageIntegration(input: UsageIntegrationInput): Promise<Us
     // Failed (usage not there yet, Slurm unreachable, bad input): the regular activity takes over and decides.
   }
 
-  // New runs record a marker and honour the signal; histories from before it replay unchanged. An
-  // integration on the local path started after its job had finished: nothing will wake it, so it
-  // skips the marker (two history events).
+  // The wake signal is honoured since its patch (new runs: covered by the newest patch's one marker);
+  // histories from before it replay unchanged. An integration on the local path started after its job
+  // had finished: nothing will wake it.
   const wakeable = localPath ? false : oneChain || patched(WAKE_SIGNAL_PATCH);
   // Ending outcomes the workflow decides: a local activity (a marker instead of an activity task).
   const recordOutcome = localPath || oneChain ? localRecordOutcome(policy) : undefined;
