@@ -3,20 +3,34 @@
  * Jobmon's dummy cluster type (fixed usage, as Jobmon does for tests). Slurm sources: usage-slurm.test.ts.
  */
 import test from 'ava';
-import { WorkflowFailedError, type WorkflowExecutionInfo } from '@temporalio/client';
+import { WorkflowFailedError, type Client, type WorkflowExecutionInfo } from '@temporalio/client';
 import { createLaunchedInstance } from '../dev/factory.js';
 import { dbNowPlus } from '../lib/db/clock.js';
 import { DUMMY_USAGE } from '../lib/usage/sources.js';
 import { startIntegration } from '../lib/usage/start-integration.js';
 import type { DispatchResult } from '../activities/usage/dispatch.js';
 import type { UsageIntegrationResult } from '../lib/usage/shared.js';
-import { names } from '../lib/config.js';
+import { names, type Config } from '../lib/config.js';
 import { backfill } from '../scripts/commands/integrate.js';
 import { UsagePhaseKey } from '../lib/temporal/search-attributes.js';
 import { connectTestClient, testConfig, withWorkers } from './helpers/temporal.js';
 import { createTestDb, BEHAVIOUR_DBS } from './helpers/databases.js';
 
 const FAST = { USAGE_RETRY_INITIAL: '1s', USAGE_RETRY_MAX: '2s', USAGE_DEADLINE: '60s' };
+
+/** Dispatcher cycles, each run as the jobmon-usage-dispatch Schedule runs it (one workflow per cycle). */
+function dispatcherCycles(client: Client, config: Config, tag: string): () => Promise<DispatchResult> {
+  const n = names(config.temporal);
+  let cycle = 0;
+  return () =>
+    client.workflow.execute('usageDispatch', {
+      taskQueue: n.usageTaskQueue,
+      workflowId: `${n.usageDispatchScheduleId}-${tag}-${cycle++}`,
+    }) as Promise<DispatchResult>;
+}
+
+/** Rows younger than USAGE_DISPATCH_SETTLE (2 s) wait for the next cycle. */
+const settle = () => new Promise((r) => setTimeout(r, 2500));
 
 for (const kind of BEHAVIOUR_DBS) {
   test(`${kind}: a done instance on the dummy cluster is integrated once; a forced re-run overwrites nothing`, async (t) => {
@@ -180,13 +194,7 @@ for (const kind of BEHAVIOUR_DBS) {
       const running = await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '211', cluster: dummy });
       const killed = await createLaunchedInstance(tdb.db, { status: 'K', distributorId: '212', cluster: dummy });
       const n = names(config.temporal);
-      let cycle = 0;
-      const dispatch = () =>
-        client.workflow.execute('usageDispatch', {
-          taskQueue: n.usageTaskQueue,
-          workflowId: `${n.usageDispatchScheduleId}-final-${cycle++}`,
-        }) as Promise<DispatchResult>;
-      const settle = () => new Promise((r) => setTimeout(r, 2500));
+      const dispatch = dispatcherCycles(client, config, 'final');
       await withWorkers(config, tdb.db, client, async () => {
         await settle();
         const first = await dispatch();
@@ -249,21 +257,12 @@ for (const kind of BEHAVIOUR_DBS) {
         distributorId: null,
         cluster: { clusterType: 'dummy', clusterName: 'dummy' },
       });
-      const n = names(config.temporal);
-      let cycle = 0;
-      // One dispatcher cycle, as the jobmon-usage-dispatch Schedule runs it.
-      const dispatchUsageIntegrations = (_: object) =>
-        client.workflow.execute('usageDispatch', {
-          taskQueue: n.usageTaskQueue,
-          workflowId: `${n.usageDispatchScheduleId}-${cycle++}`,
-        }) as Promise<DispatchResult>;
-      // Rows younger than USAGE_DISPATCH_SETTLE (2 s) wait for the next cycle.
-      const settle = () => new Promise((r) => setTimeout(r, 2500));
+      const dispatch = dispatcherCycles(client, config, 'launch');
       await withWorkers(config, tdb.db, client, async () => {
         await settle();
-        const first = await dispatchUsageIntegrations({});
+        const first = await dispatch();
         t.is(first.started, 2, 'one integration per launched instance, none for an instance without distributor id');
-        const second = await dispatchUsageIntegrations({});
+        const second = await dispatch();
         t.is(second.scanned, 0, 'the watermark means nothing is read twice');
         t.is(second.started, 0);
 
@@ -299,7 +298,7 @@ for (const kind of BEHAVIOUR_DBS) {
           .where({ id: running.taskInstanceId })
           .update({ status: 'D', status_date: dbNowPlus(tdb.db, 0) });
         await settle();
-        const third = await dispatchUsageIntegrations({});
+        const third = await dispatch();
         t.is(third.woken, 1, "the finished instance's integration is woken");
         t.is(third.wakeMethod, 'reset-activity', 'this server allows ResetActivity: no history event for the wake');
         const r = await runningHandle.result();
@@ -327,13 +326,7 @@ for (const kind of BEHAVIOUR_DBS) {
         finished_date: dbNowPlus(tdb.db, 0),
       });
       const n = names(config.temporal);
-      let cycle = 0;
-      const dispatch = () =>
-        client.workflow.execute('usageDispatch', {
-          taskQueue: n.usageTaskQueue,
-          workflowId: `${n.usageDispatchScheduleId}-k-${cycle++}`,
-        }) as Promise<DispatchResult>;
-      const settle = () => new Promise((r) => setTimeout(r, 2500));
+      const dispatch = dispatcherCycles(client, config, 'k');
       const workflowId = n.usageWorkflowId(killed.taskInstanceId);
       await withWorkers(config, tdb.db, client, async () => {
         await settle();

@@ -77,31 +77,33 @@ async function record(which: Set<FixtureName>): Promise<void> {
     await r.handle.result();
     return r.handle.workflowId;
   };
+  const slurm = { clusterType: 'slurm', clusterName: 'jobmon' };
+  // An instance already ended at `status` (its status_date `ageS` back), integrated to its end; `local`:
+  // started as the dispatcher starts a finished instance (the local first attempt).
+  const endedIntegration = async (
+    status: 'D' | 'E',
+    distributorId: string,
+    cluster: { clusterType: string; clusterName: string },
+    opts: { ageS?: number; local?: boolean } = {},
+  ) => {
+    const ti = await createLaunchedInstance(tdb.db, { status, distributorId, cluster });
+    if (opts.ageS)
+      await tdb
+        .db('task_instance')
+        .where({ id: ti.taskInstanceId })
+        .update({ status_date: dbNowPlus(tdb.db, -opts.ageS) });
+    const r = await start(ti.taskInstanceId, distributorId, opts.local ?? false);
+    await r.handle.result();
+    return r.handle.workflowId;
+  };
   try {
     await withWorkers(config, tdb.db, client, async () => {
       if (which.has('integrated')) await save(FIXTURES.integrated, await wokenIntegration('1', 'reset-activity'));
       if (which.has('signal')) await save(FIXTURES.signal, await wokenIntegration('6', 'signal'));
-      if (which.has('accounting')) {
+      if (which.has('accounting'))
         // Done long ago, accounting missing: the workflow switches to the accounting phase, then times out.
-        const old = await createLaunchedInstance(tdb.db, {
-          status: 'D',
-          distributorId: '99999998',
-          cluster: { clusterType: 'slurm', clusterName: 'jobmon' },
-        });
-        await tdb
-          .db('task_instance')
-          .where({ id: old.taskInstanceId })
-          .update({ status_date: dbNowPlus(tdb.db, -3600) });
-        const acc = await start(old.taskInstanceId, '99999998');
-        await acc.handle.result();
-        await save(FIXTURES.accounting, acc.handle.workflowId);
-      }
-      if (which.has('dropped')) {
-        const failedJob = await createLaunchedInstance(tdb.db, { status: 'E', distributorId: '3', cluster: dummy });
-        const d = await start(failedJob.taskInstanceId, '3');
-        await d.handle.result();
-        await save(FIXTURES.dropped, d.handle.workflowId);
-      }
+        await save(FIXTURES.accounting, await endedIntegration('D', '99999998', slurm, { ageS: 3600 }));
+      if (which.has('dropped')) await save(FIXTURES.dropped, await endedIntegration('E', '3', dummy));
       if (which.has('failed')) {
         const gone = await start(424242, null);
         await gone.handle.result().catch((e: unknown) => {
@@ -109,66 +111,23 @@ async function record(which: Set<FixtureName>): Promise<void> {
         });
         await save(FIXTURES.failed, gone.handle.workflowId);
       }
-      if (which.has('unavailable')) {
-        const unknown = await createLaunchedInstance(tdb.db, {
-          status: 'D',
-          distributorId: '99999997',
-          cluster: { clusterType: 'slurm', clusterName: 'jobmon' },
-        });
-        const u = await start(unknown.taskInstanceId, '99999997');
-        await u.handle.result();
-        await save(FIXTURES.unavailable, u.handle.workflowId);
-      }
-      if (which.has('no_accounting')) {
-        const local = await createLaunchedInstance(tdb.db, {
-          status: 'D',
-          distributorId: '7',
-          cluster: { clusterType: 'sequential', clusterName: 'sequential' },
-        });
-        const na = await start(local.taskInstanceId, '7');
-        await na.handle.result();
-        await save(FIXTURES.no_accounting, na.handle.workflowId);
-      }
-      if (which.has('local')) {
-        const done = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '8', cluster: dummy });
-        const l = await start(done.taskInstanceId, '8', true);
-        await l.handle.result();
-        await save(FIXTURES.local, l.handle.workflowId);
-      }
-      if (which.has('localFallback')) {
-        const lagging = await createLaunchedInstance(tdb.db, {
-          status: 'D',
-          distributorId: '99999996',
-          cluster: { clusterType: 'slurm', clusterName: 'jobmon' },
-        });
-        await tdb
-          .db('task_instance')
-          .where({ id: lagging.taskInstanceId })
-          .update({ status_date: dbNowPlus(tdb.db, -3600) });
-        const lf = await start(lagging.taskInstanceId, '99999996', true);
-        await lf.handle.result();
-        await save(FIXTURES.localFallback, lf.handle.workflowId);
-      }
-      if (which.has('chainLocal')) {
-        const done = await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '9', cluster: dummy });
-        const l = await start(done.taskInstanceId, '9', true);
-        await l.handle.result();
-        await save(FIXTURES.chainLocal, l.handle.workflowId);
-      }
-      if (which.has('chainUnavailable')) {
-        const never = await createLaunchedInstance(tdb.db, {
-          status: 'D',
-          distributorId: '99999995',
-          cluster: { clusterType: 'slurm', clusterName: 'jobmon' },
-        });
-        await tdb
-          .db('task_instance')
-          .where({ id: never.taskInstanceId })
-          .update({ status_date: dbNowPlus(tdb.db, -3600) });
-        const u = await start(never.taskInstanceId, '99999995', true);
-        await u.handle.result();
-        await save(FIXTURES.chainUnavailable, u.handle.workflowId);
-      }
+      if (which.has('unavailable')) await save(FIXTURES.unavailable, await endedIntegration('D', '99999997', slurm));
+      if (which.has('no_accounting'))
+        await save(
+          FIXTURES.no_accounting,
+          await endedIntegration('D', '7', { clusterType: 'sequential', clusterName: 'sequential' }),
+        );
+      if (which.has('local')) await save(FIXTURES.local, await endedIntegration('D', '8', dummy, { local: true }));
+      if (which.has('localFallback'))
+        await save(FIXTURES.localFallback, await endedIntegration('D', '99999996', slurm, { ageS: 3600, local: true }));
+      if (which.has('chainLocal'))
+        await save(FIXTURES.chainLocal, await endedIntegration('D', '9', dummy, { local: true }));
+      if (which.has('chainUnavailable'))
+        // Done long ago, accounting never comes: the attempt at the deadline records unavailable.
+        await save(
+          FIXTURES.chainUnavailable,
+          await endedIntegration('D', '99999995', slurm, { ageS: 3600, local: true }),
+        );
       if (which.has('chainWoken')) await save(FIXTURES.chainWoken, await wokenIntegration('10', 'reset-activity'));
       if (which.has('dispatch')) {
         await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '5', cluster: dummy });
