@@ -18,6 +18,7 @@ import {
 import { countOf } from '../lib/reaper/summary.js';
 import { dbNowPlus } from '../lib/db/clock.js';
 import { repairWindows } from '../activities/reaper/plan-reap.js';
+import { scanInconsistentWorkflowsIn } from '../lib/db/reaper/repair-workflows.js';
 import type { reaper as reaperWorkflow } from '../workflows/reaper.js';
 import { createTestDb, BEHAVIOUR_DBS } from './helpers/databases.js';
 import { connectTestClient, testConfig, withWorkers } from './helpers/temporal.js';
@@ -422,6 +423,25 @@ for (const kind of BEHAVIOUR_DBS) {
         [{ table: 'workflow', from: 'F', to: 'D', count: 1, ids: [allDone] }],
       );
       t.deepEqual(s.repairWindows, [[0, 100]]);
+    });
+  });
+
+  test(`${kind}: inconsistency repair scan: adjacent windows read as one range, a wrapped window apart`, async (t) => {
+    await withReaper(kind, {}, async ({ db }) => {
+      const ids: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const wf = await createWorkflow(db, { status: 'F' });
+        await createTask(db, { workflowId: wf, status: 'D' });
+        ids.push(wf);
+      }
+      const [a, b, , d] = ids as [number, number, number, number, number];
+      // (a-1, a] and (a, b] are adjacent; (d-1, d] stands apart, as a window that wrapped to the start would.
+      const found = await scanInconsistentWorkflowsIn(db, [
+        [d - 1, d],
+        [a - 1, a],
+        [a, b],
+      ]);
+      t.deepEqual(found, [a, b, d]);
     });
   });
 

@@ -5,6 +5,7 @@
  */
 import type { Knex } from 'knex';
 import { dbNow, dbSecondsSince } from './clock.js';
+import { dialectOf } from './connection.js';
 
 /** Rows of jt_watermark that are time marks (task_instance_id 0), beside the dispatcher's watermark. */
 export const MARK = {
@@ -24,11 +25,19 @@ export type PendingPhase = (typeof PENDING_PHASES)[number];
  */
 const WAITING_FOR_JOB_SUFFIX = 'waiting for the job to finish';
 
-export async function recordMark(db: Knex, name: string): Promise<void> {
-  await db('jt_watermark')
+/**
+ * A mark is a metric, not a record: on PostgreSQL its commit does not wait for the WAL flush
+ * (synchronous_commit off for this one implicit transaction), which was most of an empty reap's last
+ * statement. A crash may lose the newest mark; the next cycle writes it again. Sent as one simple query
+ * (no bindings: the names are this module's constants), so SET LOCAL and the upsert share a transaction.
+ */
+export async function recordMark(db: Knex, name: (typeof MARK)[keyof typeof MARK]): Promise<void> {
+  const upsert = db('jt_watermark')
     .insert({ name, status_date: dbNow(db), task_instance_id: 0 })
     .onConflict('name')
     .merge(['status_date']);
+  if (dialectOf(db) === 'pg') await db.raw(`SET LOCAL synchronous_commit TO OFF; ${upsert.toQuery()}`);
+  else await upsert;
 }
 
 /** Seconds since each named row of jt_watermark, by the database's clock (absent rows are left out). */

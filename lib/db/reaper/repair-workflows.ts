@@ -28,12 +28,26 @@ export async function scanInconsistentWorkflows(db: Knex, fromId: number, toId: 
   return scanInconsistentWorkflowsIn(db, [[fromId, toId]]);
 }
 
+/**
+ * Adjacent windows as one range: a reap's windows are consecutive except where they wrap, and one id range
+ * is a plain primary-key range scan where five OR-ed ones made PostgreSQL AND a bitmap of every F workflow.
+ */
+function adjacentMerged(windows: readonly [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [from, to] of [...windows].sort((a, b) => a[0] - b[0])) {
+    const last = out[out.length - 1];
+    if (last && from <= last[1]) last[1] = Math.max(last[1], to);
+    else out.push([from, to]);
+  }
+  return out;
+}
+
 /** The same over several (from, to] windows, in one statement. */
 export async function scanInconsistentWorkflowsIn(db: Knex, windows: readonly [number, number][]): Promise<number[]> {
   if (windows.length === 0) return [];
   const rows = (await db('workflow as w')
     .where((w) => {
-      for (const [from, to] of windows)
+      for (const [from, to] of adjacentMerged(windows))
         void w.orWhere((r: Knex.QueryBuilder) => {
           void r.where('w.id', '>', from).where('w.id', '<=', to);
         });
