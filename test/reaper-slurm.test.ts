@@ -13,7 +13,7 @@
  * reports no exit code, -P does.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -43,9 +43,11 @@ let jobs: { timeout: string; failed: string; running: string };
 /** sacct as an sacct without --json: MariaDB's tests read the real -P output. */
 const sacctDir = mkdtempSync(join(tmpdir(), 'reaper-sacct-'));
 const SACCT_P = join(sacctDir, 'sacct');
+/** Every run of the wrapper, its arguments one line each. */
+const SACCT_LOG = join(sacctDir, 'runs.log');
 writeFileSync(
   SACCT_P,
-  `#!/bin/sh\ncase "$1" in --json) echo "sacct: unrecognized option '--json'" >&2; exit 1;; esac\nexec sacct "$@"\n`,
+  `#!/bin/sh\necho "$*" >> '${SACCT_LOG}'\ncase "$1" in --json) echo "sacct: unrecognized option '--json'" >&2; exit 1;; esac\nexec sacct "$@"\n`,
 );
 chmodSync(SACCT_P, 0o755);
 
@@ -131,6 +133,15 @@ for (const kind of SERVER_DBS) {
       t.is(await statusOf(db, 'task_instance', timeoutR.taskInstanceId), 'R', 'the dry run changed nothing');
       const s = await reap();
       t.is(slurm.requests, 2);
+      if (kind === 'mysql') {
+        const asked = readFileSync(SACCT_LOG, 'utf8')
+          .split('\n')
+          .filter((l) => l.includes(jobs.timeout) && l.startsWith('-P'));
+        t.true(
+          asked.length >= 2 && asked.every((l) => / -X /.test(l)),
+          `the triage asks for job records only: ${asked[0]}`,
+        );
+      }
       t.deepEqual(s.transitions, dry.transitions, 'the dry run predicted the real reap');
       const slurmCounts = { TIMEOUT: 3, FAILED: 1, 'RUNNING(alive)': 1, unknown: 1 };
       t.deepEqual(dry.slurm, slurmCounts, 'the dry run shows the classification');

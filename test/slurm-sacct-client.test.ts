@@ -89,6 +89,29 @@ test('sacct without --json: falls back to -P -n --format once and remembers it',
   ]);
 });
 
+test("jobOnly asks sacct for the jobs' own records (-X), in either output format: states without steps", async (t) => {
+  const fake = fakeSacct(
+    'sacct-job-only',
+    `case "$1" in --json) echo "sacct: unrecognized option '--json'" >&2; exit 1;; esac\ngrep -v '^[0-9_]*[.]' <<'EOF'\n${PARSABLE}\nEOF`,
+  );
+  const client = new SacctClient({ sacctPath: fake.path, maxRequestsPerSecond: 50 });
+  const jobs = await client.fetchJobs(['4', '5_1'].map(parseDistributorId), undefined, { jobOnly: true });
+  t.deepEqual(
+    jobs.map((j) => [j.jobId, j.state, j.exitCode, j.nodes, j.timeLimitMinutes, j.steps.length]),
+    [
+      [4, 'COMPLETED', { returnCode: 0, signal: 0 }, 'vm', 60, 0],
+      [7, 'COMPLETED', { returnCode: 0, signal: 0 }, 'vm', 60, 0],
+    ],
+  );
+  await client.fetchJobs([parseDistributorId('4')]);
+  const format = '--format=JobID,JobIDRaw,State,Submit,Start,End,MaxRSS,TotalCPU,ExitCode,NodeList,TimelimitRaw';
+  t.deepEqual(runs(fake.log), [
+    '--json -X -j 4,5_1 tf=',
+    `-P -n --noconvert ${format} -X -j 4,5_1 tf=%s`,
+    `-P -n --noconvert ${format} -j 4 tf=%s`,
+  ]);
+});
+
 test('sacct failing (database down) is SlurmUnavailableError with its stderr, and does not fix the output mode', async (t) => {
   const fake = fakeSacct(
     'sacct-down',

@@ -16,10 +16,10 @@ import { SacctClient } from './sacct-client.js';
 import { SlurmRestClient } from './rest-client.js';
 import { selectRecord } from './select.js';
 import { readTokenFile } from './token.js';
-import { MalformedAccountingError, type DistributorId, type JobAccounting } from './types.js';
+import { MalformedAccountingError, type DistributorId, type FetchJobsOptions, type JobAccounting } from './types.js';
 
 interface JobsClient {
-  fetchJobs(ids: DistributorId[], signal?: AbortSignal): Promise<JobAccounting[]>;
+  fetchJobs(ids: DistributorId[], signal?: AbortSignal, opts?: FetchJobsOptions): Promise<JobAccounting[]>;
 }
 type Outcome = { record: JobAccounting | undefined } | { error: Error };
 
@@ -47,7 +47,8 @@ export interface SlurmJobLookup {
    * Many jobs wanted together: sent at once, in one request when they fit one batch. Waits at most
    * `timeoutMs` (then every id not answered yet is `unavailable`, and it leaves its batch: a request
    * nobody else waits for is aborted). Never throws, except the reason of an aborted `signal` (the
-   * activity was cancelled), at once.
+   * activity was cancelled), at once. `bulk`: the reaper's page, on a queue of its own and asking for the
+   * jobs' own records only (no steps, so no usage: `sacct -X`).
    */
   findMany(
     distributorIds: readonly string[],
@@ -123,11 +124,11 @@ export function createSlurmJobLookup(
   }
   let requests = 0;
 
-  const fetchMany = async (raws: string[], signal: AbortSignal) => {
+  const fetchMany = async (raws: string[], signal: AbortSignal, opts?: FetchJobsOptions) => {
     const ids = raws.map((r) => parseDistributorId(r));
     await budget?.take(signal);
     requests++;
-    const records = await measured(metrics, sourceName, ids.length, signal, () => client.fetchJobs(ids, signal));
+    const records = await measured(metrics, sourceName, ids.length, signal, () => client.fetchJobs(ids, signal, opts));
     const out = new Map<string, Outcome>();
     for (const id of ids) {
       try {
@@ -146,13 +147,14 @@ export function createSlurmJobLookup(
     fetchMany,
   });
   // The orphan sweep's page of ids, already whole: sent at once, up to REAPER_SLURM_BULK_IDS per request, through
-  // the same request budget. Its own queue, so a bulk page never waits behind (or holds up) the integrations' batches.
+  // the same request budget. Its own queue, so a bulk page never waits behind (or holds up) the integrations' batches;
+  // and its jobs' states are all the triage reads, so it asks for no steps.
   const bulk = new Coalescer<string, Outcome>({
     windowMs: 0,
     maxBatchSize: config.reaper.slurmBulkIds,
     flushAt: config.reaper.slurmBulkIds,
     maxInFlight: config.slurm.maxConcurrentRequests,
-    fetchMany,
+    fetchMany: (raws, signal) => fetchMany(raws, signal, { jobOnly: true }),
   });
 
   return {

@@ -59,6 +59,7 @@ export class SlurmRestClient {
    * Accounting records for all `ids` in one request. Ids without a record are simply absent from the result.
    * An aborted `signal` stops the request and rejects with the signal's reason.
    */
+  /** `FetchJobsOptions.jobOnly` is not taken: the slurmdb jobs endpoint (v0.0.38 to v0.0.41) always answers with steps. */
   async fetchJobs(ids: readonly DistributorId[], signal?: AbortSignal): Promise<JobAccounting[]> {
     const steps = [...new Set(ids.map(formatDistributorId))];
     if (steps.length === 0) return [];

@@ -10,7 +10,7 @@ import { formatDistributorId } from './distributor-id.js';
 import { SlurmUnavailableError } from './errors.js';
 import { parseSacctJson, parseSacctParsable, SACCT_FORMAT } from './parse-sacct.js';
 import { TokenBucket } from './rate-limiter.js';
-import { MalformedAccountingError, type DistributorId, type JobAccounting } from './types.js';
+import { MalformedAccountingError, type DistributorId, type FetchJobsOptions, type JobAccounting } from './types.js';
 
 export interface SacctClientOptions {
   /** e.g. `/usr/bin/sacct` or just `sacct` (looked up in PATH). */
@@ -38,15 +38,21 @@ export class SacctClient {
    * Accounting records for all `ids` with one sacct run. Ids without a record are simply absent.
    * An aborted `signal` kills sacct and rejects with the signal's reason.
    */
-  async fetchJobs(ids: readonly DistributorId[], signal?: AbortSignal): Promise<JobAccounting[]> {
+  async fetchJobs(
+    ids: readonly DistributorId[],
+    signal?: AbortSignal,
+    opts?: FetchJobsOptions,
+  ): Promise<JobAccounting[]> {
     const list = [...new Set(ids.map(formatDistributorId))].join(',');
     if (list === '') return [];
-    if (this.mode === 'json') return this.runJson(list, signal);
-    if (this.mode === 'parsable') return this.runParsable(list, signal);
+    // -X (--allocations): the job's own record only, no steps; about 40 % less to read and parse per job.
+    const scope = opts?.jobOnly ? ['-X'] : [];
+    if (this.mode === 'json') return this.runJson(list, scope, signal);
+    if (this.mode === 'parsable') return this.runParsable(list, scope, signal);
 
     // First call: try --json; if sacct refuses it (or prints no JSON) but -P works, stay with -P from now on.
     try {
-      const jobs = await this.runJson(list, signal);
+      const jobs = await this.runJson(list, scope, signal);
       this.mode = 'json';
       return jobs;
     } catch (jsonError) {
@@ -55,7 +61,7 @@ export class SacctClient {
         (jsonError instanceof SacctRunError && jsonError.kind === 'exit') ||
         jsonError instanceof MalformedAccountingError;
       if (!refused) throw jsonError;
-      const jobs = await this.runParsable(list, signal);
+      const jobs = await this.runParsable(list, scope, signal);
       this.mode = 'parsable';
       return jobs;
     }
@@ -66,15 +72,15 @@ export class SacctClient {
     return this.mode;
   }
 
-  private async runJson(list: string, signal?: AbortSignal): Promise<JobAccounting[]> {
-    return parseSacctJson(await this.run(['--json', '-j', list], {}, signal));
+  private async runJson(list: string, scope: string[], signal?: AbortSignal): Promise<JobAccounting[]> {
+    return parseSacctJson(await this.run(['--json', ...scope, '-j', list], {}, signal));
   }
 
-  private async runParsable(list: string, signal?: AbortSignal): Promise<JobAccounting[]> {
+  private async runParsable(list: string, scope: string[], signal?: AbortSignal): Promise<JobAccounting[]> {
     // %s makes sacct print epoch seconds, so times do not depend on this machine's time zone.
     // --noconvert prints MaxRSS in bytes; otherwise sacct may round it (a real step printed `34.50M`).
     const out = await this.run(
-      ['-P', '-n', '--noconvert', `--format=${SACCT_FORMAT.join(',')}`, '-j', list],
+      ['-P', '-n', '--noconvert', `--format=${SACCT_FORMAT.join(',')}`, ...scope, '-j', list],
       { SLURM_TIME_FORMAT: '%s' },
       signal,
     );

@@ -69,3 +69,12 @@ export class MalformedAccountingError extends Error {
     this.name = 'MalformedAccountingError';
   }
 }
+
+/** How much of a job's accounting a lookup needs. */
+export interface FetchJobsOptions {
+  /**
+   * The job's own record (state, exit code, nodes, time limit) without its steps, which hold the usage:
+   * enough for the reaper's triage. sacct asks with -X; slurmrestd's jobs endpoint has no such filter.
+   */
+  jobOnly?: boolean;
+}
