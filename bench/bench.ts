@@ -15,6 +15,8 @@
  *   --server  own (default): a private Temporal dev server on a free port, stopped at the end;
  *             shared: TEMPORAL_ADDRESS (default 127.0.0.1:7233)
  *   --render  only renders BENCHMARKS.md again from bench/results/latest.json
+ *   --recalibrate  with --only: measure the Slurm stand-in's cost again (by default a partial run reuses the
+ *             recorded calibration, so that every section of latest.json rests on one calibration)
  */
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -51,6 +53,7 @@ const only = arg('only')
   .map((s) => s.trim())
   .filter(Boolean);
 const serverMode = (arg('server') ?? 'own') as 'own' | 'shared';
+const recalibrate = argv.includes('--recalibrate');
 const log = (s: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
 async function dbVersion(url: string, sql: string, pick: (r: unknown) => string): Promise<string> {
@@ -65,6 +68,14 @@ async function dbVersion(url: string, sql: string, pick: (r: unknown) => string)
 }
 
 async function calibration(): Promise<{ cost: StandinCost; cal: SlurmCalibration | undefined; source: string }> {
+  // A partial run keeps the calibration the other sections of latest.json used: one calibration serves every section.
+  const kept = only && !recalibrate ? loadCalibration() : undefined;
+  if (kept)
+    return {
+      cost: kept,
+      cal: kept,
+      source: `recorded ${kept.measuredAt}, the one every section uses (--recalibrate measures again)`,
+    };
   try {
     const fresh = await calibrateSlurm({ reps: quick ? 5 : 9, submit: 100, log });
     if (fresh) {
@@ -197,6 +208,7 @@ async function main(): Promise<number> {
         temporal: `${server.description}, server ${server.serverVersion}`,
         markdown: out.markdown,
         details: out.details,
+        ...(section.needsSlurm && cal?.cal ? { calibrationAt: cal.cal.measuredAt } : {}),
       };
       results.sections[section.id] = record;
       process.stdout.write(`\n${out.markdown}\n`);

@@ -284,9 +284,12 @@ export function renderNotes(r: Results): string {
     '- Slurm is a stand-in for B1, B2, B3, B4, B6 and B7 (1,000s of accounted jobs cannot be produced by the single-node Slurm',
   );
   p(
-    '  here); its cost per request and per id is calibrated against the real slurmrestd at the start of each run that needs it, and',
+    '  here); its cost per request and per id is calibrated against the real slurmrestd at the start of a full run, and a run of',
   );
-  p("  each section states the cost it used (the last calibration's detail: `bench/results/slurm-calibration.json`).");
+  p(
+    '  some sections (`--only`) reuses that calibration unless told `--recalibrate`. Each section states the cost it used, and the',
+  );
+  p('  summary says which calibration each rests on (its detail: `bench/results/slurm-calibration.json`).');
   p(
     '- B4 (b) and (c) run on compressed clocks (B4 says how, and what that changes); every other section runs on the real clock.',
   );

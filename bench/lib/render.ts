@@ -320,6 +320,8 @@ export function renderBenchmarks(r: Results): void {
     );
   }
   p();
+  p(calibrationLine(r));
+  p();
   for (const id of ['b1', 'b2', 'b2w', 'b3', 'b4', 'b5', 'b6', 'b7', 'b8']) {
     const s = r.sections[id];
     if (!s) continue;
@@ -338,4 +340,18 @@ export function renderBenchmarks(r: Results): void {
     p(readFileSync(file, 'utf8').trimEnd());
   }
   writeFileSync(BENCHMARKS_FILE, `${out.join('\n').trimEnd()}\n`);
+}
+
+/** Which Slurm calibration the sections that use the stand-in rest on: one, or each named. */
+function calibrationLine(r: Results): string {
+  const by = new Map<string, string[]>();
+  for (const [id, s] of Object.entries(r.sections))
+    if (s.calibrationAt) by.set(s.calibrationAt, [...(by.get(s.calibrationAt) ?? []), id.toUpperCase()]);
+  if (by.size === 0) return 'Slurm calibration: no section of these results records which one it used.';
+  const at = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC`;
+  if (by.size === 1) {
+    const [[when, ids]] = [...by] as [[string, string[]]];
+    return `Slurm calibration: one, of ${at(when)}, serves every section that uses the stand-in (${ids.join(', ')}).`;
+  }
+  return `Slurm calibration: **not one** across the sections: ${[...by].map(([when, ids]) => `${ids.join(', ')} on ${at(when)}`).join('; ')}.`;
 }

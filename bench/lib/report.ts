@@ -64,6 +64,8 @@ export interface SectionRecord {
   temporal: string;
   markdown: string;
   details?: unknown;
+  /** The Slurm calibration (its measuredAt) the section's stand-in cost came from, for sections that use it. */
+  calibrationAt?: string;
 }
 
 export interface Results {
