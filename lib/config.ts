@@ -60,8 +60,13 @@ export interface UsageConfig {
   /** Rows younger than this are left for the next cycle, so a transaction that commits late is not skipped. */
   dispatchSettleMs: number;
   dispatchBatchSize: number;
-  /** Integrations the dispatcher starts (or wakes) at once. */
+  /** Integrations the dispatcher starts (or wakes) at once, in each start activity. */
   dispatchStartConcurrency: number;
+  /**
+   * Rows per start activity of a dispatcher cycle: a batch's chunks go to whichever usage workers poll,
+   * so eager starts and their first attempts spread over the replicas.
+   */
+  dispatchStartChunk: number;
   /**
    * Instances that have already finished when their integration starts try once at once, as a local
    * activity, on an eagerly started workflow (USAGE_LOCAL_FIRST_ATTEMPT; on by default).
@@ -349,6 +354,12 @@ export function loadConfig(env: Env = process.env): Config {
       dispatchStartConcurrency: r.number(
         'USAGE_DISPATCH_START_CONCURRENCY',
         16,
+        (n) => Number.isInteger(n) && n > 0,
+        'a positive integer',
+      ),
+      dispatchStartChunk: r.number(
+        'USAGE_DISPATCH_START_CHUNK',
+        100,
         (n) => Number.isInteger(n) && n > 0,
         'a positive integer',
       ),

@@ -39,6 +39,8 @@ const FIXTURES = {
   chainLocal: `${HISTORY_FIXTURES}usage-integration-chain-local.json`,
   chainUnavailable: `${HISTORY_FIXTURES}usage-integration-chain-unavailable.json`,
   chainWoken: `${HISTORY_FIXTURES}usage-integration-chain-woken.json`,
+  // Recorded after the `usage-dispatch-fan-out-starts` patch: a batch read, its chunk started, the batch committed.
+  dispatchFanOut: `${HISTORY_FIXTURES}usage-dispatch-fan-out.json`,
 };
 type FixtureName = keyof typeof FIXTURES;
 
@@ -138,6 +140,18 @@ async function record(which: Set<FixtureName>): Promise<void> {
         });
         await disp.result();
         await save(FIXTURES.dispatch, disp.workflowId);
+      }
+      if (which.has('dispatchFanOut')) {
+        // One finished instance (started, eagerly) and one running (left: USAGE_START_AT=final).
+        await createLaunchedInstance(tdb.db, { status: 'D', distributorId: '11', cluster: dummy });
+        await createLaunchedInstance(tdb.db, { status: 'R', distributorId: '12', cluster: dummy });
+        const n = names(config.temporal);
+        const disp = await client.workflow.start('usageDispatch', {
+          taskQueue: n.usageTaskQueue,
+          workflowId: `${n.usageDispatchScheduleId}-fan-out-recorded`,
+        });
+        await disp.result();
+        await save(FIXTURES.dispatchFanOut, disp.workflowId);
       }
     });
   } finally {
@@ -291,4 +305,25 @@ test('the one retry chain: one patch marker, ≤ 12 events when the usage is rea
     'no phase upsert mid-way: the phase was set with the start',
   );
   t.true(events(FIXTURES.chainWoken).length <= 15, `woken: ${events(FIXTURES.chainWoken).length} events`);
+});
+
+test('the fan-out dispatcher cycle: one patch marker; the batch read, started in a chunk activity, committed, then the cycle finished', (t) => {
+  type Event = {
+    markerRecordedEventAttributes?: { markerName?: string };
+    activityTaskScheduledEventAttributes?: { activityType?: { name?: string } };
+  };
+  const events = (path: string) => loadHistory(path).events as Event[];
+  const activities = (path: string) =>
+    events(path).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+  t.deepEqual(activities(FIXTURES.dispatch), ['dispatchUsageIntegrations'], 'before the patch: one activity');
+  t.deepEqual(activities(FIXTURES.dispatchFanOut), [
+    'readDispatchBatch',
+    'startDispatchChunk',
+    'commitDispatchBatch',
+    'finishDispatchCycle',
+  ]);
+  t.is(
+    events(FIXTURES.dispatchFanOut).filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch').length,
+    1,
+  );
 });

@@ -22,23 +22,24 @@ import { readDbTimePlus } from '../../lib/db/clock.js';
 import { MARK, recordMark } from '../../lib/db/backlog-store.js';
 import { NO_METRICS, type JobmonMetrics } from '../../lib/metrics.js';
 import { startIntegration } from '../../lib/usage/start-integration.js';
-import { createIntegrationWaker, type WakeMethod } from '../../lib/usage/wake-integration.js';
+import { createIntegrationWaker } from '../../lib/usage/wake-integration.js';
+import {
+  addBatch,
+  emptyDispatchResult,
+  type DispatchBatch,
+  type DispatchResult,
+  type DispatchRow,
+  type StartTally,
+} from '../../lib/usage/dispatch-shared.js';
 import { cancellationSignal, stopIfCancelled } from '../cancellation.js';
 
 export const USAGE_WATERMARK = 'usage-dispatch';
 
-export interface DispatchResult {
-  scanned: number;
-  started: number;
-  woken: number;
-  watermark: string;
-  cycles: number;
-  /** How this worker wakes integrations (absent in results from before the signal fallback). */
-  wakeMethod?: WakeMethod;
-  /** Starts the server handed to this worker eagerly (absent in results from before eager starts). */
-  eagerStarts?: number;
-  /** Ended integrations started again because Jobmon moved their instance on (K → D; absent in older results). */
-  reopened?: number;
+export type { DispatchResult } from '../../lib/usage/dispatch-shared.js';
+
+function dispatchRow(ti: ChangedInstance): DispatchRow {
+  const { id, status, distributorId, workflowRunId, integration, outcomeStatus } = ti;
+  return { id, status, distributorId, workflowRunId, integration, outcomeStatus };
 }
 
 /** Runs fn over items, `limit` at a time; once `signal` aborts, no further item is started. */
@@ -88,89 +89,140 @@ export function createDispatchActivities({
     return { statusDate, taskInstanceId: 0 };
   }
 
-  async function dispatchUsageIntegrations(opts: { maxBatches?: number } = {}): Promise<DispatchResult> {
-    let wm = (await readWatermark(db, USAGE_WATERMARK)) ?? (await firstWatermark());
-    const result: DispatchResult = {
-      scanned: 0,
-      started: 0,
-      woken: 0,
-      watermark: wm.statusDate,
-      cycles: 0,
-      eagerStarts: 0,
-    };
-    const maxBatches = opts.maxBatches ?? 50;
-    for (let i = 0; i < maxBatches; i++) {
-      const batch = await readChangedInstances(
-        db,
-        wm,
-        config.usage.dispatchBatchSize,
-        Math.ceil(config.usage.dispatchSettleMs / 1000),
-      );
-      if (batch.length === 0) break;
-      const signal = cancellationSignal();
-      const startedIds: number[] = [];
-      await inParallel(
-        batch,
-        config.usage.dispatchStartConcurrency,
-        async (ti: ChangedInstance) => {
-          if (needsReopen(ti)) {
-            // Its outcome was decided at a status Jobmon has left (K → D): a new run of the same workflow
-            // id. ALLOW_DUPLICATE starts one only once the last has closed, so never two run at once.
-            const r = await startIntegration(
-              client,
-              config,
-              { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId },
-              { force: true, finishedAtStart: config.usage.localFirstAttempt },
-            );
-            if (r.started) {
-              await recordReopened(db, ti);
-              result.started++;
-              result.reopened = (result.reopened ?? 0) + 1;
-            }
-          } else if (ti.integration === null) {
-            const finished = isFinal(ti.status);
-            // Not started while the job runs: its status change to a final status comes by later, and starts it then.
-            if (!finished && config.usage.startAt === 'final') return;
-            const eager = finished && eagerClient !== undefined && config.usage.localFirstAttempt;
-            const r = await startIntegration(
-              eager ? eagerClient : client,
-              config,
-              { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId },
-              { finishedAtStart: finished && config.usage.localFirstAttempt, eager },
-            );
-            startedIds.push(ti.id);
-            if (r.started) result.started++;
-            if (r.eagerlyStarted) result.eagerStarts = (result.eagerStarts ?? 0) + 1;
-          } else if (ti.integration === 'started' && isFinal(ti.status)) {
-            if (await waker.wake(ti.id)) result.woken++;
+  /** The next batch after the stored watermark (or the first one), as a dispatcher cycle reads it. */
+  async function readBatch(): Promise<{ from: Watermark; rows: ChangedInstance[] }> {
+    const from = (await readWatermark(db, USAGE_WATERMARK)) ?? (await firstWatermark());
+    const rows = await readChangedInstances(
+      db,
+      from,
+      config.usage.dispatchBatchSize,
+      Math.ceil(config.usage.dispatchSettleMs / 1000),
+    );
+    return { from, rows };
+  }
+
+  /** Starts, reopens or wakes the integrations of `rows`, `dispatchStartConcurrency` at a time. */
+  async function handleRows(rows: readonly DispatchRow[]): Promise<StartTally> {
+    const tally: StartTally = { startedIds: [], started: 0, woken: 0, eagerStarts: 0, reopened: 0 };
+    await inParallel(
+      [...rows],
+      config.usage.dispatchStartConcurrency,
+      async (ti: DispatchRow) => {
+        if (needsReopen(ti)) {
+          // Its outcome was decided at a status Jobmon has left (K → D): a new run of the same workflow
+          // id. ALLOW_DUPLICATE starts one only once the last has closed, so never two run at once.
+          const r = await startIntegration(
+            client,
+            config,
+            { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId },
+            { force: true, finishedAtStart: config.usage.localFirstAttempt },
+          );
+          if (r.started) {
+            await recordReopened(db, ti);
+            tally.started++;
+            tally.reopened++;
           }
-        },
-        signal,
-      );
-      // One statement records the batch's starts (an integration that already ended keeps its outcome).
-      await recordStarted(db, startedIds);
-      // Cancelled (worker shutdown) part-way: stop before the watermark passes rows not handled; a
-      // retry starts this batch again, and starting or recording an integration twice is a no-op.
-      stopIfCancelled();
-      const last = batch[batch.length - 1]!;
-      wm = { statusDate: last.statusDate, taskInstanceId: last.id };
-      // Persist per batch: a retried activity resumes where this one stopped.
-      await writeWatermark(db, USAGE_WATERMARK, wm);
-      result.scanned += batch.length;
-      result.cycles++;
-      Context.current().heartbeat(wm);
-      if (batch.length < config.usage.dispatchBatchSize) break;
-    }
-    result.watermark = wm.statusDate;
-    result.wakeMethod = waker.method;
-    // The cycle's own numbers, and a time mark the backlog metrics read (a stalled dispatcher stops writing it).
+        } else if (ti.integration === null) {
+          const finished = isFinal(ti.status);
+          // Not started while the job runs: its status change to a final status comes by later, and starts it then.
+          if (!finished && config.usage.startAt === 'final') return;
+          const eager = finished && eagerClient !== undefined && config.usage.localFirstAttempt;
+          const r = await startIntegration(
+            eager ? eagerClient : client,
+            config,
+            { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId },
+            { finishedAtStart: finished && config.usage.localFirstAttempt, eager },
+          );
+          tally.startedIds.push(ti.id);
+          if (r.started) tally.started++;
+          if (r.eagerlyStarted) tally.eagerStarts++;
+        } else if (ti.integration === 'started' && isFinal(ti.status)) {
+          if (await waker.wake(ti.id)) tally.woken++;
+        }
+        Context.current().heartbeat(); // throttled by the SDK; a slow server must not time a chunk out
+      },
+      cancellationSignal(),
+    );
+    return tally;
+  }
+
+  /** One statement records the batch's starts, then the watermark moves past it (persisted per batch). */
+  async function commitBatch(startedIds: number[], wm: Watermark): Promise<void> {
+    await recordStarted(db, startedIds);
+    await writeWatermark(db, USAGE_WATERMARK, wm);
+  }
+
+  /** The cycle's own numbers, and a time mark the backlog metrics read (a stalled dispatcher stops writing it). */
+  async function finishCycle(result: DispatchResult): Promise<DispatchResult> {
     await recordMark(db, MARK.dispatchCompleted).catch((e: unknown) => {
       log.warn(`could not record the dispatcher's completion mark: ${String(e)}`);
     });
     metrics.usageDispatchCycle({ scanned: result.scanned, started: result.started, woken: result.woken });
-    return result;
+    return { ...result, wakeMethod: waker.method };
   }
-  return { dispatchUsageIntegrations };
+
+  /** A whole cycle in this activity: every start is made by this process (histories before the fan-out patch). */
+  async function dispatchUsageIntegrations(opts: { maxBatches?: number } = {}): Promise<DispatchResult> {
+    let result: DispatchResult | undefined;
+    const maxBatches = opts.maxBatches ?? 50;
+    for (let i = 0; i < maxBatches; i++) {
+      const { from, rows } = await readBatch();
+      result ??= emptyDispatchResult(from.statusDate);
+      if (rows.length === 0) break;
+      const tally = await handleRows(rows);
+      // Cancelled (worker shutdown) part-way: stop before the watermark passes rows not handled; a
+      // retry starts this batch again, and starting or recording an integration twice is a no-op.
+      stopIfCancelled();
+      const last = rows[rows.length - 1]!;
+      const to = { statusDate: last.statusDate, taskInstanceId: last.id };
+      await commitBatch(tally.startedIds, to);
+      addBatch(result, [tally], rows.length, to);
+      Context.current().heartbeat(to);
+      if (rows.length < config.usage.dispatchBatchSize) break;
+    }
+    return finishCycle(result ?? emptyDispatchResult(''));
+  }
+
+  /**
+   * The fan-out cycle's first step: the next batch, cut into chunks the workflow hands to start activities,
+   * which any usage worker may run, so that eager starts (and their first attempts) spread over the replicas.
+   */
+  async function readDispatchBatch(): Promise<DispatchBatch> {
+    const { from, rows } = await readBatch();
+    const last = rows[rows.length - 1];
+    const size = config.usage.dispatchStartChunk;
+    const chunks: DispatchRow[][] = [];
+    for (let i = 0; i < rows.length; i += size) chunks.push(rows.slice(i, i + size).map(dispatchRow));
+    return {
+      chunks,
+      rows: rows.length,
+      full: rows.length >= config.usage.dispatchBatchSize,
+      from,
+      ...(last ? { to: { statusDate: last.statusDate, taskInstanceId: last.id } } : {}),
+    };
+  }
+
+  async function startDispatchChunk(rows: DispatchRow[]): Promise<StartTally> {
+    const tally = await handleRows(rows);
+    stopIfCancelled();
+    return tally;
+  }
+
+  async function commitDispatchBatch(input: { startedIds: number[]; watermark: Watermark }): Promise<void> {
+    await commitBatch(input.startedIds, input.watermark);
+  }
+
+  async function finishDispatchCycle(result: DispatchResult): Promise<DispatchResult> {
+    return finishCycle(result);
+  }
+
+  return {
+    dispatchUsageIntegrations,
+    readDispatchBatch,
+    startDispatchChunk,
+    commitDispatchBatch,
+    finishDispatchCycle,
+  };
 }
 
 export type DispatchActivities = ReturnType<typeof createDispatchActivities>;
