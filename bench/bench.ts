@@ -34,7 +34,7 @@ import {
   type Results,
   type SectionRecord,
 } from './lib/report.js';
-import { renderBenchmarks } from './lib/render.js';
+import { renderBenchmarks, verdicts } from './lib/render.js';
 import { CALIBRATION_FILE, calibrateSlurm, loadCalibration, type SlurmCalibration } from './usage/calibrate-slurm.js';
 import type { StandinCost } from './usage/slurm-standin.js';
 import { SECTIONS, type SectionContext } from './sections.js';
@@ -103,6 +103,7 @@ async function main(): Promise<number> {
   if (argv.includes('--render')) {
     const r = loadResults();
     if (!r) throw new Error('no bench/results/latest.json to render');
+    writeResults({ ...r, verdicts: verdicts(r) });
     renderBenchmarks(r);
     return 0;
   }
@@ -212,6 +213,7 @@ async function main(): Promise<number> {
       };
       results.sections[section.id] = record;
       process.stdout.write(`\n${out.markdown}\n`);
+      results.verdicts = verdicts(results);
       writeResults(results);
       renderBenchmarks(results);
       log(

@@ -110,10 +110,15 @@ for (const kind of SERVER_DBS) {
       await new Promise((r) => setTimeout(r, 5000));
       await proxy.restore();
       const firstResult = await first;
-      // The retried cycle reads the same five rows again (a retry that trusted a watermark it never wrote
-      // past, or skipped the batch, would read 0).
-      t.is(firstResult.scanned, 5, 'the retried cycle re-read the five rows');
-      t.is(firstResult.started, 0, 'their integrations had already been started: none twice');
+      // The cut hits the batch's commit (its starts are recorded, then the watermark is written): the commit is
+      // retried alone, so the batch is read once and each integration started once, and the watermark then moves.
+      t.is(firstResult.scanned, 5, 'the batch was read once and carried through the retried commit');
+      t.is(firstResult.started, 5, 'each integration started once: the commit retry started none again');
+      t.like(
+        await readWatermark(tdb.db, USAGE_WATERMARK),
+        { taskInstanceId: instances[4] },
+        'the watermark moved past the batch',
+      );
       // The jobs finish: their waiting integrations are woken (or retried) and integrated below.
       await tdb.db('task_instance').whereIn('id', instances).update({ status: 'D', status_date: tdb.db.fn.now() });
 

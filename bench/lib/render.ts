@@ -95,19 +95,20 @@ const TARGETS: Record<FigureKey, Target> = {
     target: '≤ 20',
     ok: (v) => v <= 20,
   },
+  // The target is on the configuration recommended for PostgreSQL: Jobmon's indexes alone (the optional ones
+  // defeat HOT updates of Jobmon's heartbeats there, B8), as issue #20 asks.
   b5_empty_reap_db_ms_pg_indexed: {
-    label: 'B5 empty reap, DB time, PostgreSQL, optional indexes',
+    label: 'B5 empty reap, DB time, PostgreSQL, optional indexes (not recommended on PostgreSQL)',
+    unit: ' ms',
+    digits: 1,
+    target: '',
+  },
+  b5_empty_reap_db_ms_pg_plain: {
+    label: 'B5 empty reap, DB time, PostgreSQL, Jobmon indexes only (as recommended)',
     unit: ' ms',
     digits: 1,
     target: '≤ 10 ms',
     ok: (v) => v <= 10,
-  },
-  b5_empty_reap_db_ms_pg_plain: {
-    label: 'B5 empty reap, DB time, PostgreSQL, Jobmon indexes only',
-    unit: ' ms',
-    digits: 1,
-    target: '≤ 100 ms',
-    ok: (v) => v <= 100,
   },
   b5_empty_reap_db_ms_mysql_indexed: {
     label: 'B5 empty reap, DB time, MariaDB, optional indexes',
@@ -302,16 +303,13 @@ export function renderBenchmarks(r: Results): void {
   for (const [key, t] of Object.entries(TARGETS) as [FigureKey, Target][]) {
     const v = r.figures[key];
     const s = r.sections[sectionOf(key)];
+    const said = verdictOf(r, key, t);
     const verdict =
       v === null
         ? `not measured: ${r.nulls[key] ?? ''}`
-        : t.ok
-          ? t.ok(v, r.figures) === undefined
-            ? '–'
-            : t.ok(v, r.figures)
-              ? 'met'
-              : '**missed**'
-          : '';
+        : said === 'missed'
+          ? '**missed**'
+          : (said ?? (t.ok ? '–' : ''));
     const run = s
       ? `${s.mode}, ${s.date.slice(0, 16).replace('T', ' ')} UTC, load ${s.load.start.toFixed(1)}–${s.load.max.toFixed(1)}`
       : '';
@@ -354,4 +352,24 @@ function calibrationLine(r: Results): string {
     return `Slurm calibration: one, of ${at(when)}, serves every section that uses the stand-in (${ids.join(', ')}).`;
   }
   return `Slurm calibration: **not one** across the sections: ${[...by].map(([when, ids]) => `${ids.join(', ')} on ${at(when)}`).join('; ')}.`;
+}
+
+function verdictOf(r: Results, key: FigureKey, t: Target): Verdict | undefined {
+  const v = r.figures[key];
+  if (!t.ok) return undefined;
+  if (v === null) return 'not measured';
+  const ok = t.ok(v, r.figures);
+  return ok === undefined ? undefined : ok ? 'met' : 'missed';
+}
+
+export type Verdict = 'met' | 'missed' | 'not measured';
+
+/** Met or missed for every figure that has a target, by its measured value alone (written into latest.json). */
+export function verdicts(r: Results): Partial<Record<FigureKey, Verdict>> {
+  const out: Partial<Record<FigureKey, Verdict>> = {};
+  for (const [key, t] of Object.entries(TARGETS) as [FigureKey, Target][]) {
+    const said = verdictOf(r, key, t);
+    if (said) out[key] = said;
+  }
+  return out;
 }

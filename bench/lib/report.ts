@@ -86,6 +86,8 @@ export interface Results {
   /** Why a figure is null. */
   nulls: Partial<Record<FigureKey, string>>;
   sections: Record<string, SectionRecord>;
+  /** Met, missed or not measured, for each figure that has a target (bench/lib/render.ts TARGETS). */
+  verdicts?: Partial<Record<FigureKey, 'met' | 'missed' | 'not measured'>>;
   /** The slurmrestd stand-in's cost used by the last run that needed Slurm, and where it came from. */
   slurm_calibration?: { perRequestMs: number; perIdMs: number; source: string; measuredAt?: string };
 }

