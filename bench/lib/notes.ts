@@ -64,7 +64,7 @@ export function renderNotes(r: Results): string {
     );
     p('   keeps rolling deploys deterministic), so the benchmark keeps them.');
     p(
-      `2. **Our own work** (from ${f(b1.bestOurCommands.perS)} to ${f(b1.ours.perS)}/s): the dispatcher (one bulk read per 500 rows, starts ${b1.startConcurrency} at a time:`,
+      `2. **Our own work** (from ${f(b1.bestOurCommands.perS)} to ${f(b1.ours.perS)}/s): the dispatcher (one bulk read per 500 rows, its starts in activities of 100 rows, ${b1.startConcurrency} at a time each:`,
     );
     p(
       `   ${f(b1.ours.dispatch.started / (b1.ours.dispatchMs / 1000))} starts/s here, ${b1.ours.eagerStarts ?? 0} of ${b1.n} eager), ${f(b1.ours.queriesPerInstance, 1)} SQL statements per instance (the attempt's read,`,
