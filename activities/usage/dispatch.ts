@@ -147,13 +147,13 @@ export function createDispatchActivities({
   }
 
   /** One statement records the batch's starts, then the watermark moves past it (persisted per batch). */
-  async function commitBatch(startedIds: number[], wm: Watermark): Promise<void> {
-    await recordStarted(db, startedIds);
-    await writeWatermark(db, USAGE_WATERMARK, wm);
+  async function commitDispatchBatch(input: { startedIds: number[]; watermark: Watermark }): Promise<void> {
+    await recordStarted(db, input.startedIds);
+    await writeWatermark(db, USAGE_WATERMARK, input.watermark);
   }
 
   /** The cycle's own numbers, and a time mark the backlog metrics read (a stalled dispatcher stops writing it). */
-  async function finishCycle(result: DispatchResult): Promise<DispatchResult> {
+  async function finishDispatchCycle(result: DispatchResult): Promise<DispatchResult> {
     await recordMark(db, MARK.dispatchCompleted).catch((e: unknown) => {
       log.warn(`could not record the dispatcher's completion mark: ${String(e)}`);
     });
@@ -175,12 +175,12 @@ export function createDispatchActivities({
       stopIfCancelled();
       const last = rows[rows.length - 1]!;
       const to = { statusDate: last.statusDate, taskInstanceId: last.id };
-      await commitBatch(tally.startedIds, to);
+      await commitDispatchBatch({ startedIds: tally.startedIds, watermark: to });
       addBatch(result, [tally], rows.length, to);
       Context.current().heartbeat(to);
       if (rows.length < config.usage.dispatchBatchSize) break;
     }
-    return finishCycle(result ?? emptyDispatchResult(''));
+    return finishDispatchCycle(result ?? emptyDispatchResult(''));
   }
 
   /**
@@ -206,14 +206,6 @@ export function createDispatchActivities({
     const tally = await handleRows(rows);
     stopIfCancelled();
     return tally;
-  }
-
-  async function commitDispatchBatch(input: { startedIds: number[]; watermark: Watermark }): Promise<void> {
-    await commitBatch(input.startedIds, input.watermark);
-  }
-
-  async function finishDispatchCycle(result: DispatchResult): Promise<DispatchResult> {
-    return finishCycle(result);
   }
 
   return {
