@@ -9,10 +9,8 @@ import type { Knex } from 'knex';
 import type { Config } from '../../lib/config.js';
 import {
   readAttemptFailure,
-  readTaskInstanceForUsage,
   recordAttemptFailure,
   recordOutcome,
-  writeUsage,
   type IntegrationOutcome,
 } from '../../lib/db/usage-store.js';
 import {
@@ -24,6 +22,7 @@ import {
 import { NO_METRICS, type JobmonMetrics } from '../../lib/metrics.js';
 import { ACCOUNTING_MAX_INTERVAL_MS, type UsageRetryPolicy } from '../../lib/usage/shared.js';
 import { noAccountingReason, type UsageSource } from '../../lib/usage/sources.js';
+import { batchedUsageStatements, type UsageStatements } from '../../lib/usage/usage-statements.js';
 import { cancellationSignal } from '../cancellation.js';
 import { classifyUsageError } from './errors.js';
 
@@ -64,6 +63,8 @@ export interface UsageActivityDeps {
   config: Config;
   source: UsageSource;
   metrics?: JobmonMetrics;
+  /** The attempts' reads and writes, batched across the attempts of this worker (default: on `db`). */
+  statements?: UsageStatements;
 }
 
 /** Input of recordIntegrationOutcome. */
@@ -78,7 +79,13 @@ export interface IntegrationOutcomeInput {
   lastFailureUnknown?: boolean;
 }
 
-export function createUsageActivities({ db, config, source, metrics = NO_METRICS }: UsageActivityDeps) {
+export function createUsageActivities({
+  db,
+  config,
+  source,
+  metrics = NO_METRICS,
+  statements = batchedUsageStatements(db),
+}: UsageActivityDeps) {
   /** One attempt; a retryable failure is also kept as the integration's last failure (best effort). */
   async function fetchUsage(input: FetchUsageInput): Promise<FetchUsageResult> {
     try {
@@ -126,7 +133,7 @@ export function createUsageActivities({ db, config, source, metrics = NO_METRICS
 
   async function attempt({ taskInstanceId, phase, retryUntil }: FetchUsageInput): Promise<FetchUsageResult> {
     const started = Date.now();
-    const ti = await readTaskInstanceForUsage(db, taskInstanceId);
+    const ti = await statements.readInstance(taskInstanceId);
     if (!ti)
       throw ApplicationFailure.nonRetryable(
         `task instance ${taskInstanceId} does not exist in the Jobmon database`,
@@ -182,7 +189,12 @@ export function createUsageActivities({ db, config, source, metrics = NO_METRICS
       throw classifyUsageError(e, job);
     }
     if (lookup.kind === 'found') {
-      const values = await writeUsage(db, ti.id, lookup.values, lookup.summary);
+      const values = await statements.writeUsage({
+        taskInstanceId: ti.id,
+        values: lookup.values,
+        reason: lookup.summary,
+        status: ti.status,
+      });
       metrics.usageIntegration('integrated');
       // Lag from Slurm's end of the job when accounting has it; else from Jobmon's status_date (read by the database clock).
       if (lookup.endTime !== undefined) metrics.usageWriteLag(Date.now() / 1000 - lookup.endTime, 'job_end');

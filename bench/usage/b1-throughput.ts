@@ -21,7 +21,8 @@ import { Client } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, DefaultLogger } from '@temporalio/worker';
 import type { Knex } from 'knex';
 import { names, type Config } from '../../lib/config.js';
-import { readChangedInstances, readTaskInstanceForUsage, writeUsage } from '../../lib/db/usage-store.js';
+import { readChangedInstances } from '../../lib/db/usage-store.js';
+import { batchedUsageStatements } from '../../lib/usage/usage-statements.js';
 import { createUsageSource } from '../../lib/usage/sources.js';
 import { usageWorkflowTaskSlots } from '../../workers/create-workers.js';
 import {
@@ -334,7 +335,8 @@ export async function runCeiling(
 /**
  * The floor: what integrating n instances costs without Temporal, by a plain batched script doing the
  * same work: the dispatcher's bulk read of candidates, then per instance (as many at once as a worker
- * runs activities) the fetch-usage read, the coalesced Slurm lookup and the compare-and-set write.
+ * runs activities) the fetch-usage read, the coalesced Slurm lookup and the compare-and-set write,
+ * through the same batched statements as the activity's.
  */
 export async function runFloor(
   t: BenchTemporal & { serverPid?: number },
@@ -358,11 +360,17 @@ export async function runFloor(
       const last = batch[batch.length - 1]!;
       wm = { statusDate: last.statusDate, taskInstanceId: last.id };
     }
+    const statements = batchedUsageStatements(db);
     await pool(ids.length, opts.concurrency, async (i) => {
-      const ti = (await readTaskInstanceForUsage(db, ids[i]!))!;
+      const ti = (await statements.readInstance(ids[i]!))!;
       const found = await source.lookup(ti.clusterType, ti.clusterName, ti.distributorId!);
       if (found.kind !== 'found') throw new Error(`floor: ${ti.distributorId} ${found.kind}`);
-      await writeUsage(db, ti.id, found.values, found.summary);
+      await statements.writeUsage({
+        taskInstanceId: ti.id,
+        values: found.values,
+        reason: found.summary,
+        status: ti.status,
+      });
     });
     const span = cpu();
     const wallMs = (await lastFinishedMs(db)) - startE;

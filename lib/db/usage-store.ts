@@ -26,13 +26,19 @@ export interface TaskInstanceForUsage {
   secondsSinceStatus: number;
 }
 
-export async function readTaskInstanceForUsage(
+/**
+ * The instances the usage attempts ask about, in one statement (with their cluster): attempts running at
+ * once in a worker share it (lib/usage/usage-statements.ts). Ids that do not exist are absent.
+ */
+export async function readTaskInstancesForUsage(
   db: Knex,
-  taskInstanceId: number,
-): Promise<TaskInstanceForUsage | undefined> {
-  const row = (await instancesWithCluster(db)
-    .where('ti.id', taskInstanceId)
-    .first(
+  taskInstanceIds: readonly number[],
+): Promise<Map<number, TaskInstanceForUsage>> {
+  const out = new Map<number, TaskInstanceForUsage>();
+  if (taskInstanceIds.length === 0) return out;
+  const rows = (await instancesWithCluster(db)
+    .whereIn('ti.id', [...new Set(taskInstanceIds)])
+    .select(
       'ti.id',
       'ti.status',
       'ti.distributor_id',
@@ -41,18 +47,21 @@ export async function readTaskInstanceForUsage(
       'ct.name as cluster_type',
       'c.name as cluster_name',
       db.raw('? as since', [dbSecondsSince(db, 'ti.status_date')]),
-    )) as Record<string, unknown> | undefined;
-  if (!row) return undefined;
-  return {
-    id: Number(row.id),
-    status: row.status as TaskInstanceStatusCode,
-    distributorId: (row.distributor_id as string | null) ?? null,
-    workflowRunId: row.workflow_run_id == null ? null : Number(row.workflow_run_id),
-    clusterType: (row.cluster_type as string | null) ?? null,
-    clusterName: (row.cluster_name as string | null) ?? null,
-    statusDate: String(row.status_date),
-    secondsSinceStatus: Number(row.since),
-  };
+    )) as Record<string, unknown>[];
+  for (const row of rows) {
+    const id = Number(row.id);
+    out.set(id, {
+      id,
+      status: row.status as TaskInstanceStatusCode,
+      distributorId: (row.distributor_id as string | null) ?? null,
+      workflowRunId: row.workflow_run_id == null ? null : Number(row.workflow_run_id),
+      clusterType: (row.cluster_type as string | null) ?? null,
+      clusterName: (row.cluster_name as string | null) ?? null,
+      statusDate: String(row.status_date),
+      secondsSinceStatus: Number(row.since),
+    });
+  }
+  return out;
 }
 
 export interface UsageValues {
@@ -71,36 +80,69 @@ const COLUMNS: Record<keyof UsageValues, string> = {
   usageStr: 'usage_str',
 };
 
+/** One instance's usage to write, and the final status the attempt found it in. */
+export interface UsageWrite {
+  taskInstanceId: number;
+  values: UsageValues;
+  /** The integration's recorded reason (the accounting summary). */
+  reason: string;
+  /** The instance's status when the attempt read it: final (D, or a failed status with INTEGRATE_FAILED_JOBS). */
+  status: TaskInstanceStatusCode;
+}
+
+export type UsageRow = Record<'maxrss' | 'wallclock' | 'cpu' | 'maxpss' | 'usage_str', string | null>;
+
 /**
- * Compare-and-set: fills each usage column only where it is still missing, so a replayed activity
- * or a second worker never overwrites real data. Returns the row's usage as it stands afterwards.
+ * Compare-and-set, for many instances at once: fills each usage column only where it is still missing,
+ * so a replayed activity or a second worker never overwrites real data, and records each integration as
+ * `integrated` in the same transaction: one INSERT and one UPDATE for the whole batch. The outcome is
+ * written first, so the transaction holds Jobmon's rows only for the UPDATE and the COMMIT. Returns each
+ * row's usage as it stands afterwards (read after the commit); an id that does not exist is absent.
  */
-export async function writeUsage(
-  db: Knex,
-  taskInstanceId: number,
-  values: UsageValues,
-  outcomeReason: string,
-): Promise<Record<string, string | null>> {
-  return db.transaction(async (trx) => {
+export async function writeUsages(db: Knex, writes: readonly UsageWrite[]): Promise<Map<number, UsageRow>> {
+  const byId = new Map<number, UsageWrite>();
+  for (const w of writes) byId.set(w.taskInstanceId, w);
+  // In id order, so two workers' batches lock common rows in the same order.
+  const ids = [...byId.keys()].sort((a, b) => a - b);
+  if (ids.length === 0) return new Map();
+  await db.transaction(async (trx) => {
+    await trx('jt_usage_integration')
+      .insert(
+        ids.map((id) => ({
+          task_instance_id: id,
+          outcome: 'integrated',
+          reason: byId.get(id)!.reason.slice(0, 500),
+          started_date: dbNow(trx),
+          finished_date: dbNow(trx),
+          instance_status: byId.get(id)!.status,
+        })),
+      )
+      .onConflict('task_instance_id')
+      .merge(['outcome', 'reason', 'finished_date', 'instance_status']);
     const set: Record<string, Knex.Raw> = {};
     for (const [key, column] of Object.entries(COLUMNS) as [keyof UsageValues, string][]) {
-      const v = values[key];
-      if (v === undefined || v === null) continue;
-      set[column] = trx.raw(`CASE WHEN ?? IS NULL OR ?? IN (?, ?, ?) THEN ? ELSE ?? END`, [
-        column,
-        column,
-        ...MISSING_USAGE,
-        v,
-        column,
-      ]);
+      const given = ids.filter((id) => byId.get(id)!.values[key] != null);
+      if (given.length === 0) continue;
+      // Per row: the row's value where the column is still missing, else the column as it is.
+      set[column] = trx.raw(
+        `CASE WHEN ?? IS NULL OR ?? IN (?, ?, ?) THEN CASE ?? ${given.map(() => 'WHEN ? THEN ?').join(' ')} ELSE ?? END ELSE ?? END`,
+        [
+          column,
+          column,
+          ...MISSING_USAGE,
+          'id',
+          ...given.flatMap((id) => [id, byId.get(id)!.values[key]!]),
+          column,
+          column,
+        ],
+      );
     }
-    if (Object.keys(set).length > 0) await trx('task_instance').where('id', taskInstanceId).update(set);
-    await recordOutcome(trx, taskInstanceId, 'integrated', outcomeReason);
-    const row = (await trx('task_instance')
-      .where('id', taskInstanceId)
-      .first('maxrss', 'wallclock', 'cpu', 'maxpss', 'usage_str')) as Record<string, string | null>;
-    return row;
+    if (Object.keys(set).length > 0) await trx('task_instance').whereIn('id', ids).update(set);
   });
+  const rows = (await db('task_instance')
+    .whereIn('id', ids)
+    .select('id', 'maxrss', 'wallclock', 'cpu', 'maxpss', 'usage_str')) as (UsageRow & { id: unknown })[];
+  return new Map(rows.map(({ id, ...usage }) => [Number(id), usage]));
 }
 
 export type IntegrationOutcome = 'started' | 'integrated' | 'dropped' | 'unavailable' | 'no_accounting' | 'failed';
