@@ -92,7 +92,15 @@ export async function createWorkers(deps: WorkerDeps): Promise<{ workers: Worker
         taskQueue: n.usageTaskQueue,
         activities: {
           ...createUsageActivities({ db, config, source, metrics }),
-          ...createDispatchActivities({ db, config, client, eagerClient, metrics }),
+          // With a source of its own (tests), the process's Slurm lookup is not the one its attempts ask.
+          ...createDispatchActivities({
+            db,
+            config,
+            client,
+            eagerClient,
+            metrics,
+            accounting: deps.source ? undefined : slurm,
+          }),
         },
         // Lookups are I/O bound and coalesce: many concurrent attempts make bigger accounting batches.
         // First attempts run as local activities (finished jobs), later ones as activities: both alike.

@@ -21,6 +21,7 @@ import {
 import { readDbTimePlus } from '../../lib/db/clock.js';
 import { MARK, recordMark } from '../../lib/db/backlog-store.js';
 import { NO_METRICS, type JobmonMetrics } from '../../lib/metrics.js';
+import type { SlurmJobLookup } from '../../lib/slurm/job-lookup.js';
 import { startIntegration } from '../../lib/usage/start-integration.js';
 import { createIntegrationWaker } from '../../lib/usage/wake-integration.js';
 import {
@@ -67,6 +68,8 @@ export interface DispatchActivityDeps {
    * this worker (which then runs the first attempt as a local activity). Without it, starts are queued.
    */
   eagerClient?: Client;
+  /** The worker's Slurm job lookup: the accounting of jobs started eagerly is asked for as they start. */
+  accounting?: Pick<SlurmJobLookup, 'prefetch'>;
   metrics?: JobmonMetrics;
 }
 
@@ -75,6 +78,7 @@ export function createDispatchActivities({
   config,
   client,
   eagerClient,
+  accounting,
   metrics = NO_METRICS,
 }: DispatchActivityDeps) {
   // Created once per worker process, so a server's refusal of ResetActivity is learned (and logged) once.
@@ -101,9 +105,16 @@ export function createDispatchActivities({
     return { from, rows };
   }
 
+  /** Finished instances with no integration yet: started eagerly, their first attempt runs in this process. */
+  function startsEagerly(ti: DispatchRow): boolean {
+    return ti.integration === null && isFinal(ti.status) && eagerClient !== undefined && config.usage.localFirstAttempt;
+  }
+
   /** Starts, reopens or wakes the integrations of `rows`, `dispatchStartConcurrency` at a time. */
   async function handleRows(rows: readonly DispatchRow[]): Promise<StartTally> {
     const tally: StartTally = { startedIds: [], started: 0, woken: 0, eagerStarts: 0, reopened: 0 };
+    // Their first attempts will ask Slurm within a second: asked now, while the starts go out.
+    accounting?.prefetch(rows.filter(startsEagerly).map((ti) => ti.distributorId));
     await inParallel(
       [...rows],
       config.usage.dispatchStartConcurrency,
@@ -126,9 +137,9 @@ export function createDispatchActivities({
           const finished = isFinal(ti.status);
           // Not started while the job runs: its status change to a final status comes by later, and starts it then.
           if (!finished && config.usage.startAt === 'final') return;
-          const eager = finished && eagerClient !== undefined && config.usage.localFirstAttempt;
+          const eager = startsEagerly(ti);
           const r = await startIntegration(
-            eager ? eagerClient : client,
+            eager ? eagerClient! : client,
             config,
             { taskInstanceId: ti.id, workflowRunId: ti.workflowRunId, distributorId: ti.distributorId },
             { finishedAtStart: finished && config.usage.localFirstAttempt, eager },

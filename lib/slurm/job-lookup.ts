@@ -56,8 +56,31 @@ export interface SlurmJobLookup {
     signal?: AbortSignal,
     opts?: { bulk?: boolean },
   ): Promise<Map<string, SlurmJobAnswer>>;
+  /**
+   * Jobs whose attempts this process is about to run (the dispatcher's eager starts of finished jobs): asked
+   * now, in one request per batch and without waiting out the window, so that each attempt's find() takes
+   * its answer instead of waiting for a batch of its own while its workflow task holds a slot. An answer is
+   * kept for one find() within PREFETCH_TTL_MS; an id Slurm has no record of, or an error, is asked again.
+   */
+  prefetch(distributorIds: readonly string[]): void;
   /** Accounting requests sent so far (benchmarks and tests read it). */
   readonly requests: number;
+}
+
+/** How long a prefetched answer waits for its attempt: the start, its workflow task and its first attempt. */
+export const PREFETCH_TTL_MS = 60_000;
+/** Prefetched answers kept at most (oldest dropped first): a few dispatcher batches' worth. */
+const PREFETCH_MAX = 5000;
+
+/** `answer`, unless `signal` aborts first (then its reason). */
+function unlessAborted<T>(answer: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return answer;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    answer.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** The `result` label of an accounting request: `ok`, or what kind of failure. */
@@ -157,13 +180,43 @@ export function createSlurmJobLookup(
     fetchMany: (raws, signal) => fetchMany(raws, signal, { jobOnly: true }),
   });
 
+  // Prefetched answers by raw id, oldest first (a Map keeps insertion order).
+  const ahead = new Map<string, { at: number; answer: Promise<Outcome | undefined> }>();
+
   return {
     sourceName,
     get requests() {
       return requests;
     },
+    prefetch(distributorIds) {
+      const now = Date.now();
+      for (const [raw, e] of ahead) {
+        if (e.at > now - PREFETCH_TTL_MS && ahead.size <= PREFETCH_MAX) break;
+        ahead.delete(raw);
+      }
+      const raws: string[] = [];
+      for (const d of new Set(distributorIds)) {
+        try {
+          const raw = parseDistributorId(d).raw;
+          if (!ahead.has(raw)) raws.push(raw);
+        } catch {
+          // Not a Slurm job id (another cluster type's instance): its attempt never asks Slurm.
+        }
+      }
+      if (raws.length === 0) return;
+      coalescer.getAll(raws).forEach((answer, i) => {
+        // A failed prefetch is nobody's failure: the attempt asks again.
+        ahead.set(raws[i]!, { at: now, answer: answer.catch(() => undefined) });
+      });
+    },
     async find(distributorId, signal) {
       const id = parseDistributorId(distributorId);
+      const pre = ahead.get(id.raw);
+      if (pre) {
+        ahead.delete(id.raw);
+        const got = pre.at > Date.now() - PREFETCH_TTL_MS ? await unlessAborted(pre.answer, signal) : undefined;
+        if (got && 'record' in got && got.record) return got.record;
+      }
       const got = (await coalescer.get(id.raw, signal)) ?? { record: undefined };
       if ('error' in got) throw got.error;
       return got.record;
