@@ -16,8 +16,10 @@ test('a prefetched answer serves its attempt once; what Slurm has no record of i
   // A 2 s window: without the prefetch, each find() below would wait for it and then share one request.
   const lookup = createSlurmJobLookup(loadConfig({ ...slurmRestEnv(), USAGE_COALESCE_WINDOW: '2s' }));
 
-  lookup.prefetch([...ids, unknown, 'not-a-slurm-id', ids[0]!]);
+  const answered = lookup.prefetch([...ids, unknown, 'not-a-slurm-id', ids[0]!]);
+  // Attempts that ask while the prefetch is still in flight wait for it, not for a request of their own.
   const found = await Promise.all(ids.map((id) => lookup.find(id)));
+  await answered;
   t.deepEqual(
     found.map((j) => j?.jobId),
     ids.map(Number),

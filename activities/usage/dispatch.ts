@@ -43,6 +43,18 @@ function dispatchRow(ti: ChangedInstance): DispatchRow {
   return { id, status, distributorId, workflowRunId, integration, outcomeStatus };
 }
 
+/** How long a start chunk waits for Slurm's answers about its jobs before it starts them anyway. */
+const PREFETCH_WAIT_MS = 5000;
+
+async function prefetchBriefly(accounting: Pick<SlurmJobLookup, 'prefetch'>, rows: DispatchRow[]): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    accounting.prefetch(rows.map((ti) => ti.distributorId)),
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, PREFETCH_WAIT_MS))),
+  ]);
+  clearTimeout(timer);
+}
+
 /** Runs fn over items, `limit` at a time; once `signal` aborts, no further item is started. */
 async function inParallel<T>(
   items: T[],
@@ -113,8 +125,11 @@ export function createDispatchActivities({
   /** Starts, reopens or wakes the integrations of `rows`, `dispatchStartConcurrency` at a time. */
   async function handleRows(rows: readonly DispatchRow[]): Promise<StartTally> {
     const tally: StartTally = { startedIds: [], started: 0, woken: 0, eagerStarts: 0, reopened: 0 };
-    // Their first attempts will ask Slurm within a second: asked now, while the starts go out.
-    accounting?.prefetch(rows.filter(startsEagerly).map((ti) => ti.distributorId));
+    // Their first attempts would each wait for Slurm while their workflow tasks hold slots: asked first, in one
+    // request, so that the attempts find the answers (and the starts stay eager). A slow Slurm delays them at most
+    // PREFETCH_WAIT_MS; their attempts then wait for the same answers.
+    const eager = rows.filter(startsEagerly);
+    if (accounting && eager.length > 0) await prefetchBriefly(accounting, eager);
     await inParallel(
       [...rows],
       config.usage.dispatchStartConcurrency,

@@ -61,8 +61,9 @@ export interface SlurmJobLookup {
    * now, in one request per batch and without waiting out the window, so that each attempt's find() takes
    * its answer instead of waiting for a batch of its own while its workflow task holds a slot. An answer is
    * kept for one find() within PREFETCH_TTL_MS; an id Slurm has no record of, or an error, is asked again.
+   * Resolves once every answer is in (never rejects).
    */
-  prefetch(distributorIds: readonly string[]): void;
+  prefetch(distributorIds: readonly string[]): Promise<void>;
   /** Accounting requests sent so far (benchmarks and tests read it). */
   readonly requests: number;
 }
@@ -188,7 +189,7 @@ export function createSlurmJobLookup(
     get requests() {
       return requests;
     },
-    prefetch(distributorIds) {
+    async prefetch(distributorIds) {
       const now = Date.now();
       for (const [raw, e] of ahead) {
         if (e.at > now - PREFETCH_TTL_MS && ahead.size <= PREFETCH_MAX) break;
@@ -204,10 +205,10 @@ export function createSlurmJobLookup(
         }
       }
       if (raws.length === 0) return;
-      coalescer.getAll(raws).forEach((answer, i) => {
-        // A failed prefetch is nobody's failure: the attempt asks again.
-        ahead.set(raws[i]!, { at: now, answer: answer.catch(() => undefined) });
-      });
+      // A failed prefetch is nobody's failure: the attempt asks again.
+      const answers = coalescer.getAll(raws).map((answer) => answer.catch(() => undefined));
+      answers.forEach((answer, i) => ahead.set(raws[i]!, { at: now, answer }));
+      await Promise.all(answers);
     },
     async find(distributorId, signal) {
       const id = parseDistributorId(distributorId);
