@@ -20,6 +20,7 @@ import {
 } from '../../lib/db/usage-store.js';
 import { readDbTimePlus } from '../../lib/db/clock.js';
 import { MARK, recordMark } from '../../lib/db/backlog-store.js';
+import { TaskInstanceStatus } from '../../lib/jobmon/status.js';
 import { NO_METRICS, type JobmonMetrics } from '../../lib/metrics.js';
 import type { SlurmJobLookup } from '../../lib/slurm/job-lookup.js';
 import { startIntegration } from '../../lib/usage/start-integration.js';
@@ -45,15 +46,8 @@ function dispatchRow(ti: ChangedInstance): DispatchRow {
 
 /** How long a start chunk waits for Slurm's answers about its jobs before it starts them anyway. */
 const PREFETCH_WAIT_MS = 5000;
-
-async function prefetchBriefly(accounting: Pick<SlurmJobLookup, 'prefetch'>, rows: DispatchRow[]): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([
-    accounting.prefetch(rows.map((ti) => ti.distributorId)),
-    new Promise<void>((resolve) => (timer = setTimeout(resolve, PREFETCH_WAIT_MS))),
-  ]);
-  clearTimeout(timer);
-}
+/** After Slurm did not answer a prefetch within PREFETCH_WAIT_MS, chunks do not wait for it this long. */
+const PREFETCH_SLOW_BACKOFF_MS = 60_000;
 
 /** Runs fn over items, `limit` at a time; once `signal` aborts, no further item is started. */
 async function inParallel<T>(
@@ -122,14 +116,35 @@ export function createDispatchActivities({
     return ti.integration === null && isFinal(ti.status) && eagerClient !== undefined && config.usage.localFirstAttempt;
   }
 
+  // Until then (epoch ms), a chunk asks Slurm ahead but does not wait for the answers: Slurm was slow.
+  let slurmSlowUntil = 0;
+
+  /**
+   * Asks Slurm about the jobs of `rows` whose first attempts will ask it (done, or failed with
+   * INTEGRATE_FAILED_JOBS; a failed job is otherwise dropped unasked), and waits for the answers at most
+   * PREFETCH_WAIT_MS: a slow or unreachable Slurm delays the starts once, not every chunk.
+   */
+  async function prefetchAccounting(rows: DispatchRow[]): Promise<void> {
+    const asks = rows.filter((ti) => ti.status === TaskInstanceStatus.DONE || config.usage.integrateFailedJobs);
+    if (!accounting || asks.length === 0) return;
+    const answered = accounting.prefetch(asks.map((ti) => ti.distributorId));
+    if (Date.now() < slurmSlowUntil) return;
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([
+      answered.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), PREFETCH_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
+    if (!inTime) slurmSlowUntil = Date.now() + PREFETCH_SLOW_BACKOFF_MS;
+  }
+
   /** Starts, reopens or wakes the integrations of `rows`, `dispatchStartConcurrency` at a time. */
   async function handleRows(rows: readonly DispatchRow[]): Promise<StartTally> {
     const tally: StartTally = { startedIds: [], started: 0, woken: 0, eagerStarts: 0, reopened: 0 };
     // Their first attempts would each wait for Slurm while their workflow tasks hold slots: asked first, in one
     // request, so that the attempts find the answers (and the starts stay eager). A slow Slurm delays them at most
     // PREFETCH_WAIT_MS; their attempts then wait for the same answers.
-    const eager = rows.filter(startsEagerly);
-    if (accounting && eager.length > 0) await prefetchBriefly(accounting, eager);
+    await prefetchAccounting(rows.filter(startsEagerly));
     await inParallel(
       [...rows],
       config.usage.dispatchStartConcurrency,

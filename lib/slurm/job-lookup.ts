@@ -71,7 +71,7 @@ export interface SlurmJobLookup {
 /** How long a prefetched answer waits for its attempt: the start, its workflow task and its first attempt. */
 export const PREFETCH_TTL_MS = 60_000;
 /** Prefetched answers kept at most (oldest dropped first): a few dispatcher batches' worth. */
-const PREFETCH_MAX = 5000;
+const PREFETCH_MAX = 2000;
 
 /** `answer`, unless `signal` aborts first (then its reason). */
 function unlessAborted<T>(answer: Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -181,8 +181,15 @@ export function createSlurmJobLookup(
     fetchMany: (raws, signal) => fetchMany(raws, signal, { jobOnly: true }),
   });
 
-  // Prefetched answers by raw id, oldest first (a Map keeps insertion order).
+  // Prefetched answers by raw id, oldest first (a Map keeps insertion order). Answers nobody took (the
+  // instance's start was not eager after all, and its attempt ran elsewhere) go after PREFETCH_TTL_MS.
   const ahead = new Map<string, { at: number; answer: Promise<Outcome | undefined> }>();
+  const evictStale = (now: number) => {
+    for (const [raw, e] of ahead) {
+      if (e.at > now - PREFETCH_TTL_MS && ahead.size <= PREFETCH_MAX) break;
+      ahead.delete(raw);
+    }
+  };
 
   return {
     sourceName,
@@ -191,10 +198,7 @@ export function createSlurmJobLookup(
     },
     async prefetch(distributorIds) {
       const now = Date.now();
-      for (const [raw, e] of ahead) {
-        if (e.at > now - PREFETCH_TTL_MS && ahead.size <= PREFETCH_MAX) break;
-        ahead.delete(raw);
-      }
+      evictStale(now);
       const raws: string[] = [];
       for (const d of new Set(distributorIds)) {
         try {
@@ -212,10 +216,11 @@ export function createSlurmJobLookup(
     },
     async find(distributorId, signal) {
       const id = parseDistributorId(distributorId);
+      evictStale(Date.now());
       const pre = ahead.get(id.raw);
       if (pre) {
         ahead.delete(id.raw);
-        const got = pre.at > Date.now() - PREFETCH_TTL_MS ? await unlessAborted(pre.answer, signal) : undefined;
+        const got = await unlessAborted(pre.answer, signal);
         if (got && 'record' in got && got.record) return got.record;
       }
       const got = (await coalescer.get(id.raw, signal)) ?? { record: undefined };
