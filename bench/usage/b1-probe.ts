@@ -12,7 +12,7 @@ import { usageWorkflowTaskSlots } from '../../workers/create-workers.js';
 import { startBenchServer } from '../lib/server.js';
 import { installBenchRuntime } from '../lib/temporal.js';
 import { loadCalibration } from './calibrate-slurm.js';
-import { runCeiling, runFloor, runOurs, type ThroughputRun } from './b1-throughput.js';
+import { runCeiling, runFloor, runOurs, startsInFlight, type ThroughputRun } from './b1-throughput.js';
 
 installBenchRuntime();
 
@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   };
   const server = await startBenchServer({ mode: 'own', log });
   const t = { address: server.address, serverPid: server.pid };
-  const concurrency = config.usage.dispatchStartConcurrency;
+  const concurrency = startsInFlight(config);
   try {
     for (const v of variants) {
       let r: ThroughputRun & { queriesPerInstance?: number };

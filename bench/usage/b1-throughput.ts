@@ -7,7 +7,8 @@
  *  - ours: one dispatcher cycle (the `usageDispatch` workflow, as the Schedule runs it) starts every
  *    integration; integrations/s from the cycle's start to the last usage written (DB clock);
  *  - ceiling, plain: n no-op workflows with one regular activity each, started by a client on its
- *    own connection with the dispatcher's start concurrency; first start → last close (server clock);
+ *    own connection with as many starts in flight as the dispatcher has (startsInFlight); first start → last
+ *    close (server clock);
  *  - ceiling, best: the same with `requestEagerStart` from a client sharing the worker's
  *    NativeConnection and a local activity instead;
  *  - floor: the same reads, Slurm lookups (through the same coalescing source) and writes by a plain
@@ -382,12 +383,18 @@ export async function runFloor(
   }
 }
 
+/** Starts the dispatcher has in flight: a batch's chunks run at once, each USAGE_DISPATCH_START_CONCURRENCY at a time. */
+export function startsInFlight(config: Config): number {
+  const { dispatchBatchSize, dispatchStartChunk, dispatchStartConcurrency } = config.usage;
+  return Math.ceil(dispatchBatchSize / dispatchStartChunk) * Math.min(dispatchStartConcurrency, dispatchStartChunk);
+}
+
 export async function runB1(
   t: BenchTemporal & { serverPid?: number },
   opts: { n: number; cost: StandinCost; config: Config; log: (s: string) => void; rounds?: number },
 ): Promise<B1Result> {
   const { n, log } = opts;
-  const startConcurrency = opts.config.usage.dispatchStartConcurrency;
+  const startConcurrency = startsInFlight(opts.config);
   const workerOptions = {
     activities: opts.config.worker.usageMaxConcurrentActivities,
     localActivities: opts.config.worker.usageMaxConcurrentActivities,
@@ -483,7 +490,7 @@ export function renderB1(r: B1Result, quick: boolean, costText: string): string 
     'of no-op workflows from the first start to the last close (server clock). All variants on the same server, in rounds',
   );
   p(
-    `(${r.order.join('; ')}), with the dispatcher's start concurrency (${r.startConcurrency}) and the usage worker's slot and cache settings; the`,
+    `(${r.order.join('; ')}), with the dispatcher's starts in flight (${r.startConcurrency}: a batch's chunks × USAGE_DISPATCH_START_CONCURRENCY) and the usage worker's slot and cache settings; the`,
   );
   p('workers run in the benchmark process (its CPU below), the stand-in in its own.');
   p();
