@@ -106,19 +106,15 @@ export async function writeUsages(db: Knex, writes: readonly UsageWrite[]): Prom
   const ids = [...byId.keys()].sort((a, b) => a - b);
   if (ids.length === 0) return new Map();
   await db.transaction(async (trx) => {
-    await trx('jt_usage_integration')
-      .insert(
-        ids.map((id) => ({
-          task_instance_id: id,
-          outcome: 'integrated',
-          reason: byId.get(id)!.reason.slice(0, 500),
-          started_date: dbNow(trx),
-          finished_date: dbNow(trx),
-          instance_status: byId.get(id)!.status,
-        })),
-      )
-      .onConflict('task_instance_id')
-      .merge(['outcome', 'reason', 'finished_date', 'instance_status']);
+    await upsertDecidedOutcomes(
+      trx,
+      ids.map((id) => ({
+        taskInstanceId: id,
+        outcome: 'integrated',
+        reason: byId.get(id)!.reason,
+        instanceStatus: byId.get(id)!.status,
+      })),
+    );
     const set: Record<string, Knex.Raw> = {};
     for (const [key, column] of Object.entries(COLUMNS) as [keyof UsageValues, string][]) {
       const given = ids.filter((id) => byId.get(id)!.values[key] != null);
@@ -158,26 +154,47 @@ export async function recordOutcome(
   reason: string | null,
   instanceStatus?: TaskInstanceStatusCode,
 ): Promise<void> {
-  const status =
-    outcome === 'started' ? null : (instanceStatus ?? db('task_instance').where('id', taskInstanceId).select('status'));
-  const row = {
-    task_instance_id: taskInstanceId,
-    outcome,
-    reason: reason?.slice(0, 500) ?? null,
-    finished_date: outcome === 'started' ? null : dbNow(db),
-    instance_status: status,
-  };
   if (outcome === 'started') {
     await db('jt_usage_integration')
-      .insert({ ...row, started_date: dbNow(db) })
+      .insert({
+        task_instance_id: taskInstanceId,
+        outcome,
+        reason: reason?.slice(0, 500) ?? null,
+        finished_date: null,
+        instance_status: null,
+        started_date: dbNow(db),
+      })
       .onConflict('task_instance_id')
       .ignore();
-  } else {
-    await db('jt_usage_integration')
-      .insert({ ...row, started_date: dbNow(db) })
-      .onConflict('task_instance_id')
-      .merge(['outcome', 'reason', 'finished_date', 'instance_status']);
+    return;
   }
+  const status = instanceStatus ?? db('task_instance').where('id', taskInstanceId).select('status');
+  await upsertDecidedOutcomes(db, [{ taskInstanceId, outcome, reason, instanceStatus: status }]);
+}
+
+/** A decided outcome (not `started`) and the instance status it was decided at (a value, or a subquery). */
+interface DecidedOutcome {
+  taskInstanceId: number;
+  outcome: Exclude<IntegrationOutcome, 'started'>;
+  reason: string | null;
+  instanceStatus: TaskInstanceStatusCode | Knex.QueryBuilder;
+}
+
+/** Records decided outcomes in one statement, overwriting an integration's earlier outcome (a reopened one's). */
+async function upsertDecidedOutcomes(db: Knex, outcomes: readonly DecidedOutcome[]): Promise<void> {
+  await db('jt_usage_integration')
+    .insert(
+      outcomes.map((o) => ({
+        task_instance_id: o.taskInstanceId,
+        outcome: o.outcome,
+        reason: o.reason?.slice(0, 500) ?? null,
+        started_date: dbNow(db),
+        finished_date: dbNow(db),
+        instance_status: o.instanceStatus,
+      })),
+    )
+    .onConflict('task_instance_id')
+    .merge(['outcome', 'reason', 'finished_date', 'instance_status']);
 }
 
 /**
